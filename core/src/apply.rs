@@ -1,0 +1,256 @@
+//! The server's apply rules, shared by the reference server and the simulation.
+//!
+//! [`decide`] is the pure rule for one mutation; [`process_push`] runs a whole push through
+//! an [`ApplyTx`] — one storage transaction scoped to one tenant — so the SQL server and the
+//! in-memory simulation server apply exactly the same logic.
+
+use crate::protocol::{Accepted, Conflict, Fields, Mutation, OpKind, PushRequest, PushResponse, Record, Rejected};
+
+/// What the server remembers about an op id it has processed for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredOp {
+    /// [`Mutation::body_digest`] of the body first seen with this op id.
+    pub digest: u64,
+    pub outcome: StoredOutcome,
+}
+
+/// The final result of a processed op. Retryable refusals are never stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredOutcome {
+    Accepted { version: u64 },
+    /// The base version was stale; a replay answers with the record as it is now.
+    Conflict,
+    Rejected { code: String, message: String },
+}
+
+/// A refusal from an application's validation hook: always final (not retryable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+/// A per-collection validation hook run on the record a create or update would produce.
+pub trait Validator {
+    fn check(&self, collection: &str, fields: &Fields) -> Result<(), Refusal>;
+}
+
+/// Accepts everything.
+pub struct AcceptAll;
+
+impl Validator for AcceptAll {
+    fn check(&self, _: &str, _: &Fields) -> Result<(), Refusal> {
+        Ok(())
+    }
+}
+
+/// The outcome [`decide`] chose for one mutation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// The op id was processed before with the same body: answer as then.
+    Replay(StoredOutcome),
+    /// The op id was processed before with a different body: the push is refused (422).
+    BodyMismatch,
+    /// Apply: write `record` (version bumped) and log the change.
+    Write(Record),
+    /// Stale base version: answer with the authoritative record.
+    Conflict,
+    /// Refuse; final ones are stored, retryable ones stop the rest of this client's batch.
+    Reject { code: String, message: String, retryable: bool },
+}
+
+/// Applies a patch: each field is set, and `null` removes it.
+pub fn apply_patch(fields: &mut Fields, patch: &Fields) {
+    for (k, v) in patch {
+        if v.is_null() {
+            fields.remove(k);
+        } else {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// The rule for one mutation, given what the tenant's store holds.
+pub fn decide(
+    m: &Mutation,
+    known: Option<&StoredOp>,
+    client_last_seq: u64,
+    current: Option<&Record>,
+    validator: &dyn Validator,
+) -> Decision {
+    if let Some(stored) = known {
+        return if stored.digest == m.body_digest() {
+            Decision::Replay(stored.outcome.clone())
+        } else {
+            Decision::BodyMismatch
+        };
+    }
+    if m.seq <= client_last_seq {
+        return Decision::Reject {
+            code: "out_of_order".into(),
+            message: format!("seq {} is not after {}, the last seq applied for this client", m.seq, client_last_seq),
+            retryable: false,
+        };
+    }
+    let current_version = current.map_or(0, |r| r.version);
+    let is_live = current.is_some_and(|r| !r.deleted);
+    if m.base_version != current_version {
+        if current.is_none() {
+            return Decision::Reject {
+                code: "not_found".into(),
+                message: format!("record {}/{} does not exist on the server", m.collection, m.record_id),
+                retryable: false,
+            };
+        }
+        return Decision::Conflict;
+    }
+    let mut fields = match (m.op, current) {
+        (OpKind::Create, Some(r)) if !r.deleted => return Decision::Conflict,
+        (OpKind::Create, _) => Fields::new(),
+        (OpKind::Update | OpKind::Delete, _) if !is_live => {
+            return match current {
+                Some(_) => Decision::Conflict,
+                None => Decision::Reject {
+                    code: "not_found".into(),
+                    message: format!("record {}/{} does not exist on the server", m.collection, m.record_id),
+                    retryable: false,
+                },
+            };
+        }
+        (_, Some(r)) => r.fields.clone(),
+        (_, None) => Fields::new(),
+    };
+    let deleted = m.op == OpKind::Delete;
+    if deleted {
+        fields.clear();
+    } else {
+        apply_patch(&mut fields, &m.patch);
+        if let Err(refusal) = validator.check(&m.collection, &fields) {
+            return Decision::Reject { code: refusal.code, message: refusal.message, retryable: false };
+        }
+    }
+    Decision::Write(Record {
+        collection: m.collection.clone(),
+        id: m.record_id.clone(),
+        version: current_version + 1,
+        fields,
+        deleted,
+        hlc: m.hlc.clone(),
+    })
+}
+
+/// One storage transaction of one tenant, as the apply rules need it.
+///
+/// The implementor serialises pushes of a tenant (a row lock, or SQLite's single writer),
+/// so two copies of one batch can never both apply an op.
+#[allow(async_fn_in_trait)]
+pub trait ApplyTx {
+    type Error;
+    async fn stored_op(&mut self, op_id: &str) -> Result<Option<StoredOp>, Self::Error>;
+    async fn client_last_seq(&mut self, client_id: &str) -> Result<u64, Self::Error>;
+    async fn record(&mut self, collection: &str, id: &str) -> Result<Option<Record>, Self::Error>;
+    /// Upserts the record and logs it at the tenant's next cursor position.
+    async fn write_record(&mut self, record: &Record) -> Result<(), Self::Error>;
+    /// Remembers a final outcome and advances the client's last applied seq to `m.seq`.
+    async fn store_op(&mut self, m: &Mutation, digest: u64, outcome: &StoredOutcome) -> Result<(), Self::Error>;
+    /// The tenant's newest cursor.
+    async fn cursor(&mut self) -> Result<u64, Self::Error>;
+}
+
+/// Why a whole push is refused before any effect.
+#[derive(Debug, PartialEq)]
+pub enum PushError<E> {
+    /// An op id was seen before with another body (HTTP 422).
+    BodyMismatch { op_id: String },
+    Storage(E),
+}
+
+impl<E> From<E> for PushError<E> {
+    fn from(e: E) -> Self {
+        PushError::Storage(e)
+    }
+}
+
+/// Runs a validated push through the apply rules inside one tenant transaction.
+///
+/// Body mismatches are checked before anything is written, so a refused push has no effect.
+/// A retryable refusal stops that client's later ops in the batch (`not_attempted`), which
+/// keeps each client's ops applied in `seq` order.
+pub async fn process_push<T: ApplyTx>(
+    tx: &mut T,
+    req: &PushRequest,
+    validator: &dyn Validator,
+) -> Result<PushResponse, PushError<T::Error>> {
+    let mut known = Vec::with_capacity(req.mutations.len());
+    for m in &req.mutations {
+        let stored = tx.stored_op(&m.op_id).await?;
+        if stored.as_ref().is_some_and(|s| s.digest != m.body_digest()) {
+            return Err(PushError::BodyMismatch { op_id: m.op_id.clone() });
+        }
+        known.push(stored);
+    }
+    let mut resp = PushResponse::default();
+    let mut halted: Vec<&str> = Vec::new();
+    for (m, stored) in req.mutations.iter().zip(known) {
+        if halted.contains(&m.client_id.as_str()) {
+            resp.rejected.push(not_attempted(m));
+            continue;
+        }
+        let last_seq = tx.client_last_seq(&m.client_id).await?;
+        let current = tx.record(&m.collection, &m.record_id).await?;
+        let digest = m.body_digest();
+        match decide(m, stored.as_ref(), last_seq, current.as_ref(), validator) {
+            Decision::Replay(outcome) => push_outcome(&mut resp, m, outcome, current),
+            Decision::BodyMismatch => return Err(PushError::BodyMismatch { op_id: m.op_id.clone() }),
+            Decision::Write(record) => {
+                tx.write_record(&record).await?;
+                let outcome = StoredOutcome::Accepted { version: record.version };
+                tx.store_op(m, digest, &outcome).await?;
+                push_outcome(&mut resp, m, outcome, Some(record));
+            }
+            Decision::Conflict => {
+                tx.store_op(m, digest, &StoredOutcome::Conflict).await?;
+                push_outcome(&mut resp, m, StoredOutcome::Conflict, current);
+            }
+            Decision::Reject { code, message, retryable: false } => {
+                let outcome = StoredOutcome::Rejected { code, message };
+                tx.store_op(m, digest, &outcome).await?;
+                push_outcome(&mut resp, m, outcome, current);
+            }
+            Decision::Reject { code, message, retryable: true } => {
+                halted.push(&m.client_id);
+                resp.rejected.push(Rejected { op_id: m.op_id.clone(), code, message, retryable: true });
+            }
+        }
+    }
+    resp.cursor = tx.cursor().await?;
+    Ok(resp)
+}
+
+fn not_attempted(m: &Mutation) -> Rejected {
+    Rejected {
+        op_id: m.op_id.clone(),
+        code: "not_attempted".into(),
+        message: "an earlier op of this client in the batch must succeed first".into(),
+        retryable: true,
+    }
+}
+
+fn push_outcome(resp: &mut PushResponse, m: &Mutation, outcome: StoredOutcome, current: Option<Record>) {
+    match outcome {
+        StoredOutcome::Accepted { version } => resp.accepted.push(Accepted { op_id: m.op_id.clone(), version }),
+        StoredOutcome::Conflict => match current {
+            Some(server) => resp.conflicts.push(Conflict { op_id: m.op_id.clone(), server }),
+            // The record was compacted away since: nothing left to merge with.
+            None => resp.rejected.push(Rejected {
+                op_id: m.op_id.clone(),
+                code: "not_found".into(),
+                message: "the record no longer exists on the server".into(),
+                retryable: false,
+            }),
+        },
+        StoredOutcome::Rejected { code, message } => {
+            resp.rejected.push(Rejected { op_id: m.op_id.clone(), code, message, retryable: false })
+        }
+    }
+}

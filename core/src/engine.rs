@@ -1,0 +1,384 @@
+//! The engine: drives a [`Replica`] through the ports — commits local writes in groups,
+//! runs sync cycles (push every batch, then pull every page), refreshes credentials once on
+//! a 401, and feeds the outcome to the [`SyncState`] machine.
+//!
+//! Borrows of the replica never live across an `.await`, so an app may write while a sync
+//! cycle is waiting on the network.
+
+use crate::error::{CoreError, ErrorCode};
+use crate::ids::{new_client_id, traceparent};
+use crate::metrics::{Metrics, MetricsReport};
+use crate::outbox::idempotency_key;
+use crate::ports::{Clock, Entropy, RequestMeta, Store, TokenSource, Transport, TransportError};
+use crate::protocol::{PullResponse, PushRequest, PushResponse};
+use crate::replica::{Change, Event, Replica, ReplicaConfig};
+use crate::state::{Failure, SyncState};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// Most push rounds in one cycle (conflict re-pushes can chain while others keep writing).
+const MAX_PUSH_ROUNDS: usize = 64;
+
+/// Polls a future to completion on this thread. For futures that never wait on real IO
+/// (the in-memory ports); a future that stays pending is a bug and panics.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1_000_000 {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    panic!("block_on: the future never completed (it waits on real IO)")
+}
+
+/// Progress of the current or last cycle, for progress bars.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub pushed: u64,
+    pub push_total: u64,
+    pub pulled: u64,
+    pub pull_estimate: u64,
+}
+
+/// How a finished cycle went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CycleOutcome {
+    /// Pushed everything and pulled up to the server's cursor.
+    Synced,
+    /// Stopped early; the state machine holds the reason and the next retry time.
+    Failed(String),
+}
+
+/// Identifies a group of local writes: a commit failure rolls back every write of its
+/// generation, and writes made while it was in flight learn so from [`Engine::flush`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteTicket(u64);
+
+/// A replica with its ports.
+pub struct Engine<S, T, A, C, E> {
+    store: S,
+    transport: T,
+    tokens: A,
+    clock: C,
+    entropy: E,
+    config: ReplicaConfig,
+    replica: RefCell<Replica>,
+    state: RefCell<SyncState>,
+    token: RefCell<Option<String>>,
+    generation: Cell<u64>,
+    events: RefCell<Vec<Event>>,
+    metrics: RefCell<Metrics>,
+    progress: RefCell<Progress>,
+}
+
+impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
+    /// Loads the replica from the store (creating its identity on first use).
+    pub async fn open(store: S, transport: T, tokens: A, clock: C, entropy: E, config: ReplicaConfig) -> Result<Self, CoreError> {
+        let stored = store.load().await?;
+        let replica = Replica::open(stored, config.clone(), || new_client_id(&entropy));
+        let engine = Engine {
+            store,
+            transport,
+            tokens,
+            clock,
+            entropy,
+            config,
+            replica: RefCell::new(replica),
+            state: RefCell::new(SyncState::default()),
+            token: RefCell::new(None),
+            generation: Cell::new(0),
+            events: RefCell::new(Vec::new()),
+            metrics: RefCell::new(Metrics::default()),
+            progress: RefCell::new(Progress::default()),
+        };
+        engine.commit().await?;
+        Ok(engine)
+    }
+
+    /// Reads the replica (never hold the borrow across an `.await`).
+    pub fn replica(&self) -> std::cell::Ref<'_, Replica> {
+        self.replica.borrow()
+    }
+
+    /// Changes the replica directly (conflict and dead-letter actions); commit with [`Engine::flush`].
+    pub fn replica_mut(&self) -> std::cell::RefMut<'_, Replica> {
+        self.replica.borrow_mut()
+    }
+
+    pub fn sync_state(&self) -> SyncState {
+        self.state.borrow().clone()
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    pub fn metrics(&self) -> MetricsReport {
+        self.metrics.borrow().report()
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// A local write, visible at once; durable after the next [`Engine::flush`] with its ticket.
+    pub fn write(&self, collection: &str, id: &str, change: Change) -> Result<(Option<String>, WriteTicket), CoreError> {
+        let now = self.clock.now_ms();
+        let entry = self.replica.borrow_mut().write(collection, id, change, now)?;
+        self.state.borrow_mut().nudge(now);
+        Ok((entry, self.ticket()))
+    }
+
+    /// The ticket of writes made now.
+    pub fn ticket(&self) -> WriteTicket {
+        WriteTicket(self.generation.get())
+    }
+
+    /// Makes every write so far durable in one transaction. Fails if the commit fails, or if
+    /// the ticket's writes were rolled back by an earlier failed commit.
+    pub async fn flush(&self, ticket: WriteTicket) -> Result<(), CoreError> {
+        self.commit().await?;
+        if ticket.0 != self.generation.get() {
+            return Err(CoreError::new(ErrorCode::Storage, "the write was rolled back because storing an earlier write failed"));
+        }
+        Ok(())
+    }
+
+    /// Commits what the replica changed. On failure the replica is reloaded from the store,
+    /// so memory never shows what storage refused.
+    async fn commit(&self) -> Result<(), CoreError> {
+        let (batch, events) = {
+            let mut r = self.replica.borrow_mut();
+            if !r.has_unsaved_changes() {
+                return Ok(());
+            }
+            (r.take_writes(), r.take_events())
+        };
+        match self.store.commit(&batch).await {
+            Ok(()) => {
+                self.events.borrow_mut().extend(events);
+                Ok(())
+            }
+            Err(error) => {
+                self.generation.set(self.generation.get() + 1);
+                let stored = self.store.load().await?;
+                let client_id = self.replica.borrow().client_id().to_owned();
+                *self.replica.borrow_mut() = Replica::open(stored, self.config.clone(), || client_id);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Events of committed changes since the last call.
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// The browser reports the network is back.
+    pub fn network_up(&self) {
+        self.state.borrow_mut().network_up(self.clock.now_ms());
+    }
+
+    /// The browser reports the network is gone.
+    pub fn network_down(&self) {
+        self.state.borrow_mut().network_down();
+    }
+
+    /// Ask for a cycle soon (poke, visibility, app request).
+    pub fn nudge(&self) {
+        self.state.borrow_mut().nudge(self.clock.now_ms());
+    }
+
+    /// Whether a cycle is due now, and when the next one will be.
+    pub fn is_due(&self) -> bool {
+        self.state.borrow().is_due(self.clock.now_ms())
+    }
+
+    pub fn next_attempt_at_ms(&self) -> Option<u64> {
+        self.state.borrow().next_retry_at_ms
+    }
+
+    /// Runs one sync cycle and updates the state machine.
+    pub async fn sync(&self) -> CycleOutcome {
+        self.state.borrow_mut().started();
+        let trace = traceparent(&self.entropy);
+        let result = self.cycle(&trace).await;
+        let now = self.clock.now_ms();
+        match result {
+            Ok(()) => {
+                self.state.borrow_mut().succeeded();
+                self.metrics.borrow_mut().cycles_ok += 1;
+                CycleOutcome::Synced
+            }
+            Err((failure, message)) => {
+                let random = self.entropy.next_u64();
+                self.state.borrow_mut().failed(failure, message.clone(), now, random);
+                self.metrics.borrow_mut().cycles_failed += 1;
+                CycleOutcome::Failed(message)
+            }
+        }
+    }
+
+    async fn cycle(&self, trace: &str) -> Result<(), (Failure, String)> {
+        self.commit().await.map_err(storage_failure)?;
+        for _ in 0..3 {
+            self.push_all(trace).await?;
+            if self.replica.borrow().has_in_flight() {
+                return Err((Failure::Retryable { retry_after_ms: None }, "some ops wait for a retry".into()));
+            }
+            self.pull_all(trace).await?;
+            if !self.replica.borrow().has_pending_push() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn push_all(&self, trace: &str) -> Result<(), (Failure, String)> {
+        {
+            let depth = self.replica.borrow().outbox_depth() as u64;
+            *self.progress.borrow_mut() = Progress { push_total: depth, ..Progress::default() };
+        }
+        for _ in 0..MAX_PUSH_ROUNDS {
+            let Some(req) = self.replica.borrow_mut().begin_push() else { return Ok(()) };
+            // The frozen batch must be durable before it leaves, so a retry is identical.
+            self.commit().await.map_err(storage_failure)?;
+            let timing = self.batch_timing(&req);
+            let meta = self.meta(trace, idempotency_key(&req.mutations));
+            match self.request(Request::Push(&req), meta).await {
+                Ok(Response::Push(resp)) => {
+                    let now = self.clock.now_ms();
+                    self.record_push_metrics(&req, &resp, &timing, now);
+                    let summary = self.replica.borrow_mut().on_push_response(&resp, now);
+                    self.progress.borrow_mut().pushed += (summary.applied + summary.conflicts + summary.dead_lettered) as u64;
+                    self.commit().await.map_err(storage_failure)?;
+                    if summary.retry > 0 {
+                        let msg = resp.rejected.iter().find(|r| r.retryable).map(|r| format!("{}: {}", r.code, r.message));
+                        return Err((Failure::Retryable { retry_after_ms: None }, msg.unwrap_or_default()));
+                    }
+                }
+                Ok(Response::Pull(_)) => unreachable!("a push answers with a push response"),
+                Err(error) => {
+                    self.replica.borrow_mut().note_push_failure(&error.to_string());
+                    let _ = self.commit().await;
+                    return Err(classify(&error));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
+        loop {
+            let (cursor, limit) = {
+                let r = self.replica.borrow();
+                (r.cursor(), r.config().pull_limit)
+            };
+            let meta = self.meta(trace, String::new());
+            match self.request(Request::Pull(cursor, limit), meta).await {
+                Ok(Response::Pull(page)) => {
+                    {
+                        let mut p = self.progress.borrow_mut();
+                        p.pulled += page.changes.len() as u64;
+                        p.pull_estimate = p.pulled + page.remaining;
+                    }
+                    self.replica.borrow_mut().on_pull_page(&page, self.clock.now_ms());
+                    self.commit().await.map_err(storage_failure)?;
+                    if !page.has_more {
+                        return Ok(());
+                    }
+                }
+                Ok(Response::Push(_)) => unreachable!("a pull answers with a pull response"),
+                Err(TransportError::CursorExpired) => {
+                    self.replica.borrow_mut().on_cursor_expired();
+                    self.commit().await.map_err(storage_failure)?;
+                }
+                Err(error) => return Err(classify(&error)),
+            }
+        }
+    }
+
+    fn meta(&self, trace: &str, idempotency_key: String) -> RequestMeta {
+        RequestMeta { idempotency_key, traceparent: trace.to_owned(), token: self.token.borrow().clone() }
+    }
+
+    /// Sends a request; on a 401 asks the app for a fresh token and tries once more.
+    async fn request(&self, req: Request<'_>, mut meta: RequestMeta) -> Result<Response, TransportError> {
+        if meta.token.is_none() {
+            meta.token = self.fetch_token(false).await?;
+        }
+        match self.send(&req, &meta).await {
+            Err(TransportError::Unauthorized) => {
+                meta.token = self.fetch_token(true).await?;
+                self.send(&req, &meta).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_token(&self, refresh: bool) -> Result<Option<String>, TransportError> {
+        let token = self.tokens.token(refresh).await.map_err(|_| TransportError::Unauthorized)?;
+        *self.token.borrow_mut() = token.clone();
+        Ok(token)
+    }
+
+    async fn send(&self, req: &Request<'_>, meta: &RequestMeta) -> Result<Response, TransportError> {
+        match req {
+            Request::Push(r) => self.transport.push(r, meta).await.map(Response::Push),
+            Request::Pull(cursor, limit) => self.transport.pull(*cursor, *limit, meta).await.map(Response::Pull),
+        }
+    }
+
+    fn batch_timing(&self, req: &PushRequest) -> HashMap<String, (u32, u64)> {
+        let r = self.replica.borrow();
+        r.outbox()
+            .filter_map(|e| e.sent.as_ref().map(|s| (s.op_id.clone(), (e.attempts, e.created_at_ms))))
+            .filter(|(op, _)| req.mutations.iter().any(|m| &m.op_id == op))
+            .collect()
+    }
+
+    fn record_push_metrics(&self, req: &PushRequest, resp: &PushResponse, timing: &HashMap<String, (u32, u64)>, now: u64) {
+        let mut m = self.metrics.borrow_mut();
+        for mutation in &req.mutations {
+            *m.sent_by_collection.entry(mutation.collection.clone()).or_default() += 1;
+        }
+        for c in &resp.conflicts {
+            *m.conflicts_by_collection.entry(c.server.collection.clone()).or_default() += 1;
+        }
+        for a in &resp.accepted {
+            if let Some((attempts, created)) = timing.get(&a.op_id) {
+                m.record_applied(*attempts, now.saturating_sub(*created));
+            }
+        }
+    }
+}
+
+enum Request<'a> {
+    Push(&'a PushRequest),
+    Pull(u64, u32),
+}
+
+enum Response {
+    Push(PushResponse),
+    Pull(PullResponse),
+}
+
+fn storage_failure(e: CoreError) -> (Failure, String) {
+    (Failure::Retryable { retry_after_ms: None }, e.to_string())
+}
+
+/// Maps a transport failure to the state machine's input.
+pub fn classify(error: &TransportError) -> (Failure, String) {
+    let failure = match error {
+        TransportError::Network(_) | TransportError::Timeout => Failure::Network,
+        TransportError::Unauthorized => Failure::Auth,
+        TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable { retry_after_ms: *retry_after_ms },
+        TransportError::Http { .. } => Failure::Fatal,
+        TransportError::CursorExpired | TransportError::Decode(_) => Failure::Retryable { retry_after_ms: None },
+    };
+    (failure, error.to_string())
+}

@@ -1,0 +1,28 @@
+//! ferry-core: Ferry's platform-free sync core.
+//!
+//! Everything that decides *what* happens lives here: the wire protocol, hybrid logical
+//! clocks, the outbox, the merge policies, the sync state machine and the server's apply
+//! rules. Nothing here does IO or reads a clock: time, randomness, storage and the network
+//! come in through the traits in [`ports`], so a seeded simulation replays a whole run.
+
+pub mod apply;
+pub mod backoff;
+pub mod engine;
+pub mod error;
+pub mod hlc;
+pub mod ids;
+pub mod memory;
+pub mod merge;
+pub mod metrics;
+pub mod outbox;
+pub mod policy;
+pub mod ports;
+pub mod protocol;
+pub mod replica;
+pub mod server;
+pub mod state;
+pub mod text_merge;
+
+pub use error::{CoreError, ErrorCode};
+pub use hlc::Hlc;
+pub use protocol::{Fields, Mutation, OpKind, PullResponse, PushRequest, PushResponse, Record};

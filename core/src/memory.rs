@@ -1,0 +1,139 @@
+//! In-memory implementations of the ports: a store with durable/volatile separation and
+//! injectable failures, a manual clock and seeded entropy. Used by tests and the simulation.
+
+use crate::outbox::OutboxEntry;
+use crate::ports::{Clock, Entropy, Store, StoreError};
+use crate::replica::{ConflictEntry, DeadLetter, LocalRecord, Meta, StoredState, WriteBatch};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+#[derive(Default, Debug, Clone)]
+struct Durable {
+    meta: Option<Meta>,
+    records: BTreeMap<(String, String), LocalRecord>,
+    outbox: BTreeMap<String, OutboxEntry>,
+    conflicts: BTreeMap<String, ConflictEntry>,
+    dead_letters: BTreeMap<String, DeadLetter>,
+}
+
+fn apply<K: Ord + Clone, V: Clone>(into: &mut BTreeMap<K, V>, from: &BTreeMap<K, Option<V>>) {
+    for (k, v) in from {
+        match v {
+            Some(v) => into.insert(k.clone(), v.clone()),
+            None => into.remove(k),
+        };
+    }
+}
+
+/// A store whose committed state survives a simulated crash (clones share it).
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    durable: Rc<RefCell<Durable>>,
+    fail_next: Rc<RefCell<Option<StoreError>>>,
+    commits: Rc<Cell<u64>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next commit fail with `error`, leaving the stored state untouched.
+    pub fn fail_next_commit(&self, error: StoreError) {
+        *self.fail_next.borrow_mut() = Some(error);
+    }
+
+    /// How many commits succeeded.
+    pub fn commit_count(&self) -> u64 {
+        self.commits.get()
+    }
+
+    /// What is durable now.
+    pub fn snapshot(&self) -> StoredState {
+        let d = self.durable.borrow();
+        StoredState {
+            meta: d.meta.clone(),
+            records: d.records.values().cloned().collect(),
+            outbox: d.outbox.values().cloned().collect(),
+            conflicts: d.conflicts.values().cloned().collect(),
+            dead_letters: d.dead_letters.values().cloned().collect(),
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    async fn load(&self) -> Result<StoredState, StoreError> {
+        Ok(self.snapshot())
+    }
+
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if let Some(error) = self.fail_next.borrow_mut().take() {
+            return Err(error);
+        }
+        let mut d = self.durable.borrow_mut();
+        if let Some(meta) = &batch.meta {
+            d.meta = Some(meta.clone());
+        }
+        apply(&mut d.records, &batch.records);
+        apply(&mut d.outbox, &batch.outbox);
+        apply(&mut d.conflicts, &batch.conflicts);
+        apply(&mut d.dead_letters, &batch.dead_letters);
+        self.commits.set(self.commits.get() + 1);
+        Ok(())
+    }
+}
+
+/// A clock that moves only when told to. Clones share the time.
+#[derive(Clone, Default)]
+pub struct ManualClock(Rc<Cell<u64>>);
+
+impl ManualClock {
+    pub fn new(start_ms: u64) -> Self {
+        ManualClock(Rc::new(Cell::new(start_ms)))
+    }
+
+    pub fn advance(&self, ms: u64) {
+        self.0.set(self.0.get() + ms);
+    }
+
+    pub fn set(&self, ms: u64) {
+        self.0.set(ms);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// Deterministic randomness (SplitMix64). Clones share the sequence.
+#[derive(Clone)]
+pub struct SeededEntropy(Rc<Cell<u64>>);
+
+impl SeededEntropy {
+    pub fn new(seed: u64) -> Self {
+        SeededEntropy(Rc::new(Cell::new(seed)))
+    }
+
+    /// A uniform number in `0..n` (`n > 0`).
+    pub fn below(&self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+impl Entropy for SeededEntropy {
+    fn next_u64(&self) -> u64 {
+        let mut z = self.0.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.0.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,369 @@
+//! The replica: one device's records, outbox, conflict inbox and dead letters, in memory.
+//!
+//! It is the synchronous heart of the client. Local writes change it at once (so the UI sees
+//! them in the same tick); server answers and pulled pages are folded in by the policies.
+//! Every change marks what must be persisted; [`Replica::take_writes`] hands that over as
+//! one [`WriteBatch`] for the store to commit atomically. No IO and no clock: callers pass
+//! `now_ms`.
+
+mod inbox;
+mod sync;
+mod writes;
+
+use crate::hlc::Hlc;
+use crate::outbox::{OutboxEntry, DEFAULT_BATCH_SIZE};
+use crate::policy::{Policy, State};
+use crate::protocol::{Fields, OpKind, Record};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use writes::Change;
+
+/// A record as this device sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalRecord {
+    pub collection: String,
+    pub id: String,
+    /// The last server state this device knows; `None` for a record never synced.
+    pub base: Option<Record>,
+    /// What the app sees: the base with the pending local writes applied.
+    pub state: State,
+    /// The clock of the latest write to `state`, local or pulled.
+    pub hlc: Hlc,
+}
+
+impl LocalRecord {
+    /// The server version this view is based on (0: never synced).
+    pub fn version(&self) -> u64 {
+        self.base.as_ref().map_or(0, |b| b.version)
+    }
+}
+
+/// Per-replica bookkeeping, persisted with every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// This replica's writer id on the wire.
+    pub client_id: String,
+    /// The seq the next frozen entry takes.
+    pub next_seq: u64,
+    /// The pull cursor: every change up to here is folded in.
+    pub cursor: u64,
+    /// The latest clock stamp issued or observed.
+    pub hlc: Hlc,
+    pub last_synced_at_ms: Option<u64>,
+    /// A full resync from cursor 0 is under way (the old cursor expired).
+    pub resyncing: bool,
+}
+
+/// A local edit that met a different server state and needs a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictEntry {
+    pub conflict_id: String,
+    pub collection: String,
+    pub record_id: String,
+    pub policy: Policy,
+    /// What both sides started from (`None`: the record was new on this device).
+    pub base: Option<State>,
+    pub local: State,
+    pub local_hlc: Hlc,
+    pub server: Record,
+    /// The fields that clashed; empty when the whole record did (edit vs delete, review).
+    pub fields: Vec<String>,
+    pub created_at_ms: u64,
+}
+
+/// A mutation the server refused for good.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub letter_id: String,
+    pub op_id: String,
+    pub collection: String,
+    pub record_id: String,
+    pub op: OpKind,
+    /// The record as the user wanted it; retry pushes this (or an edited version).
+    pub desired: State,
+    pub code: String,
+    pub message: String,
+    pub failed_at_ms: u64,
+    pub attempts: u32,
+}
+
+/// Everything a store holds for one replica.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredState {
+    pub meta: Option<Meta>,
+    pub records: Vec<LocalRecord>,
+    pub outbox: Vec<OutboxEntry>,
+    pub conflicts: Vec<ConflictEntry>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// One atomic unit of persistence: `Some` puts, `None` deletes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteBatch {
+    pub meta: Option<Meta>,
+    pub records: BTreeMap<(String, String), Option<LocalRecord>>,
+    pub outbox: BTreeMap<String, Option<OutboxEntry>>,
+    pub conflicts: BTreeMap<String, Option<ConflictEntry>>,
+    pub dead_letters: BTreeMap<String, Option<DeadLetter>>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_none()
+            && self.records.is_empty()
+            && self.outbox.is_empty()
+            && self.conflicts.is_empty()
+            && self.dead_letters.is_empty()
+    }
+}
+
+/// How a pending change ended or moved on. The engine reports these after they are durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The server applied the entry's op.
+    Applied { entry_id: String, op_id: String, version: u64 },
+    /// The policy settled the entry against a newer server state.
+    Settled { entry_id: String, outcome: Outcome, into: Option<String> },
+    /// The entry went to the conflict inbox.
+    Conflicted { entry_id: String, conflict_id: String },
+    /// The server refused the entry for good.
+    DeadLettered { entry_id: String, letter_id: String, code: String },
+    /// Later writes undid the entry's change before it was sent.
+    Cancelled { entry_id: String },
+    /// A person resolved a conflict; `into` is the entry that carries the choice.
+    ConflictResolved { conflict_id: String, choice: &'static str, into: Option<String> },
+    /// A dead letter was sent again (`into`) or dropped.
+    LetterRetried { letter_id: String, into: Option<String> },
+    LetterDiscarded { letter_id: String },
+}
+
+/// How a policy settled a pending change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Merged with the server's change; the merge goes out as a new entry.
+    Merged,
+    /// The local write was the later one (last-writer-wins); it goes out again.
+    Kept,
+    /// The server's state stands (last-writer-wins lost, or both sides agreed).
+    Superseded,
+}
+
+/// What the replica needs to know about its collections.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub collections: BTreeMap<String, Policy>,
+    pub batch_size: usize,
+    pub pull_limit: u32,
+}
+
+impl ReplicaConfig {
+    pub fn new(collections: impl IntoIterator<Item = (String, Policy)>) -> Self {
+        ReplicaConfig { collections: collections.into_iter().collect(), batch_size: DEFAULT_BATCH_SIZE, pull_limit: 500 }
+    }
+}
+
+type Key = (String, String);
+
+/// One device's synchronized state.
+pub struct Replica {
+    config: ReplicaConfig,
+    meta: Meta,
+    records: BTreeMap<Key, LocalRecord>,
+    outbox: BTreeMap<String, OutboxEntry>,
+    entries_by_record: HashMap<Key, Vec<String>>,
+    conflicts: BTreeMap<String, ConflictEntry>,
+    dead_letters: BTreeMap<String, DeadLetter>,
+    dirty: Dirty,
+    events: Vec<Event>,
+    resync_seen: BTreeSet<Key>,
+}
+
+#[derive(Default)]
+struct Dirty {
+    meta: bool,
+    records: BTreeSet<Key>,
+    outbox: BTreeSet<String>,
+    conflicts: BTreeSet<String>,
+    dead_letters: BTreeSet<String>,
+}
+
+fn key(collection: &str, id: &str) -> Key {
+    (collection.to_owned(), id.to_owned())
+}
+
+impl Replica {
+    /// Rebuilds a replica from what its store holds; `new_client_id` names a fresh one.
+    pub fn open(stored: StoredState, config: ReplicaConfig, new_client_id: impl FnOnce() -> String) -> Replica {
+        let fresh = stored.meta.is_none();
+        let mut meta = stored.meta.unwrap_or_else(|| {
+            let client_id = new_client_id();
+            Meta { hlc: Hlc { node: client_id.clone(), ..Hlc::default() }, client_id, next_seq: 1, cursor: 0, last_synced_at_ms: None, resyncing: false }
+        });
+        if meta.resyncing {
+            // The pages seen before a restart are not remembered: start the resync over.
+            meta.cursor = 0;
+        }
+        let mut replica = Replica {
+            config,
+            meta,
+            records: stored.records.into_iter().map(|r| (key(&r.collection, &r.id), r)).collect(),
+            outbox: BTreeMap::new(),
+            entries_by_record: HashMap::new(),
+            conflicts: stored.conflicts.into_iter().map(|c| (c.conflict_id.clone(), c)).collect(),
+            dead_letters: stored.dead_letters.into_iter().map(|d| (d.letter_id.clone(), d)).collect(),
+            dirty: Dirty { meta: fresh, ..Dirty::default() },
+            events: Vec::new(),
+            resync_seen: BTreeSet::new(),
+        };
+        for entry in stored.outbox {
+            replica.insert_entry(entry);
+        }
+        replica
+    }
+
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.config
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.meta.client_id
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.meta.cursor
+    }
+
+    pub fn policy(&self, collection: &str) -> Policy {
+        self.config.collections.get(collection).copied().unwrap_or_default()
+    }
+
+    /// The record as the app sees it, tombstones included.
+    pub fn record(&self, collection: &str, id: &str) -> Option<&LocalRecord> {
+        self.records.get(&key(collection, id))
+    }
+
+    /// Every record of a collection that is not deleted, in id order.
+    pub fn live_records<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a LocalRecord> + 'a {
+        self.records
+            .range(key(collection, "")..)
+            .take_while(move |(k, _)| k.0 == collection)
+            .map(|(_, r)| r)
+            .filter(|r| !r.state.deleted)
+    }
+
+    /// Every record this device holds, tombstones included.
+    pub fn all_records(&self) -> impl Iterator<Item = &LocalRecord> {
+        self.records.values()
+    }
+
+    pub fn outbox(&self) -> impl Iterator<Item = &OutboxEntry> {
+        self.outbox.values()
+    }
+
+    pub fn outbox_depth(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// How many entries were sent and still wait for a final answer.
+    pub fn in_flight(&self) -> usize {
+        self.outbox.values().filter(|e| e.is_sent()).count()
+    }
+
+    pub fn conflicts(&self) -> impl Iterator<Item = &ConflictEntry> {
+        self.conflicts.values()
+    }
+
+    pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter> {
+        self.dead_letters.values()
+    }
+
+    /// Hands over what changed since the last call, for one atomic commit.
+    pub fn take_writes(&mut self) -> WriteBatch {
+        let dirty = std::mem::take(&mut self.dirty);
+        WriteBatch {
+            meta: dirty.meta.then(|| self.meta.clone()),
+            records: dirty.records.into_iter().map(|k| { let v = self.records.get(&k).cloned(); (k, v) }).collect(),
+            outbox: dirty.outbox.into_iter().map(|k| { let v = self.outbox.get(&k).cloned(); (k, v) }).collect(),
+            conflicts: dirty.conflicts.into_iter().map(|k| { let v = self.conflicts.get(&k).cloned(); (k, v) }).collect(),
+            dead_letters: dirty.dead_letters.into_iter().map(|k| { let v = self.dead_letters.get(&k).cloned(); (k, v) }).collect(),
+        }
+    }
+
+    /// Whether anything changed since the last [`Replica::take_writes`].
+    pub fn has_unsaved_changes(&self) -> bool {
+        let d = &self.dirty;
+        d.meta || !d.records.is_empty() || !d.outbox.is_empty() || !d.conflicts.is_empty() || !d.dead_letters.is_empty()
+    }
+
+    /// The events since the last call. Report them only once their batch is committed.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn insert_entry(&mut self, entry: OutboxEntry) {
+        let k = key(&entry.collection, &entry.record_id);
+        let ids = self.entries_by_record.entry(k).or_default();
+        if !ids.contains(&entry.entry_id) {
+            ids.push(entry.entry_id.clone());
+        }
+        self.dirty.outbox.insert(entry.entry_id.clone());
+        self.outbox.insert(entry.entry_id.clone(), entry);
+    }
+
+    fn remove_entry(&mut self, entry_id: &str) -> Option<OutboxEntry> {
+        let entry = self.outbox.remove(entry_id)?;
+        let k = key(&entry.collection, &entry.record_id);
+        if let Some(ids) = self.entries_by_record.get_mut(&k) {
+            ids.retain(|id| id != entry_id);
+            if ids.is_empty() {
+                self.entries_by_record.remove(&k);
+            }
+        }
+        self.dirty.outbox.insert(entry_id.to_owned());
+        Some(entry)
+    }
+
+    /// The entries of one record, frozen ones first (in seq order), then the unsent one.
+    fn entries_of(&self, k: &Key) -> Vec<&OutboxEntry> {
+        let mut list: Vec<&OutboxEntry> =
+            self.entries_by_record.get(k).into_iter().flatten().filter_map(|id| self.outbox.get(id)).collect();
+        list.sort_by_key(|e| (e.sent.is_none(), e.sent.as_ref().map(|s| s.seq), e.entry_id.clone()));
+        list
+    }
+
+    fn touch_record(&mut self, k: &Key) {
+        self.dirty.records.insert(k.clone());
+    }
+
+    fn touch_meta(&mut self) {
+        self.dirty.meta = true;
+    }
+
+    fn tick(&mut self, now_ms: u64) -> Hlc {
+        self.meta.hlc = Hlc::tick(&self.meta.hlc, now_ms, &self.meta.client_id);
+        self.touch_meta();
+        self.meta.hlc.clone()
+    }
+}
+
+/// Applies one op's effect to a state, as the server does.
+pub(crate) fn apply_op(state: &State, op: OpKind, patch: &Fields) -> State {
+    match op {
+        OpKind::Delete => State::tombstone(),
+        OpKind::Create => {
+            let mut fields = Fields::new();
+            crate::apply::apply_patch(&mut fields, patch);
+            State::live(fields)
+        }
+        OpKind::Update => {
+            let mut next = state.clone();
+            crate::apply::apply_patch(&mut next.fields, patch);
+            next
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! ferry-server: the reference sync server.
+fn main() {}
