@@ -129,6 +129,8 @@ pub enum Event {
     Conflicted { entry_id: String, conflict_id: String },
     /// The server refused the entry for good.
     DeadLettered { entry_id: String, letter_id: String, code: String },
+    /// The entry was folded into another unsent entry of the same record.
+    Coalesced { entry_id: String, into: String },
     /// Later writes undid the entry's change before it was sent.
     Cancelled { entry_id: String },
     /// A person resolved a conflict; `into` is the entry that carries the choice.
@@ -155,11 +157,24 @@ pub struct ReplicaConfig {
     pub collections: BTreeMap<String, Policy>,
     pub batch_size: usize,
     pub pull_limit: u32,
+    /// Appended to new entry ids, so replicas sharing one store (browser tabs) never
+    /// name two entries alike.
+    pub instance: String,
+    /// Whether writes may rewrite an unsent entry. A replica that shares its store with a
+    /// leader that may freeze entries at any time (a follower tab) sets this to `false`:
+    /// each of its writes then appends a new entry and never touches an existing one.
+    pub coalesce: bool,
 }
 
 impl ReplicaConfig {
     pub fn new(collections: impl IntoIterator<Item = (String, Policy)>) -> Self {
-        ReplicaConfig { collections: collections.into_iter().collect(), batch_size: DEFAULT_BATCH_SIZE, pull_limit: 500 }
+        ReplicaConfig {
+            collections: collections.into_iter().collect(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            pull_limit: 500,
+            instance: String::new(),
+            coalesce: true,
+        }
     }
 }
 
@@ -342,6 +357,11 @@ impl Replica {
 
     fn touch_meta(&mut self) {
         self.dirty.meta = true;
+    }
+
+    /// Switches between leader (coalescing) and follower (append-only) writing.
+    pub fn set_coalesce(&mut self, coalesce: bool) {
+        self.config.coalesce = coalesce;
     }
 
     fn tick(&mut self, now_ms: u64) -> Hlc {

@@ -78,10 +78,12 @@ impl Replica {
         self.touch_record(k);
     }
 
-    /// The state the server will hold once the record's sent entries are applied.
+    /// The state the server will hold once the record's sent entries (and, for an
+    /// append-only replica, all its entries) are applied.
     pub(super) fn effective_base(&self, k: &Key) -> Option<State> {
         let base = self.records.get(k).and_then(|r| r.base.as_ref()).map(State::of);
-        self.entries_of(k).into_iter().filter(|e| e.is_sent()).fold(base, |state, e| {
+        let all = !self.config.coalesce;
+        self.entries_of(k).into_iter().filter(|e| all || e.is_sent()).fold(base, |state, e| {
             Some(apply_op(&state.unwrap_or_else(State::tombstone), e.op, &e.patch))
         })
     }
@@ -92,7 +94,10 @@ impl Replica {
     pub(super) fn reconcile_entry(&mut self, k: &Key, entry_hlc: &Hlc, id_hlc: Hlc, now_ms: u64, is_write: bool) -> Option<String> {
         let from = self.effective_base(k);
         let to = self.records.get(k).map(|r| r.state.clone()).unwrap_or_else(State::tombstone);
-        let unsent = self.entries_of(k).into_iter().find(|e| !e.is_sent()).map(|e| e.entry_id.clone());
+        let unsent = match self.config.coalesce {
+            true => self.fold_unsent(k),
+            false => None,
+        };
         let Some((op, patch)) = diff_state(from.as_ref(), &to) else {
             if let Some(id) = unsent {
                 self.remove_entry(&id);
@@ -111,7 +116,7 @@ impl Replica {
                 Some(id)
             }
             None => {
-                let entry_id = id_hlc.to_string();
+                let entry_id = format!("{id_hlc}{}", self.config.instance);
                 self.insert_entry(OutboxEntry {
                     entry_id: entry_id.clone(),
                     collection: k.0.clone(),
@@ -128,6 +133,25 @@ impl Replica {
                 Some(entry_id)
             }
         }
+    }
+}
+
+impl Replica {
+    /// Keeps the record's first unsent entry and folds any others into it (they exist when
+    /// append-only tabs wrote the record); returns the kept entry's id.
+    fn fold_unsent(&mut self, k: &Key) -> Option<String> {
+        let unsent: Vec<String> =
+            self.entries_of(k).into_iter().filter(|e| !e.is_sent()).map(|e| e.entry_id.clone()).collect();
+        let (first, rest) = unsent.split_first()?;
+        for id in rest {
+            if let Some(e) = self.remove_entry(id) {
+                if let Some(kept) = self.outbox.get_mut(first) {
+                    kept.writes += e.writes;
+                }
+                self.events.push(Event::Coalesced { entry_id: e.entry_id, into: first.clone() });
+            }
+        }
+        Some(first.clone())
     }
 }
 
