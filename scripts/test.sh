@@ -22,6 +22,7 @@ stage() {
     stage_no=$((stage_no + 1))
     printf '\n==> [%d/%d] %s\n' "$stage_no" "$STAGES" "$*"
 }
+# shellcheck disable=SC2154
 trap 'rc=$?; if [ $rc -ne 0 ]; then printf "\n==> FAILED in stage %d (exit %d)\n" "$stage_no" "$rc" >&2; fi' EXIT
 
 # ---------------------------------------------------------------------------------------
@@ -30,32 +31,37 @@ bash scripts/setup.sh
 
 # ---------------------------------------------------------------------------------------
 stage "PostgreSQL for the server tests"
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=(); as_postgres=(runuser -u postgres --)
+else
+    as_root=(sudo -n); as_postgres=(sudo -n -u postgres)
+fi
 if command -v pg_ctlcluster >/dev/null 2>&1 && command -v pg_lsclusters >/dev/null 2>&1; then
     # Use the first existing cluster (Debian 12: 15 main); create one if the package made none.
     read -r pg_ver pg_name pg_port pg_status _ < <(pg_lsclusters -h | head -n 1) || true
     if [ -z "${pg_ver:-}" ]; then
-        pg_ver="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+        pg_ver="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)"
         pg_name=main
         echo "no PostgreSQL cluster: creating $pg_ver $pg_name"
-        pg_createcluster "$pg_ver" "$pg_name"
+        "${as_root[@]}" pg_createcluster "$pg_ver" "$pg_name"
         read -r pg_ver pg_name pg_port pg_status _ < <(pg_lsclusters -h | head -n 1)
     fi
     if [ "$pg_status" != "online" ]; then
         echo "starting PostgreSQL cluster $pg_ver/$pg_name"
-        pg_ctlcluster "$pg_ver" "$pg_name" start
+        "${as_root[@]}" pg_ctlcluster "$pg_ver" "$pg_name" start
     else
         echo "PostgreSQL cluster $pg_ver/$pg_name: already running"
     fi
     pg_ready=0
     for _ in $(seq 1 30); do
-        if (cd / && runuser -u postgres -- psql -p "$pg_port" -qAtc 'SELECT 1' >/dev/null 2>&1); then
+        if (cd / && "${as_postgres[@]}" psql -p "$pg_port" -qAtc 'SELECT 1' >/dev/null 2>&1); then
             pg_ready=1
             break
         fi
         sleep 1
     done
     [ "$pg_ready" -eq 1 ] || { echo "PostgreSQL did not come up on port $pg_port" >&2; exit 1; }
-    pg() { (cd / && runuser -u postgres -- psql -p "$pg_port" -v ON_ERROR_STOP=1 -qAt "$@"); }
+    pg() { (cd / && "${as_postgres[@]}" psql -p "$pg_port" -v ON_ERROR_STOP=1 -qAt "$@"); }
     if [ "$(pg -c "SELECT 1 FROM pg_roles WHERE rolname = 'ferry'")" != "1" ]; then
         echo "creating role ferry"
         pg -c "CREATE ROLE ferry LOGIN CREATEDB PASSWORD 'ferry'"
