@@ -51,7 +51,8 @@ pub enum Decision {
     Replay(StoredOutcome),
     /// The op id was processed before with a different body: the push is refused (422).
     BodyMismatch,
-    /// Apply: write `record` (version bumped) and log the change.
+    /// Apply: write `record` and log the change. Its `version` is a placeholder: the store
+    /// assigns the tenant's next change position (see [`ApplyTx::write_record`]).
     Write(Record),
     /// Stale base version: answer with the authoritative record.
     Conflict,
@@ -132,7 +133,7 @@ pub fn decide(
     Decision::Write(Record {
         collection: m.collection.clone(),
         id: m.record_id.clone(),
-        version: current_version + 1,
+        version: current_version + 1, // placeholder; the store assigns the real one
         fields,
         deleted,
         hlc: m.hlc.clone(),
@@ -149,8 +150,10 @@ pub trait ApplyTx {
     async fn stored_op(&mut self, op_id: &str) -> Result<Option<StoredOp>, Self::Error>;
     async fn client_last_seq(&mut self, client_id: &str) -> Result<u64, Self::Error>;
     async fn record(&mut self, collection: &str, id: &str) -> Result<Option<Record>, Self::Error>;
-    /// Upserts the record and logs it at the tenant's next cursor position.
-    async fn write_record(&mut self, record: &Record) -> Result<(), Self::Error>;
+    /// Logs the record at the tenant's next cursor position, stores it with that position
+    /// as its version, and returns the version. Versions are change positions, so they keep
+    /// rising per record even after a tombstone was compacted away and the id reused.
+    async fn write_record(&mut self, record: &Record) -> Result<u64, Self::Error>;
     /// Remembers a final outcome and advances the client's last applied seq to `m.seq`.
     async fn store_op(&mut self, m: &Mutation, digest: u64, outcome: &StoredOutcome) -> Result<(), Self::Error>;
     /// The tenant's newest cursor.
@@ -202,8 +205,8 @@ pub async fn process_push<T: ApplyTx>(
         match decide(m, stored.as_ref(), last_seq, current.as_ref(), validator) {
             Decision::Replay(outcome) => push_outcome(&mut resp, m, outcome, current),
             Decision::BodyMismatch => return Err(PushError::BodyMismatch { op_id: m.op_id.clone() }),
-            Decision::Write(record) => {
-                tx.write_record(&record).await?;
+            Decision::Write(mut record) => {
+                record.version = tx.write_record(&record).await?;
                 let outcome = StoredOutcome::Accepted { version: record.version };
                 tx.store_op(m, digest, &outcome).await?;
                 push_outcome(&mut resp, m, outcome, Some(record));

@@ -20,6 +20,7 @@ pub mod ports;
 pub mod protocol;
 pub mod replica;
 pub mod server;
+pub mod sim;
 pub mod state;
 pub mod text_merge;
 

@@ -105,15 +105,16 @@ impl ApplyTx for TenantState {
         Ok(TenantState::record(self, collection, id).cloned())
     }
 
-    async fn write_record(&mut self, record: &Record) -> Result<(), Infallible> {
+    async fn write_record(&mut self, record: &Record) -> Result<u64, Infallible> {
         self.cursor += 1;
+        let record = &Record { version: self.cursor, ..record.clone() };
         let key = (record.collection.clone(), record.id.clone());
         if let Some((old_pos, _)) = self.records.get(&key) {
             self.log.remove(old_pos);
         }
         self.log.insert(self.cursor, key.clone());
         self.records.insert(key, (self.cursor, record.clone()));
-        Ok(())
+        Ok(self.cursor)
     }
 
     async fn store_op(&mut self, m: &Mutation, digest: u64, outcome: &StoredOutcome) -> Result<(), Infallible> {

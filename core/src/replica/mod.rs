@@ -17,6 +17,8 @@ use crate::protocol::{Fields, OpKind, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use inbox::Choice;
+pub use sync::PushSummary;
 pub use writes::Change;
 
 /// A record as this device sees it.

@@ -1,0 +1,278 @@
+//! One simulated device: an engine over a persistent in-memory store, and the random
+//! things its user does — writing, going offline, crashing, resolving conflicts.
+
+use super::check::Violation;
+use super::fates::FateBook;
+use super::net::{SimTokens, SimTransport, World};
+use super::SimReport;
+use crate::engine::{block_on, CycleOutcome, Engine, WriteTicket};
+use crate::memory::{ManualClock, MemoryStore, SeededEntropy};
+use crate::policy::{Policy, State};
+use crate::ports::{Clock, StoreError};
+use crate::protocol::Fields;
+use crate::replica::{Change, Choice, ReplicaConfig};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::rc::Rc;
+
+pub type SimEngine = Engine<MemoryStore, SimTransport, SimTokens, ManualClock, SeededEntropy>;
+
+/// The collections of the simulation, one per policy.
+pub const COLLECTIONS: [(&str, Policy); 3] =
+    [("notes", Policy::MergeFields), ("tasks", Policy::LastWriterWins), ("expenses", Policy::ServerWinsReview)];
+
+/// Record ids are drawn from a small shared pool, so clients edit the same records.
+const SHARED_IDS: u64 = 12;
+
+const WORDS: [&str; 12] = ["alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel", "india", "kilo", "lima", "mike"];
+
+pub struct SimClient {
+    pub index: usize,
+    world: Rc<World>,
+    pub store: MemoryStore,
+    pub clock: ManualClock,
+    pub online: Rc<Cell<bool>>,
+    entropy: SeededEntropy,
+    engine: Option<SimEngine>,
+    pub fates: FateBook,
+    /// Writes not yet known durable: (entry id, ticket).
+    pending: Vec<(String, WriteTicket)>,
+    last_cursor: u64,
+}
+
+impl SimClient {
+    pub fn new(index: usize, world: &Rc<World>, seed: u64) -> SimClient {
+        let mut c = SimClient {
+            index,
+            world: world.clone(),
+            store: MemoryStore::new(),
+            clock: ManualClock::new(1_700_000_000_000 + index as u64 * 7),
+            online: Rc::new(Cell::new(true)),
+            entropy: SeededEntropy::new(seed.wrapping_mul(31).wrapping_add(index as u64 + 1)),
+            engine: None,
+            fates: FateBook::default(),
+            pending: Vec::new(),
+            last_cursor: 0,
+        };
+        c.start().expect("a fresh in-memory store opens");
+        c
+    }
+
+    fn start(&mut self) -> Result<(), Violation> {
+        let config = ReplicaConfig::new(COLLECTIONS.iter().map(|(c, p)| (c.to_string(), *p)));
+        let transport = SimTransport { world: self.world.clone(), online: self.online.clone() };
+        let tokens = SimTokens { world: self.world.clone(), cached: Cell::new(0) };
+        let engine = block_on(Engine::open(self.store.clone(), transport, tokens, self.clock.clone(), self.entropy.clone(), config))
+            .map_err(|e| Violation::new(format!("client {} failed to open: {e}", self.index)))?;
+        self.engine = Some(engine);
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &SimEngine {
+        self.engine.as_ref().expect("the client is running")
+    }
+
+    pub fn set_online(&mut self, online: bool) {
+        self.online.set(online);
+        if online {
+            self.engine().network_up();
+        } else {
+            self.engine().network_down();
+        }
+    }
+
+    /// Moves writes to durable once their commit is done, or forgets rolled-back ones.
+    fn settle_writes(&mut self, report: &mut SimReport) -> Result<(), Violation> {
+        let engine = self.engine.as_ref().expect("running");
+        let current = engine.ticket();
+        let unsaved = engine.replica().has_unsaved_changes();
+        let mut keep = Vec::new();
+        for (entry, ticket) in self.pending.drain(..) {
+            if ticket != current {
+                report.lost_on_crash += 1; // rolled back by a failed commit: the caller got an error
+            } else if unsaved {
+                keep.push((entry, ticket));
+            } else {
+                report.durable_writes += 1;
+                self.fates.note_write(&entry);
+            }
+        }
+        self.pending = keep;
+        for event in engine.take_events() {
+            self.fates.apply(&event).map_err(|e| Violation::new(format!("client {}: {e}", self.index)))?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self, report: &mut SimReport) -> Result<(), Violation> {
+        let ticket = self.engine().ticket();
+        if self.entropy.chance(3) && self.engine().replica().has_unsaved_changes() {
+            self.store.fail_next_commit(StoreError::QuotaExceeded("simulated".into()));
+            report.storage_failures += 1;
+        }
+        let result = block_on(self.engine().flush(ticket));
+        if result.is_err() {
+            // The engine rolled back to the stored state; the stored outbox must be intact.
+            let stored = self.store.snapshot().outbox.len();
+            if stored != self.engine().replica().outbox_depth() {
+                return Err(Violation::new("a failed commit left memory and storage apart"));
+            }
+        }
+        self.settle_writes(report)
+    }
+
+    pub fn random_write(&mut self, rng: &SeededEntropy, report: &mut SimReport) -> Result<(), Violation> {
+        let (collection, _) = COLLECTIONS[rng.below(3) as usize];
+        let id = format!("{collection}-{}", rng.below(SHARED_IDS));
+        let existing = self.engine().replica().record(collection, &id).map(|r| r.state.clone()).filter(|s| !s.deleted);
+        let change = match existing {
+            None => Change::Put(new_fields(collection, rng)),
+            Some(_) if rng.chance(8) => Change::Delete,
+            Some(state) => Change::Patch(edit(collection, &state.fields, rng)),
+        };
+        report.writes += 1;
+        let (entry, ticket) = self
+            .engine()
+            .write(collection, &id, change)
+            .map_err(|e| Violation::new(format!("client {}: a valid write failed: {e}", self.index)))?;
+        if let Some(entry) = entry {
+            self.pending.push((entry, ticket));
+        }
+        if rng.chance(70) {
+            self.flush(report)?;
+        }
+        Ok(())
+    }
+
+    pub fn sync_if_due(&mut self, rng: &SeededEntropy, report: &mut SimReport) -> Result<(), Violation> {
+        if self.engine().is_due() || rng.chance(30) {
+            self.sync_now(report)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a cycle; `true` when it synced fully.
+    pub fn sync_now(&mut self, report: &mut SimReport) -> Result<bool, Violation> {
+        report.sync_cycles += 1;
+        let outcome = block_on(self.engine().sync());
+        self.settle_writes(report)?;
+        self.check_cursor()?;
+        Ok(outcome == CycleOutcome::Synced)
+    }
+
+    pub fn crash_and_restart(&mut self, report: &mut SimReport) -> Result<(), Violation> {
+        report.crashes += 1;
+        self.settle_writes(report)?;
+        report.lost_on_crash += self.pending.len() as u64;
+        self.pending.clear();
+        self.engine = None;
+        self.start()?;
+        let online = self.online.get();
+        self.set_online(online);
+        Ok(())
+    }
+
+    /// Resolves a conflict or handles a dead letter, as a person in the app would.
+    pub fn act_like_a_person(&mut self, rng: &SeededEntropy) -> Result<(), Violation> {
+        let now = self.clock.now_ms();
+        let conflict = self.engine().replica().conflicts().next().map(|c| (c.conflict_id.clone(), c.local.clone(), c.server.clone()));
+        let letter = self.engine().replica().dead_letters().next().map(|d| (d.letter_id.clone(), d.desired.clone()));
+        let engine = self.engine.as_ref().expect("running");
+        let result = if let Some((id, local, server)) = conflict.filter(|_| rng.chance(50)) {
+            let choice = match rng.below(3) {
+                0 => Choice::Local,
+                1 => Choice::Server,
+                _ => {
+                    let mut merged = server.fields.clone();
+                    merged.extend(local.fields.into_iter().filter(|(k, _)| k.starts_with('t')));
+                    Choice::Merged(State::live(merged))
+                }
+            };
+            engine.replica_mut().resolve_conflict(&id, choice, now).map(|_| ())
+        } else if let Some((id, mut desired)) = letter {
+            if rng.chance(30) {
+                engine.replica_mut().discard_dead_letter(&id)
+            } else {
+                if let Some(Value::Number(n)) = desired.fields.get("amount") {
+                    let fixed = n.as_f64().unwrap_or(0.0).abs();
+                    desired.fields.insert("amount".into(), json!(fixed));
+                }
+                engine.replica_mut().retry_dead_letter(&id, Some(desired), now).map(|_| ())
+            }
+        } else {
+            Ok(())
+        };
+        result.map_err(|e| Violation::new(format!("client {}: a person's action failed: {e}", self.index)))?;
+        let ticket = engine.ticket();
+        let _ = block_on(engine.flush(ticket));
+        Ok(())
+    }
+
+    /// Cursors never move backwards (except to 0 when the server expired them).
+    pub fn check_cursor(&mut self) -> Result<(), Violation> {
+        let (cursor, resyncing) = {
+            let r = self.engine().replica();
+            (r.cursor(), r.meta().resyncing)
+        };
+        if cursor < self.last_cursor && !(cursor == 0 && resyncing) {
+            return Err(Violation::new(format!("client {}: cursor moved back from {} to {cursor}", self.index, self.last_cursor)));
+        }
+        self.last_cursor = cursor;
+        Ok(())
+    }
+}
+
+fn sentence(rng: &SeededEntropy, words: u64) -> String {
+    (0..words).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+}
+
+fn new_fields(collection: &str, rng: &SeededEntropy) -> Fields {
+    let v = match collection {
+        "notes" => json!({"title": sentence(rng, 2), "body": sentence(rng, 8)}),
+        "tasks" => json!({"title": sentence(rng, 3), "done": rng.chance(50)}),
+        _ => json!({"amount": amount(rng), "note": sentence(rng, 3)}),
+    };
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn amount(rng: &SeededEntropy) -> f64 {
+    let cents = rng.below(10_000) as f64 / 100.0;
+    if rng.chance(10) {
+        -cents - 1.0
+    } else {
+        cents
+    }
+}
+
+/// A small edit of one field, the way a person edits: a word replaced or added.
+fn edit(collection: &str, fields: &Fields, rng: &SeededEntropy) -> Fields {
+    let mut patch = Fields::new();
+    match (collection, rng.below(2)) {
+        ("tasks", 0) => {
+            let done = fields.get("done").and_then(Value::as_bool).unwrap_or(false);
+            patch.insert("done".into(), json!(!done));
+        }
+        ("expenses", 0) => {
+            patch.insert("amount".into(), json!(amount(rng)));
+        }
+        _ => {
+            let field = match collection {
+                "notes" if rng.chance(50) => "title",
+                "notes" => "body",
+                "tasks" => "title",
+                _ => "note",
+            };
+            let text = fields.get(field).and_then(Value::as_str).unwrap_or("");
+            let mut words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+            let word = WORDS[rng.below(WORDS.len() as u64) as usize];
+            let at = rng.below(words.len() as u64 + 1) as usize;
+            if rng.chance(50) && at < words.len() {
+                words[at] = word;
+            } else {
+                words.insert(at, word);
+            }
+            patch.insert(field.into(), json!(words.join(" ")));
+        }
+    }
+    patch
+}

@@ -1,0 +1,190 @@
+//! The simulated network between clients and the in-memory server: it drops requests and
+//! responses, duplicates and delays pushes, answers 5xx and 429, and expires tokens.
+
+use crate::apply::{Refusal, Validator};
+use crate::memory::SeededEntropy;
+use crate::ports::{RequestMeta, TokenSource, Transport, TransportError};
+use crate::protocol::{Fields, PullResponse, PushRequest, PushResponse};
+use crate::server::{MemoryServer, PullError};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// The demo rule the simulation's server enforces: an expense's amount is not negative.
+pub struct SimRules;
+
+impl Validator for SimRules {
+    fn check(&self, collection: &str, fields: &Fields) -> Result<(), Refusal> {
+        if collection == "expenses" && fields.get("amount").and_then(|a| a.as_f64()).is_some_and(|a| a < 0.0) {
+            return Err(Refusal { code: "validation_failed".into(), message: "amount must not be negative".into() });
+        }
+        Ok(())
+    }
+}
+
+/// Counts of what the network did, for the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub requests: u64,
+    pub dropped_requests: u64,
+    pub dropped_responses: u64,
+    pub duplicates: u64,
+    pub delayed: u64,
+    pub server_errors: u64,
+    pub throttled: u64,
+    pub unauthorized: u64,
+}
+
+/// The shared world: server, tenant, fault switches and the queue of delayed pushes.
+pub struct World {
+    pub server: RefCell<MemoryServer>,
+    pub tenant: String,
+    pub entropy: SeededEntropy,
+    /// Percent chance of a fault per request while faults are on.
+    pub fault_percent: Cell<u64>,
+    /// The token generation the server accepts.
+    pub token_generation: Cell<u64>,
+    pub delayed: RefCell<Vec<PushRequest>>,
+    pub faults: RefCell<FaultCounts>,
+}
+
+impl World {
+    pub fn new(seed: u64) -> Rc<World> {
+        Rc::new(World {
+            server: RefCell::new(MemoryServer::default()),
+            tenant: "sim".into(),
+            entropy: SeededEntropy::new(seed ^ 0x5eed_0f_4e7),
+            fault_percent: Cell::new(0),
+            token_generation: Cell::new(1),
+            delayed: RefCell::new(Vec::new()),
+            faults: RefCell::new(FaultCounts::default()),
+        })
+    }
+
+    fn apply(&self, req: &PushRequest) -> PushResponse {
+        match self.server.borrow_mut().push(&self.tenant, req, &SimRules) {
+            Ok(resp) => resp,
+            Err(e) => panic!("the server refused a push the client built: {e:?}"),
+        }
+    }
+
+    /// Delivers one delayed push (a stale duplicate arriving late), if any.
+    pub fn deliver_one_delayed(&self) {
+        let next = {
+            let mut queue = self.delayed.borrow_mut();
+            if queue.is_empty() {
+                return;
+            }
+            let i = self.entropy.below(queue.len() as u64) as usize;
+            queue.remove(i)
+        };
+        self.apply(&next);
+    }
+
+    pub fn deliver_all_delayed(&self) {
+        while !self.delayed.borrow().is_empty() {
+            self.deliver_one_delayed();
+        }
+    }
+
+    fn check_token(&self, meta: &RequestMeta) -> Result<(), TransportError> {
+        let valid = format!("token-{}", self.token_generation.get());
+        if meta.token.as_deref() != Some(valid.as_str()) {
+            self.faults.borrow_mut().unauthorized += 1;
+            return Err(TransportError::Unauthorized);
+        }
+        Ok(())
+    }
+
+    /// Rolls for a fault before the server sees the request.
+    fn fault_before(&self) -> Result<(), TransportError> {
+        self.faults.borrow_mut().requests += 1;
+        if !self.entropy.chance(self.fault_percent.get()) {
+            return Ok(());
+        }
+        let mut f = self.faults.borrow_mut();
+        match self.entropy.below(3) {
+            0 => {
+                f.dropped_requests += 1;
+                Err(TransportError::Network("request dropped".into()))
+            }
+            1 => {
+                f.server_errors += 1;
+                Err(TransportError::Http { status: 503, code: "unavailable".into(), message: "try later".into(), retry_after_ms: None })
+            }
+            _ => {
+                f.throttled += 1;
+                let after = 1_000 + self.entropy.below(5_000);
+                Err(TransportError::Http { status: 429, code: "rate_limited".into(), message: "slow down".into(), retry_after_ms: Some(after) })
+            }
+        }
+    }
+}
+
+/// One client's connection to the world.
+pub struct SimTransport {
+    pub world: Rc<World>,
+    pub online: Rc<Cell<bool>>,
+}
+
+impl Transport for SimTransport {
+    async fn push(&self, req: &PushRequest, meta: &RequestMeta) -> Result<PushResponse, TransportError> {
+        if !self.online.get() {
+            return Err(TransportError::Network("offline".into()));
+        }
+        let w = &self.world;
+        w.fault_before()?;
+        w.check_token(meta)?;
+        let faulty = w.entropy.chance(w.fault_percent.get());
+        let fault = if faulty { w.entropy.below(3) } else { 99 };
+        if fault == 0 {
+            // Delayed: a copy reaches the server later, after newer requests.
+            w.faults.borrow_mut().delayed += 1;
+            w.delayed.borrow_mut().push(req.clone());
+        }
+        let resp = w.apply(req);
+        match fault {
+            1 => {
+                w.faults.borrow_mut().duplicates += 1;
+                let again = w.apply(req);
+                assert_eq!(again, PushResponse { cursor: again.cursor, ..resp.clone() }, "a duplicate push must replay the same results");
+                Ok(resp)
+            }
+            2 => {
+                w.faults.borrow_mut().dropped_responses += 1;
+                Err(TransportError::Timeout)
+            }
+            _ => Ok(resp),
+        }
+    }
+
+    async fn pull(&self, cursor: u64, limit: u32, meta: &RequestMeta) -> Result<PullResponse, TransportError> {
+        if !self.online.get() {
+            return Err(TransportError::Network("offline".into()));
+        }
+        let w = &self.world;
+        w.fault_before()?;
+        w.check_token(meta)?;
+        let page = w.server.borrow().pull(&w.tenant, cursor, limit);
+        let page = page.map_err(|PullError::CursorExpired { .. }| TransportError::CursorExpired)?;
+        if w.entropy.chance(w.fault_percent.get() / 2) {
+            w.faults.borrow_mut().dropped_responses += 1;
+            return Err(TransportError::Timeout);
+        }
+        Ok(page)
+    }
+}
+
+/// Hands out the token generation the server currently accepts (after a refresh).
+pub struct SimTokens {
+    pub world: Rc<World>,
+    pub cached: Cell<u64>,
+}
+
+impl TokenSource for SimTokens {
+    async fn token(&self, refresh: bool) -> Result<Option<String>, String> {
+        if refresh || self.cached.get() == 0 {
+            self.cached.set(self.world.token_generation.get());
+        }
+        Ok(Some(format!("token-{}", self.cached.get())))
+    }
+}
