@@ -72,12 +72,12 @@ pub fn apply_patch(fields: &mut Fields, patch: &Fields) {
 }
 
 /// The rule for one mutation, given what the tenant's store holds.
-pub fn decide(
+pub fn decide<V: Validator + ?Sized>(
     m: &Mutation,
     known: Option<&StoredOp>,
     client_last_seq: u64,
     current: Option<&Record>,
-    validator: &dyn Validator,
+    validator: &V,
 ) -> Decision {
     if let Some(stored) = known {
         return if stored.digest == m.body_digest() {
@@ -179,10 +179,13 @@ impl<E> From<E> for PushError<E> {
 /// Body mismatches are checked before anything is written, so a refused push has no effect.
 /// A retryable refusal stops that client's later ops in the batch (`not_attempted`), which
 /// keeps each client's ops applied in `seq` order.
-pub async fn process_push<T: ApplyTx>(
+///
+/// Generic over the validator (rather than `&dyn Validator`) so that a multi-threaded server
+/// passing a `Sync` validator gets a `Send` future; `&dyn Validator` still works.
+pub async fn process_push<T: ApplyTx, V: Validator + ?Sized>(
     tx: &mut T,
     req: &PushRequest,
-    validator: &dyn Validator,
+    validator: &V,
 ) -> Result<PushResponse, PushError<T::Error>> {
     let mut known = Vec::with_capacity(req.mutations.len());
     for m in &req.mutations {
