@@ -4,7 +4,9 @@
 //! an [`ApplyTx`] — one storage transaction scoped to one tenant — so the SQL server and the
 //! in-memory simulation server apply exactly the same logic.
 
-use crate::protocol::{Accepted, Conflict, Fields, Mutation, OpKind, PushRequest, PushResponse, Record, Rejected};
+use crate::protocol::{
+    Accepted, Conflict, Fields, Mutation, OpKind, PushRequest, PushResponse, Record, Rejected,
+};
 
 /// What the server remembers about an op id it has processed for good.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,10 +19,15 @@ pub struct StoredOp {
 /// The final result of a processed op. Retryable refusals are never stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoredOutcome {
-    Accepted { version: u64 },
+    Accepted {
+        version: u64,
+    },
     /// The base version was stale; a replay answers with the record as it is now.
     Conflict,
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+    },
 }
 
 /// A refusal from an application's validation hook: always final (not retryable).
@@ -57,7 +64,11 @@ pub enum Decision {
     /// Stale base version: answer with the authoritative record.
     Conflict,
     /// Refuse; final ones are stored, retryable ones stop the rest of this client's batch.
-    Reject { code: String, message: String, retryable: bool },
+    Reject {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
 }
 
 /// Applies a patch: each field is set, and `null` removes it.
@@ -89,7 +100,10 @@ pub fn decide<V: Validator + ?Sized>(
     if m.seq <= client_last_seq {
         return Decision::Reject {
             code: "out_of_order".into(),
-            message: format!("seq {} is not after {}, the last seq applied for this client", m.seq, client_last_seq),
+            message: format!(
+                "seq {} is not after {}, the last seq applied for this client",
+                m.seq, client_last_seq
+            ),
             retryable: false,
         };
     }
@@ -99,7 +113,10 @@ pub fn decide<V: Validator + ?Sized>(
         if current.is_none() {
             return Decision::Reject {
                 code: "not_found".into(),
-                message: format!("record {}/{} does not exist on the server", m.collection, m.record_id),
+                message: format!(
+                    "record {}/{} does not exist on the server",
+                    m.collection, m.record_id
+                ),
                 retryable: false,
             };
         }
@@ -113,7 +130,10 @@ pub fn decide<V: Validator + ?Sized>(
                 Some(_) => Decision::Conflict,
                 None => Decision::Reject {
                     code: "not_found".into(),
-                    message: format!("record {}/{} does not exist on the server", m.collection, m.record_id),
+                    message: format!(
+                        "record {}/{} does not exist on the server",
+                        m.collection, m.record_id
+                    ),
                     retryable: false,
                 },
             };
@@ -127,7 +147,11 @@ pub fn decide<V: Validator + ?Sized>(
     } else {
         apply_patch(&mut fields, &m.patch);
         if let Err(refusal) = validator.check(&m.collection, &fields) {
-            return Decision::Reject { code: refusal.code, message: refusal.message, retryable: false };
+            return Decision::Reject {
+                code: refusal.code,
+                message: refusal.message,
+                retryable: false,
+            };
         }
     }
     Decision::Write(Record {
@@ -155,7 +179,12 @@ pub trait ApplyTx {
     /// rising per record even after a tombstone was compacted away and the id reused.
     async fn write_record(&mut self, record: &Record) -> Result<u64, Self::Error>;
     /// Remembers a final outcome and advances the client's last applied seq to `m.seq`.
-    async fn store_op(&mut self, m: &Mutation, digest: u64, outcome: &StoredOutcome) -> Result<(), Self::Error>;
+    async fn store_op(
+        &mut self,
+        m: &Mutation,
+        digest: u64,
+        outcome: &StoredOutcome,
+    ) -> Result<(), Self::Error>;
     /// The tenant's newest cursor.
     async fn cursor(&mut self) -> Result<u64, Self::Error>;
 }
@@ -164,7 +193,9 @@ pub trait ApplyTx {
 #[derive(Debug, PartialEq)]
 pub enum PushError<E> {
     /// An op id was seen before with another body (HTTP 422).
-    BodyMismatch { op_id: String },
+    BodyMismatch {
+        op_id: String,
+    },
     Storage(E),
 }
 
@@ -191,7 +222,9 @@ pub async fn process_push<T: ApplyTx, V: Validator + ?Sized>(
     for m in &req.mutations {
         let stored = tx.stored_op(&m.op_id).await?;
         if stored.as_ref().is_some_and(|s| s.digest != m.body_digest()) {
-            return Err(PushError::BodyMismatch { op_id: m.op_id.clone() });
+            return Err(PushError::BodyMismatch {
+                op_id: m.op_id.clone(),
+            });
         }
         known.push(stored);
     }
@@ -207,10 +240,16 @@ pub async fn process_push<T: ApplyTx, V: Validator + ?Sized>(
         let digest = m.body_digest();
         match decide(m, stored.as_ref(), last_seq, current.as_ref(), validator) {
             Decision::Replay(outcome) => push_outcome(&mut resp, m, outcome, current),
-            Decision::BodyMismatch => return Err(PushError::BodyMismatch { op_id: m.op_id.clone() }),
+            Decision::BodyMismatch => {
+                return Err(PushError::BodyMismatch {
+                    op_id: m.op_id.clone(),
+                })
+            }
             Decision::Write(mut record) => {
                 record.version = tx.write_record(&record).await?;
-                let outcome = StoredOutcome::Accepted { version: record.version };
+                let outcome = StoredOutcome::Accepted {
+                    version: record.version,
+                };
                 tx.store_op(m, digest, &outcome).await?;
                 push_outcome(&mut resp, m, outcome, Some(record));
             }
@@ -218,14 +257,27 @@ pub async fn process_push<T: ApplyTx, V: Validator + ?Sized>(
                 tx.store_op(m, digest, &StoredOutcome::Conflict).await?;
                 push_outcome(&mut resp, m, StoredOutcome::Conflict, current);
             }
-            Decision::Reject { code, message, retryable: false } => {
+            Decision::Reject {
+                code,
+                message,
+                retryable: false,
+            } => {
                 let outcome = StoredOutcome::Rejected { code, message };
                 tx.store_op(m, digest, &outcome).await?;
                 push_outcome(&mut resp, m, outcome, current);
             }
-            Decision::Reject { code, message, retryable: true } => {
+            Decision::Reject {
+                code,
+                message,
+                retryable: true,
+            } => {
                 halted.push(&m.client_id);
-                resp.rejected.push(Rejected { op_id: m.op_id.clone(), code, message, retryable: true });
+                resp.rejected.push(Rejected {
+                    op_id: m.op_id.clone(),
+                    code,
+                    message,
+                    retryable: true,
+                });
             }
         }
     }
@@ -242,11 +294,22 @@ fn not_attempted(m: &Mutation) -> Rejected {
     }
 }
 
-fn push_outcome(resp: &mut PushResponse, m: &Mutation, outcome: StoredOutcome, current: Option<Record>) {
+fn push_outcome(
+    resp: &mut PushResponse,
+    m: &Mutation,
+    outcome: StoredOutcome,
+    current: Option<Record>,
+) {
     match outcome {
-        StoredOutcome::Accepted { version } => resp.accepted.push(Accepted { op_id: m.op_id.clone(), version }),
+        StoredOutcome::Accepted { version } => resp.accepted.push(Accepted {
+            op_id: m.op_id.clone(),
+            version,
+        }),
         StoredOutcome::Conflict => match current {
-            Some(server) => resp.conflicts.push(Conflict { op_id: m.op_id.clone(), server }),
+            Some(server) => resp.conflicts.push(Conflict {
+                op_id: m.op_id.clone(),
+                server,
+            }),
             // The record was compacted away since: nothing left to merge with.
             None => resp.rejected.push(Rejected {
                 op_id: m.op_id.clone(),
@@ -255,8 +318,11 @@ fn push_outcome(resp: &mut PushResponse, m: &Mutation, outcome: StoredOutcome, c
                 retryable: false,
             }),
         },
-        StoredOutcome::Rejected { code, message } => {
-            resp.rejected.push(Rejected { op_id: m.op_id.clone(), code, message, retryable: false })
-        }
+        StoredOutcome::Rejected { code, message } => resp.rejected.push(Rejected {
+            op_id: m.op_id.clone(),
+            code,
+            message,
+            retryable: false,
+        }),
     }
 }

@@ -10,7 +10,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base_ms: 1_000, cap_ms: 5 * 60_000 }
+        Backoff {
+            base_ms: 1_000,
+            cap_ms: 5 * 60_000,
+        }
     }
 }
 
@@ -31,7 +34,10 @@ mod tests {
 
     #[test]
     fn grows_exponentially_up_to_the_cap() {
-        let b = Backoff { base_ms: 100, cap_ms: 1_000 };
+        let b = Backoff {
+            base_ms: 100,
+            cap_ms: 1_000,
+        };
         assert_eq!(b.delay_ms(1, u64::MAX, None), u64::MAX % 101);
         assert!(b.delay_ms(3, 399, None) == 399);
         assert!(b.delay_ms(30, u64::MAX - 1, None) <= 1_000);

@@ -77,7 +77,14 @@ pub struct Engine<S, T, A, C, E> {
 
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
     /// Loads the replica from the store (creating its identity on first use).
-    pub async fn open(store: S, transport: T, tokens: A, clock: C, entropy: E, config: ReplicaConfig) -> Result<Self, CoreError> {
+    pub async fn open(
+        store: S,
+        transport: T,
+        tokens: A,
+        clock: C,
+        entropy: E,
+        config: ReplicaConfig,
+    ) -> Result<Self, CoreError> {
         let stored = store.load().await?;
         let replica = Replica::open(stored, config.clone(), || new_client_id(&entropy));
         let engine = Engine {
@@ -126,9 +133,17 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     /// A local write, visible at once; durable after the next [`Engine::flush`] with its ticket.
-    pub fn write(&self, collection: &str, id: &str, change: Change) -> Result<(Option<String>, WriteTicket), CoreError> {
+    pub fn write(
+        &self,
+        collection: &str,
+        id: &str,
+        change: Change,
+    ) -> Result<(Option<String>, WriteTicket), CoreError> {
         let now = self.clock.now_ms();
-        let entry = self.replica.borrow_mut().write(collection, id, change, now)?;
+        let entry = self
+            .replica
+            .borrow_mut()
+            .write(collection, id, change, now)?;
         self.state.borrow_mut().nudge(now);
         Ok((entry, self.ticket()))
     }
@@ -143,7 +158,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     pub async fn flush(&self, ticket: WriteTicket) -> Result<(), CoreError> {
         self.commit().await?;
         if ticket.0 != self.generation.get() {
-            return Err(CoreError::new(ErrorCode::Storage, "the write was rolled back because storing an earlier write failed"));
+            return Err(CoreError::new(
+                ErrorCode::Storage,
+                "the write was rolled back because storing an earlier write failed",
+            ));
         }
         Ok(())
     }
@@ -167,7 +185,8 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                 self.generation.set(self.generation.get() + 1);
                 let stored = self.store.load().await?;
                 let client_id = self.replica.borrow().client_id().to_owned();
-                *self.replica.borrow_mut() = Replica::open(stored, self.config.clone(), || client_id);
+                *self.replica.borrow_mut() =
+                    Replica::open(stored, self.config.clone(), || client_id);
                 Err(error.into())
             }
         }
@@ -216,7 +235,9 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             }
             Err((failure, message)) => {
                 let random = self.entropy.next_u64();
-                self.state.borrow_mut().failed(failure, message.clone(), now, random);
+                self.state
+                    .borrow_mut()
+                    .failed(failure, message.clone(), now, random);
                 self.metrics.borrow_mut().cycles_failed += 1;
                 CycleOutcome::Failed(message)
             }
@@ -228,7 +249,12 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         for _ in 0..3 {
             self.push_all(trace).await?;
             if self.replica.borrow().has_in_flight() {
-                return Err((Failure::Retryable { retry_after_ms: None }, "some ops wait for a retry".into()));
+                return Err((
+                    Failure::Retryable {
+                        retry_after_ms: None,
+                    },
+                    "some ops wait for a retry".into(),
+                ));
             }
             self.pull_all(trace).await?;
             if !self.replica.borrow().has_pending_push() {
@@ -241,10 +267,15 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     async fn push_all(&self, trace: &str) -> Result<(), (Failure, String)> {
         {
             let depth = self.replica.borrow().outbox_depth() as u64;
-            *self.progress.borrow_mut() = Progress { push_total: depth, ..Progress::default() };
+            *self.progress.borrow_mut() = Progress {
+                push_total: depth,
+                ..Progress::default()
+            };
         }
         for _ in 0..MAX_PUSH_ROUNDS {
-            let Some(req) = self.replica.borrow_mut().begin_push() else { return Ok(()) };
+            let Some(req) = self.replica.borrow_mut().begin_push() else {
+                return Ok(());
+            };
             // The frozen batch must be durable before it leaves, so a retry is identical.
             self.commit().await.map_err(storage_failure)?;
             let timing = self.batch_timing(&req);
@@ -254,16 +285,28 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                     let now = self.clock.now_ms();
                     self.record_push_metrics(&req, &resp, &timing, now);
                     let summary = self.replica.borrow_mut().on_push_response(&resp, now);
-                    self.progress.borrow_mut().pushed += (summary.applied + summary.conflicts + summary.dead_lettered) as u64;
+                    self.progress.borrow_mut().pushed +=
+                        (summary.applied + summary.conflicts + summary.dead_lettered) as u64;
                     self.commit().await.map_err(storage_failure)?;
                     if summary.retry > 0 {
-                        let msg = resp.rejected.iter().find(|r| r.retryable).map(|r| format!("{}: {}", r.code, r.message));
-                        return Err((Failure::Retryable { retry_after_ms: None }, msg.unwrap_or_default()));
+                        let msg = resp
+                            .rejected
+                            .iter()
+                            .find(|r| r.retryable)
+                            .map(|r| format!("{}: {}", r.code, r.message));
+                        return Err((
+                            Failure::Retryable {
+                                retry_after_ms: None,
+                            },
+                            msg.unwrap_or_default(),
+                        ));
                     }
                 }
                 Ok(Response::Pull(_)) => unreachable!("a push answers with a push response"),
                 Err(error) => {
-                    self.replica.borrow_mut().note_push_failure(&error.to_string());
+                    self.replica
+                        .borrow_mut()
+                        .note_push_failure(&error.to_string());
                     let _ = self.commit().await;
                     return Err(classify(&error));
                 }
@@ -286,7 +329,9 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                         p.pulled += page.changes.len() as u64;
                         p.pull_estimate = p.pulled + page.remaining;
                     }
-                    self.replica.borrow_mut().on_pull_page(&page, self.clock.now_ms());
+                    self.replica
+                        .borrow_mut()
+                        .on_pull_page(&page, self.clock.now_ms());
                     self.commit().await.map_err(storage_failure)?;
                     if !page.has_more {
                         return Ok(());
@@ -303,11 +348,19 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     fn meta(&self, trace: &str, idempotency_key: String) -> RequestMeta {
-        RequestMeta { idempotency_key, traceparent: trace.to_owned(), token: self.token.borrow().clone() }
+        RequestMeta {
+            idempotency_key,
+            traceparent: trace.to_owned(),
+            token: self.token.borrow().clone(),
+        }
     }
 
     /// Sends a request; on a 401 asks the app for a fresh token and tries once more.
-    async fn request(&self, req: Request<'_>, mut meta: RequestMeta) -> Result<Response, TransportError> {
+    async fn request(
+        &self,
+        req: Request<'_>,
+        mut meta: RequestMeta,
+    ) -> Result<Response, TransportError> {
         if meta.token.is_none() {
             meta.token = self.fetch_token(false).await?;
         }
@@ -321,33 +374,59 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     async fn fetch_token(&self, refresh: bool) -> Result<Option<String>, TransportError> {
-        let token = self.tokens.token(refresh).await.map_err(|_| TransportError::Unauthorized)?;
+        let token = self
+            .tokens
+            .token(refresh)
+            .await
+            .map_err(|_| TransportError::Unauthorized)?;
         *self.token.borrow_mut() = token.clone();
         Ok(token)
     }
 
-    async fn send(&self, req: &Request<'_>, meta: &RequestMeta) -> Result<Response, TransportError> {
+    async fn send(
+        &self,
+        req: &Request<'_>,
+        meta: &RequestMeta,
+    ) -> Result<Response, TransportError> {
         match req {
             Request::Push(r) => self.transport.push(r, meta).await.map(Response::Push),
-            Request::Pull(cursor, limit) => self.transport.pull(*cursor, *limit, meta).await.map(Response::Pull),
+            Request::Pull(cursor, limit) => self
+                .transport
+                .pull(*cursor, *limit, meta)
+                .await
+                .map(Response::Pull),
         }
     }
 
     fn batch_timing(&self, req: &PushRequest) -> HashMap<String, (u32, u64)> {
         let r = self.replica.borrow();
         r.outbox()
-            .filter_map(|e| e.sent.as_ref().map(|s| (s.op_id.clone(), (e.attempts, e.created_at_ms))))
+            .filter_map(|e| {
+                e.sent
+                    .as_ref()
+                    .map(|s| (s.op_id.clone(), (e.attempts, e.created_at_ms)))
+            })
             .filter(|(op, _)| req.mutations.iter().any(|m| &m.op_id == op))
             .collect()
     }
 
-    fn record_push_metrics(&self, req: &PushRequest, resp: &PushResponse, timing: &HashMap<String, (u32, u64)>, now: u64) {
+    fn record_push_metrics(
+        &self,
+        req: &PushRequest,
+        resp: &PushResponse,
+        timing: &HashMap<String, (u32, u64)>,
+        now: u64,
+    ) {
         let mut m = self.metrics.borrow_mut();
         for mutation in &req.mutations {
-            *m.sent_by_collection.entry(mutation.collection.clone()).or_default() += 1;
+            *m.sent_by_collection
+                .entry(mutation.collection.clone())
+                .or_default() += 1;
         }
         for c in &resp.conflicts {
-            *m.conflicts_by_collection.entry(c.server.collection.clone()).or_default() += 1;
+            *m.conflicts_by_collection
+                .entry(c.server.collection.clone())
+                .or_default() += 1;
         }
         for a in &resp.accepted {
             if let Some((attempts, created)) = timing.get(&a.op_id) {
@@ -368,7 +447,12 @@ enum Response {
 }
 
 fn storage_failure(e: CoreError) -> (Failure, String) {
-    (Failure::Retryable { retry_after_ms: None }, e.to_string())
+    (
+        Failure::Retryable {
+            retry_after_ms: None,
+        },
+        e.to_string(),
+    )
 }
 
 /// Maps a transport failure to the state machine's input.
@@ -376,9 +460,13 @@ pub fn classify(error: &TransportError) -> (Failure, String) {
     let failure = match error {
         TransportError::Network(_) | TransportError::Timeout => Failure::Network,
         TransportError::Unauthorized => Failure::Auth,
-        TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable { retry_after_ms: *retry_after_ms },
+        TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable {
+            retry_after_ms: *retry_after_ms,
+        },
         TransportError::Http { .. } => Failure::Fatal,
-        TransportError::CursorExpired | TransportError::Decode(_) => Failure::Retryable { retry_after_ms: None },
+        TransportError::CursorExpired | TransportError::Decode(_) => Failure::Retryable {
+            retry_after_ms: None,
+        },
     };
     (failure, error.to_string())
 }

@@ -35,9 +35,17 @@ impl Hlc {
     /// A stamp for a local event at physical time `now_ms`, after `last`.
     pub fn tick(last: &Hlc, now_ms: u64, node: &str) -> Hlc {
         if now_ms > last.wall_ms {
-            Hlc { wall_ms: now_ms, counter: 0, node: node.to_owned() }
+            Hlc {
+                wall_ms: now_ms,
+                counter: 0,
+                node: node.to_owned(),
+            }
         } else {
-            Hlc { wall_ms: last.wall_ms, counter: last.counter.saturating_add(1), node: node.to_owned() }
+            Hlc {
+                wall_ms: last.wall_ms,
+                counter: last.counter.saturating_add(1),
+                node: node.to_owned(),
+            }
         }
     }
 
@@ -50,7 +58,11 @@ impl Hlc {
             (false, true) => remote.counter.saturating_add(1),
             (false, false) => 0,
         };
-        Hlc { wall_ms: wall, counter, node: node.to_owned() }
+        Hlc {
+            wall_ms: wall,
+            counter,
+            node: node.to_owned(),
+        }
     }
 
     /// Parses the wire form `WWWWWWWWWWWWWWW-CCCCCCCCCC-node`.
@@ -63,9 +75,17 @@ impl Hlc {
         if wall.len() != 15 || counter.len() != 10 || node.is_empty() || node.len() > 128 {
             return Err(format!("hlc `{text}` has the wrong field widths"));
         }
-        let wall_ms = wall.parse().map_err(|_| format!("hlc wall time `{wall}` is not a number"))?;
-        let counter = counter.parse().map_err(|_| format!("hlc counter `{counter}` is not a number"))?;
-        Ok(Hlc { wall_ms, counter, node: node.to_owned() })
+        let wall_ms = wall
+            .parse()
+            .map_err(|_| format!("hlc wall time `{wall}` is not a number"))?;
+        let counter = counter
+            .parse()
+            .map_err(|_| format!("hlc counter `{counter}` is not a number"))?;
+        Ok(Hlc {
+            wall_ms,
+            counter,
+            node: node.to_owned(),
+        })
     }
 }
 
@@ -94,8 +114,16 @@ mod tests {
 
     #[test]
     fn wire_order_equals_clock_order() {
-        let a = Hlc { wall_ms: 5, counter: 9, node: "b".into() };
-        let b = Hlc { wall_ms: 10, counter: 0, node: "a".into() };
+        let a = Hlc {
+            wall_ms: 5,
+            counter: 9,
+            node: "b".into(),
+        };
+        let b = Hlc {
+            wall_ms: 10,
+            counter: 0,
+            node: "a".into(),
+        };
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
         assert_eq!(Hlc::parse(&a.to_string()).unwrap(), a);
@@ -106,14 +134,24 @@ mod tests {
         let a = Hlc::tick(&Hlc::default(), 100, "n");
         let b = Hlc::tick(&a, 50, "n");
         assert!(b > a);
-        let remote = Hlc { wall_ms: 500, counter: 3, node: "m".into() };
+        let remote = Hlc {
+            wall_ms: 500,
+            counter: 3,
+            node: "m".into(),
+        };
         let c = Hlc::observe(&b, &remote, 60, "n");
         assert!(c > remote && c > b);
     }
 
     #[test]
     fn rejects_malformed_stamps() {
-        for bad in ["", "1-2", "x-0000000000-n", "000000000000001-0000000000-", "000000000000001-00000000000-n"] {
+        for bad in [
+            "",
+            "1-2",
+            "x-0000000000-n",
+            "000000000000001-0000000000-",
+            "000000000000001-00000000000-n",
+        ] {
             assert!(Hlc::parse(bad).is_err(), "{bad}");
         }
     }

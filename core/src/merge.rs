@@ -21,7 +21,11 @@ pub struct FieldMerge {
 pub fn merge_fields(base: &Fields, local: &Fields, server: &Fields) -> FieldMerge {
     let mut merged = Fields::new();
     let mut conflicting = Vec::new();
-    let keys: std::collections::BTreeSet<&String> = base.keys().chain(local.keys()).chain(server.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> = base
+        .keys()
+        .chain(local.keys())
+        .chain(server.keys())
+        .collect();
     for key in keys {
         let (b, l, s) = (base.get(key), local.get(key), server.get(key));
         let value = if l == s || l == b {
@@ -38,11 +42,18 @@ pub fn merge_fields(base: &Fields, local: &Fields, server: &Fields) -> FieldMerg
             merged.insert(key.clone(), v);
         }
     }
-    FieldMerge { merged, conflicting }
+    FieldMerge {
+        merged,
+        conflicting,
+    }
 }
 
 /// Merges a string field both sides edited, when their edits do not overlap.
-fn merge_string_field(base: Option<&Value>, local: Option<&Value>, server: Option<&Value>) -> Option<Value> {
+fn merge_string_field(
+    base: Option<&Value>,
+    local: Option<&Value>,
+    server: Option<&Value>,
+) -> Option<Value> {
     let base = match base {
         None => "",
         Some(v) => v.as_str()?,
@@ -83,15 +94,26 @@ mod tests {
         let server = fields(json!({"title": "a", "body": "x", "n": 2, "tag": "t"}));
         let m = merge_fields(&base, &local, &server);
         assert!(m.conflicting.is_empty());
-        assert_eq!(Value::Object(m.merged), json!({"title": "b", "body": "x", "n": 2, "tag": "t"}));
+        assert_eq!(
+            Value::Object(m.merged),
+            json!({"title": "b", "body": "x", "n": 2, "tag": "t"})
+        );
     }
 
     #[test]
     fn same_string_field_merges_as_text_or_conflicts() {
         let base = fields(json!({"body": "one two three"}));
-        let ok = merge_fields(&base, &fields(json!({"body": "zero two three"})), &fields(json!({"body": "one two four"})));
+        let ok = merge_fields(
+            &base,
+            &fields(json!({"body": "zero two three"})),
+            &fields(json!({"body": "one two four"})),
+        );
         assert_eq!(ok.merged["body"], json!("zero two four"));
-        let clash = merge_fields(&base, &fields(json!({"body": "one 2 three"})), &fields(json!({"body": "one II three"})));
+        let clash = merge_fields(
+            &base,
+            &fields(json!({"body": "one 2 three"})),
+            &fields(json!({"body": "one II three"})),
+        );
         assert_eq!(clash.conflicting, vec!["body".to_string()]);
     }
 
@@ -105,7 +127,11 @@ mod tests {
     #[test]
     fn a_field_removed_on_one_side_is_removed() {
         let base = fields(json!({"a": 1, "b": 2}));
-        let m = merge_fields(&base, &fields(json!({"a": 1})), &fields(json!({"a": 1, "b": 2, "c": 3})));
+        let m = merge_fields(
+            &base,
+            &fields(json!({"a": 1})),
+            &fields(json!({"a": 1, "b": 2, "c": 3})),
+        );
         assert_eq!(Value::Object(m.merged), json!({"a": 1, "c": 3}));
     }
 

@@ -59,7 +59,11 @@ impl OutboxEntry {
             record_id: self.record_id.clone(),
             op: self.op,
             base_version: sent.base_version,
-            patch: if self.op == OpKind::Delete { Fields::new() } else { self.patch.clone() },
+            patch: if self.op == OpKind::Delete {
+                Fields::new()
+            } else {
+                self.patch.clone()
+            },
             hlc: self.hlc.clone(),
         })
     }

@@ -49,15 +49,24 @@ pub struct State {
 
 impl State {
     pub fn live(fields: Fields) -> State {
-        State { fields, deleted: false }
+        State {
+            fields,
+            deleted: false,
+        }
     }
 
     pub fn tombstone() -> State {
-        State { fields: Fields::new(), deleted: true }
+        State {
+            fields: Fields::new(),
+            deleted: true,
+        }
     }
 
     pub fn of(record: &Record) -> State {
-        State { fields: record.fields.clone(), deleted: record.deleted }
+        State {
+            fields: record.fields.clone(),
+            deleted: record.deleted,
+        }
     }
 }
 
@@ -73,7 +82,13 @@ pub enum Resolution {
 }
 
 /// Resolves `local` (edited from `base`, stamped `local_hlc`) against the newer `server`.
-pub fn resolve(policy: Policy, base: Option<&State>, local: &State, local_hlc: &Hlc, server: &Record) -> Resolution {
+pub fn resolve(
+    policy: Policy,
+    base: Option<&State>,
+    local: &State,
+    local_hlc: &Hlc,
+    server: &Record,
+) -> Resolution {
     let server_state = State::of(server);
     if *local == server_state {
         return Resolution::TakeServer;
@@ -81,7 +96,10 @@ pub fn resolve(policy: Policy, base: Option<&State>, local: &State, local_hlc: &
     match policy {
         Policy::LastWriterWins => {
             if *local_hlc > server.hlc {
-                Resolution::Keep { state: local.clone(), merged: false }
+                Resolution::Keep {
+                    state: local.clone(),
+                    merged: false,
+                }
             } else {
                 Resolution::TakeServer
             }
@@ -96,7 +114,10 @@ fn merge_states(base: Option<&State>, local: &State, server: &State) -> Resoluti
     match (local.deleted, server.deleted) {
         (true, true) => Resolution::TakeServer,
         // A delete meets an edit: keep the delete only if the other side did not edit.
-        (true, false) if unchanged(server) => Resolution::Keep { state: local.clone(), merged: false },
+        (true, false) if unchanged(server) => Resolution::Keep {
+            state: local.clone(),
+            merged: false,
+        },
         (false, true) if unchanged(local) => Resolution::TakeServer,
         (true, false) | (false, true) => Resolution::Review { fields: Vec::new() },
         (false, false) => {
@@ -104,11 +125,16 @@ fn merge_states(base: Option<&State>, local: &State, server: &State) -> Resoluti
             let base_fields = base.filter(|b| !b.deleted).map_or(&empty, |b| &b.fields);
             let m = merge_fields(base_fields, &local.fields, &server.fields);
             if !m.conflicting.is_empty() {
-                Resolution::Review { fields: m.conflicting }
+                Resolution::Review {
+                    fields: m.conflicting,
+                }
             } else if m.merged == server.fields {
                 Resolution::TakeServer
             } else {
-                Resolution::Keep { state: State::live(m.merged), merged: true }
+                Resolution::Keep {
+                    state: State::live(m.merged),
+                    merged: true,
+                }
             }
         }
     }
@@ -126,7 +152,11 @@ mod tests {
             version: 2,
             fields: fields.as_object().cloned().unwrap(),
             deleted: false,
-            hlc: Hlc { wall_ms, counter: 0, node: node.into() },
+            hlc: Hlc {
+                wall_ms,
+                counter: 0,
+                node: node.into(),
+            },
         }
     }
 
@@ -138,16 +168,36 @@ mod tests {
     fn lww_picks_the_later_clock_and_breaks_ties_by_client() {
         let server = rec(json!({"done": true}), 10, "b");
         let local = live(json!({"done": false}));
-        let later = Hlc { wall_ms: 10, counter: 0, node: "c".into() };
-        let earlier = Hlc { wall_ms: 10, counter: 0, node: "a".into() };
-        assert!(matches!(resolve(Policy::LastWriterWins, None, &local, &later, &server), Resolution::Keep { .. }));
-        assert_eq!(resolve(Policy::LastWriterWins, None, &local, &earlier, &server), Resolution::TakeServer);
+        let later = Hlc {
+            wall_ms: 10,
+            counter: 0,
+            node: "c".into(),
+        };
+        let earlier = Hlc {
+            wall_ms: 10,
+            counter: 0,
+            node: "a".into(),
+        };
+        assert!(matches!(
+            resolve(Policy::LastWriterWins, None, &local, &later, &server),
+            Resolution::Keep { .. }
+        ));
+        assert_eq!(
+            resolve(Policy::LastWriterWins, None, &local, &earlier, &server),
+            Resolution::TakeServer
+        );
     }
 
     #[test]
     fn server_wins_review_sends_differences_to_review() {
         let server = rec(json!({"amount": 5}), 1, "b");
-        let r = resolve(Policy::ServerWinsReview, None, &live(json!({"amount": 6})), &Hlc::default(), &server);
+        let r = resolve(
+            Policy::ServerWinsReview,
+            None,
+            &live(json!({"amount": 6})),
+            &Hlc::default(),
+            &server,
+        );
         assert_eq!(r, Resolution::Review { fields: vec![] });
     }
 
@@ -155,15 +205,33 @@ mod tests {
     fn merge_keeps_both_sides_and_flags_merged() {
         let base = live(json!({"title": "t", "body": "b"}));
         let server = rec(json!({"title": "t2", "body": "b"}), 1, "s");
-        let r = resolve(Policy::MergeFields, Some(&base), &live(json!({"title": "t", "body": "b2"})), &Hlc::default(), &server);
-        assert_eq!(r, Resolution::Keep { state: live(json!({"title": "t2", "body": "b2"})), merged: true });
+        let r = resolve(
+            Policy::MergeFields,
+            Some(&base),
+            &live(json!({"title": "t", "body": "b2"})),
+            &Hlc::default(),
+            &server,
+        );
+        assert_eq!(
+            r,
+            Resolution::Keep {
+                state: live(json!({"title": "t2", "body": "b2"})),
+                merged: true
+            }
+        );
     }
 
     #[test]
     fn delete_against_an_edit_needs_review() {
         let base = live(json!({"title": "t"}));
         let server = rec(json!({"title": "t2"}), 1, "s");
-        let r = resolve(Policy::MergeFields, Some(&base), &State::tombstone(), &Hlc::default(), &server);
+        let r = resolve(
+            Policy::MergeFields,
+            Some(&base),
+            &State::tombstone(),
+            &Hlc::default(),
+            &server,
+        );
         assert_eq!(r, Resolution::Review { fields: vec![] });
     }
 }

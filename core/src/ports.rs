@@ -77,7 +77,12 @@ pub enum TransportError {
     /// 410 on pull: the cursor is older than the server's compaction horizon.
     CursorExpired,
     /// Any other non-2xx answer.
-    Http { status: u16, code: String, message: String, retry_after_ms: Option<u64> },
+    Http {
+        status: u16,
+        code: String,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
     /// A 2xx answer whose body did not decode.
     Decode(String),
 }
@@ -86,9 +91,13 @@ impl TransportError {
     /// Whether the same request may succeed later without a change.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TransportError::Network(_) | TransportError::Timeout | TransportError::Unauthorized => true,
+            TransportError::Network(_) | TransportError::Timeout | TransportError::Unauthorized => {
+                true
+            }
             TransportError::CursorExpired => true,
-            TransportError::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            TransportError::Http { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500
+            }
             TransportError::Decode(_) => true,
         }
     }
@@ -101,7 +110,12 @@ impl fmt::Display for TransportError {
             TransportError::Timeout => write!(f, "the request timed out"),
             TransportError::Unauthorized => write!(f, "the server refused the credentials (401)"),
             TransportError::CursorExpired => write!(f, "the sync cursor expired (410)"),
-            TransportError::Http { status, code, message, .. } => write!(f, "HTTP {status} {code}: {message}"),
+            TransportError::Http {
+                status,
+                code,
+                message,
+                ..
+            } => write!(f, "HTTP {status} {code}: {message}"),
             TransportError::Decode(m) => write!(f, "could not decode the server's answer: {m}"),
         }
     }
@@ -109,8 +123,17 @@ impl fmt::Display for TransportError {
 
 /// The sync server, as the engine talks to it.
 pub trait Transport {
-    async fn push(&self, req: &PushRequest, meta: &RequestMeta) -> Result<PushResponse, TransportError>;
-    async fn pull(&self, cursor: u64, limit: u32, meta: &RequestMeta) -> Result<PullResponse, TransportError>;
+    async fn push(
+        &self,
+        req: &PushRequest,
+        meta: &RequestMeta,
+    ) -> Result<PushResponse, TransportError>;
+    async fn pull(
+        &self,
+        cursor: u64,
+        limit: u32,
+        meta: &RequestMeta,
+    ) -> Result<PullResponse, TransportError>;
 }
 
 /// The app's credentials. `refresh` asks for a new token after a 401.

@@ -182,14 +182,26 @@ impl fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> WireError {
-    WireError::Invalid { field: field.into(), reason: reason.into() }
+    WireError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], limit: usize, what: &str) -> Result<T, WireError> {
+fn decode<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    limit: usize,
+    what: &str,
+) -> Result<T, WireError> {
     if bytes.len() > limit {
-        return Err(WireError::TooLarge { what: what.to_owned(), limit });
+        return Err(WireError::TooLarge {
+            what: what.to_owned(),
+            limit,
+        });
     }
-    serde_json::from_slice(bytes).map_err(|e| WireError::Malformed { message: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| WireError::Malformed {
+        message: e.to_string(),
+    })
 }
 
 /// Checks an identifier: non-empty, bounded, printable ASCII without whitespace.
@@ -198,10 +210,16 @@ pub fn validate_id(field: &str, value: &str) -> Result<(), WireError> {
         return Err(invalid(field, "must not be empty"));
     }
     if value.len() > limits::MAX_ID_LEN {
-        return Err(invalid(field, format!("longer than {} bytes", limits::MAX_ID_LEN)));
+        return Err(invalid(
+            field,
+            format!("longer than {} bytes", limits::MAX_ID_LEN),
+        ));
     }
     if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid(field, "may hold only printable ASCII without spaces"));
+        return Err(invalid(
+            field,
+            "may hold only printable ASCII without spaces",
+        ));
     }
     Ok(())
 }
@@ -210,9 +228,14 @@ pub fn validate_id(field: &str, value: &str) -> Result<(), WireError> {
 pub fn validate_collection(field: &str, value: &str) -> Result<(), WireError> {
     validate_id(field, value)?;
     let ok = value.as_bytes()[0].is_ascii_lowercase()
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if !ok {
-        return Err(invalid(field, "must be lowercase letters, digits, `_` or `-`, starting with a letter"));
+        return Err(invalid(
+            field,
+            "must be lowercase letters, digits, `_` or `-`, starting with a letter",
+        ));
     }
     Ok(())
 }
@@ -227,13 +250,24 @@ fn validate_number(field: &str, value: u64) -> Result<(), WireError> {
 /// Checks a field map against the size limits.
 pub fn validate_fields(field: &str, fields: &Fields) -> Result<(), WireError> {
     if fields.len() > limits::MAX_FIELDS {
-        return Err(WireError::TooLarge { what: format!("`{field}` field count"), limit: limits::MAX_FIELDS });
+        return Err(WireError::TooLarge {
+            what: format!("`{field}` field count"),
+            limit: limits::MAX_FIELDS,
+        });
     }
-    let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(fields)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > limits::MAX_RECORD_BYTES {
-        return Err(WireError::TooLarge { what: format!("`{field}` encoded size"), limit: limits::MAX_RECORD_BYTES });
+        return Err(WireError::TooLarge {
+            what: format!("`{field}` encoded size"),
+            limit: limits::MAX_RECORD_BYTES,
+        });
     }
-    if fields.keys().any(|k| k.is_empty() || k.len() > limits::MAX_ID_LEN) {
+    if fields
+        .keys()
+        .any(|k| k.is_empty() || k.len() > limits::MAX_ID_LEN)
+    {
         return Err(invalid(field, "field names must be 1 to 128 bytes"));
     }
     Ok(())
@@ -253,13 +287,17 @@ impl Mutation {
         }
         validate_fields(&format!("{at}.patch"), &self.patch)?;
         match self.op {
-            OpKind::Update if self.base_version == 0 => {
-                Err(invalid(format!("{at}.base_version"), "an update needs the version it was made against"))
+            OpKind::Update if self.base_version == 0 => Err(invalid(
+                format!("{at}.base_version"),
+                "an update needs the version it was made against",
+            )),
+            OpKind::Delete if self.base_version == 0 => Err(invalid(
+                format!("{at}.base_version"),
+                "a delete needs the version it was made against",
+            )),
+            OpKind::Delete if !self.patch.is_empty() => {
+                Err(invalid(format!("{at}.patch"), "a delete carries no patch"))
             }
-            OpKind::Delete if self.base_version == 0 => {
-                Err(invalid(format!("{at}.base_version"), "a delete needs the version it was made against"))
-            }
-            OpKind::Delete if !self.patch.is_empty() => Err(invalid(format!("{at}.patch"), "a delete carries no patch")),
             _ => Ok(()),
         }
     }
@@ -293,7 +331,10 @@ impl PushRequest {
     pub fn validate(&self) -> Result<(), WireError> {
         validate_id("client_id", &self.client_id)?;
         if self.mutations.len() > limits::MAX_MUTATIONS_PER_PUSH {
-            return Err(WireError::TooLarge { what: "mutation count".into(), limit: limits::MAX_MUTATIONS_PER_PUSH });
+            return Err(WireError::TooLarge {
+                what: "mutation count".into(),
+                limit: limits::MAX_MUTATIONS_PER_PUSH,
+            });
         }
         let mut seen_ops = std::collections::HashSet::new();
         let mut last_seq: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
@@ -305,7 +346,10 @@ impl PushRequest {
             }
             let prev = last_seq.insert(m.client_id.as_str(), m.seq);
             if prev.is_some_and(|p| p >= m.seq) {
-                return Err(invalid(format!("{at}.seq"), "must increase within one client's mutations"));
+                return Err(invalid(
+                    format!("{at}.seq"),
+                    "must increase within one client's mutations",
+                ));
             }
         }
         Ok(())
@@ -325,7 +369,10 @@ impl PullResponse {
             validate_collection(&format!("changes[{i}].collection"), &r.collection)?;
             validate_id(&format!("changes[{i}].id"), &r.id)?;
             if r.version == 0 {
-                return Err(invalid(format!("changes[{i}].version"), "versions start at 1"));
+                return Err(invalid(
+                    format!("changes[{i}].version"),
+                    "versions start at 1",
+                ));
             }
         }
         Ok(page)
@@ -334,6 +381,11 @@ impl PullResponse {
 
 impl ErrorBody {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody { error: ErrorDetail { code: code.into(), message: message.into() } }
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
     }
 }

@@ -43,7 +43,9 @@ impl TenantState {
     }
 
     pub fn record(&self, collection: &str, id: &str) -> Option<&Record> {
-        self.records.get(&(collection.to_owned(), id.to_owned())).map(|(_, r)| r)
+        self.records
+            .get(&(collection.to_owned(), id.to_owned()))
+            .map(|(_, r)| r)
     }
 
     /// Every applied op, in the order it was applied.
@@ -58,18 +60,28 @@ impl TenantState {
     /// The changes after `cursor`, oldest first, at most `limit` of them.
     pub fn pull(&self, cursor: u64, limit: u32) -> Result<PullResponse, PullError> {
         if cursor != 0 && cursor < self.horizon {
-            return Err(PullError::CursorExpired { horizon: self.horizon });
+            return Err(PullError::CursorExpired {
+                horizon: self.horizon,
+            });
         }
         let limit = limit.clamp(1, limits::MAX_PULL_LIMIT) as usize;
         let mut after = self.log.range(cursor + 1..);
-        let changes: Vec<Record> =
-            after.by_ref().take(limit).map(|(_, key)| self.records[key].1.clone()).collect();
+        let changes: Vec<Record> = after
+            .by_ref()
+            .take(limit)
+            .map(|(_, key)| self.records[key].1.clone())
+            .collect();
         let remaining = after.count() as u64;
         let next = match changes.last() {
             Some(last) => self.records[&(last.collection.clone(), last.id.clone())].0,
             None => cursor.max(self.horizon),
         };
-        Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining })
+        Ok(PullResponse {
+            changes,
+            cursor: next,
+            has_more: remaining > 0,
+            remaining,
+        })
     }
 
     /// Drops tombstones logged at or before `upto`; pulls from older cursors then expire.
@@ -107,7 +119,10 @@ impl ApplyTx for TenantState {
 
     async fn write_record(&mut self, record: &Record) -> Result<u64, Infallible> {
         self.cursor += 1;
-        let record = &Record { version: self.cursor, ..record.clone() };
+        let record = &Record {
+            version: self.cursor,
+            ..record.clone()
+        };
         let key = (record.collection.clone(), record.id.clone());
         if let Some((old_pos, _)) = self.records.get(&key) {
             self.log.remove(old_pos);
@@ -117,11 +132,26 @@ impl ApplyTx for TenantState {
         Ok(self.cursor)
     }
 
-    async fn store_op(&mut self, m: &Mutation, digest: u64, outcome: &StoredOutcome) -> Result<(), Infallible> {
-        self.ops.insert(m.op_id.clone(), StoredOp { digest, outcome: outcome.clone() });
+    async fn store_op(
+        &mut self,
+        m: &Mutation,
+        digest: u64,
+        outcome: &StoredOutcome,
+    ) -> Result<(), Infallible> {
+        self.ops.insert(
+            m.op_id.clone(),
+            StoredOp {
+                digest,
+                outcome: outcome.clone(),
+            },
+        );
         self.client_seq.insert(m.client_id.clone(), m.seq);
         if matches!(outcome, StoredOutcome::Accepted { .. }) {
-            self.applied.push(AppliedOp { op_id: m.op_id.clone(), client_id: m.client_id.clone(), seq: m.seq });
+            self.applied.push(AppliedOp {
+                op_id: m.op_id.clone(),
+                client_id: m.client_id.clone(),
+                seq: m.seq,
+            });
         }
         Ok(())
     }

@@ -44,7 +44,14 @@ pub struct SyncState {
 
 impl Default for SyncState {
     fn default() -> Self {
-        SyncState { status: Status::Idle, online: true, failures: 0, next_retry_at_ms: Some(0), last_error: None, backoff: Backoff::default() }
+        SyncState {
+            status: Status::Idle,
+            online: true,
+            failures: 0,
+            next_retry_at_ms: Some(0),
+            last_error: None,
+            backoff: Backoff::default(),
+        }
     }
 }
 
@@ -70,7 +77,11 @@ impl SyncState {
 
     /// Something asks for a sync soon (a local write, a poke, the tab became visible).
     pub fn nudge(&mut self, now_ms: u64) {
-        if matches!(self.status, Status::Idle | Status::Error | Status::AuthRequired) || self.online && self.status == Status::Offline {
+        if matches!(
+            self.status,
+            Status::Idle | Status::Error | Status::AuthRequired
+        ) || self.online && self.status == Status::Offline
+        {
             self.next_retry_at_ms = Some(self.next_retry_at_ms.map_or(now_ms, |t| t.min(now_ms)));
         }
     }
@@ -138,7 +149,14 @@ mod tests {
     #[test]
     fn retry_after_is_honoured() {
         let mut s = SyncState::default();
-        s.failed(Failure::Retryable { retry_after_ms: Some(7_000) }, "429".into(), 0, 0);
+        s.failed(
+            Failure::Retryable {
+                retry_after_ms: Some(7_000),
+            },
+            "429".into(),
+            0,
+            0,
+        );
         assert_eq!(s.status, Status::Backoff);
         assert!(!s.is_due(6_999));
         assert!(s.is_due(7_000));

@@ -92,7 +92,11 @@ fn matches(a: &[&str], b: &[&str]) -> Option<Vec<Option<usize>>> {
         let mut k = -d;
         while k <= d {
             let idx = (k + offset) as usize;
-            let mut x = if k == -d || (k != d && v[idx - 1] < v[idx + 1]) { v[idx + 1] } else { v[idx - 1] + 1 };
+            let mut x = if k == -d || (k != d && v[idx - 1] < v[idx + 1]) {
+                v[idx + 1]
+            } else {
+                v[idx - 1] + 1
+            };
             let mut y = x - k;
             while x < n && y < m && a[x as usize] == b[y as usize] {
                 x += 1;
@@ -114,12 +118,17 @@ fn matches(a: &[&str], b: &[&str]) -> Option<Vec<Option<usize>>> {
     for d in (0..trace.len() as isize).rev() {
         let v = &trace[d as usize];
         let k = x - y;
-        let prev_k = if k == -d || (k != d && v[(k - 1 + offset) as usize] < v[(k + 1 + offset) as usize]) {
-            k + 1
+        let prev_k =
+            if k == -d || (k != d && v[(k - 1 + offset) as usize] < v[(k + 1 + offset) as usize]) {
+                k + 1
+            } else {
+                k - 1
+            };
+        let prev_x = if d == 0 {
+            0
         } else {
-            k - 1
+            v[(prev_k + offset) as usize]
         };
-        let prev_x = if d == 0 { 0 } else { v[(prev_k + offset) as usize] };
         let prev_y = prev_x - prev_k;
         while x > prev_x && y > prev_y {
             x -= 1;
@@ -143,12 +152,18 @@ mod tests {
         let base = "Buy milk and eggs. Call Anna tomorrow.";
         let local = "Buy oat milk and eggs. Call Anna tomorrow.";
         let server = "Buy milk and eggs. Call Anna on Friday.";
-        assert_eq!(merge_text(base, local, server).unwrap(), "Buy oat milk and eggs. Call Anna on Friday.");
+        assert_eq!(
+            merge_text(base, local, server).unwrap(),
+            "Buy oat milk and eggs. Call Anna on Friday."
+        );
     }
 
     #[test]
     fn reports_overlapping_edits() {
-        assert_eq!(merge_text("the red car", "the blue car", "the green car"), Err(Overlap));
+        assert_eq!(
+            merge_text("the red car", "the blue car", "the green car"),
+            Err(Overlap)
+        );
     }
 
     #[test]
@@ -161,7 +176,10 @@ mod tests {
         let base = "line one\nline two\nline three\n";
         let local = "line one, edited\nline two\nline three\n";
         let server = "line one\nline two\nline three\nline four\n";
-        assert_eq!(merge_text(base, local, server).unwrap(), "line one, edited\nline two\nline three\nline four\n");
+        assert_eq!(
+            merge_text(base, local, server).unwrap(),
+            "line one, edited\nline two\nline three\nline four\n"
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ fn run_seed(config: SimConfig) -> Result<SimReport, String> {
 }
 
 fn replay_command(seed: u64) -> String {
-    format!("FERRY_SIM_SEED={seed} cargo test -p ferry-core --test simulation replay -- --nocapture")
+    format!(
+        "FERRY_SIM_SEED={seed} cargo test -p ferry-core --test simulation replay -- --nocapture"
+    )
 }
 
 fn add(total: &mut SimReport, r: &SimReport) {
@@ -59,7 +61,10 @@ fn seeded_simulation_keeps_every_guarantee() {
         match run_seed(SimConfig::new(seed)) {
             Ok(r) => add(&mut total, &r),
             Err(message) => {
-                eprintln!("seed {seed} FAILED: {message}\n  replay: {}", replay_command(seed));
+                eprintln!(
+                    "seed {seed} FAILED: {message}\n  replay: {}",
+                    replay_command(seed)
+                );
                 failures.push(seed);
                 if failures.len() >= 5 {
                     break;
@@ -92,7 +97,10 @@ fn seeded_simulation_keeps_every_guarantee() {
     for inv in INVARIANTS {
         println!("    - {inv}");
     }
-    assert!(failures.is_empty(), "failing seeds: {failures:?} (replay each with the command printed above)");
+    assert!(
+        failures.is_empty(),
+        "failing seeds: {failures:?} (replay each with the command printed above)"
+    );
 }
 
 #[test]

@@ -34,36 +34,98 @@ fn the_valid_message_decodes() {
 
 #[test]
 fn each_kind_of_bad_input_has_its_typed_error() {
-    let malformed = |r: Result<PushRequest, WireError>| matches!(r, Err(WireError::Malformed { .. }));
+    let malformed =
+        |r: Result<PushRequest, WireError>| matches!(r, Err(WireError::Malformed { .. }));
     let invalid = |r: Result<PushRequest, WireError>| matches!(r, Err(WireError::Invalid { .. }));
-    assert!(malformed(PushRequest::decode(br#"{"client_id":"c1","mutations":[{"op_id""#)), "truncated");
-    assert!(malformed(decode(&with("/mutations/0/seq", json!("one")))), "wrong type");
-    assert!(malformed(decode(&with("/mutations/0/op", json!("upsert")))), "unknown op");
-    assert!(malformed(decode(&with("/mutations/0/base_version", json!(-1)))), "negative version");
-    assert!(malformed(decode(&with("/mutations/0/base_version", json!(1e300)))), "huge float version");
-    assert!(invalid(decode(&with("/mutations/0/base_version", json!(u64::MAX)))), "beyond 2^53");
-    assert!(malformed(decode(&with("/mutations/0/hlc", json!("yesterday")))), "bad clock");
-    assert!(invalid(decode(&with("/mutations/0/seq", json!(0)))), "seq 0");
-    assert!(invalid(decode(&with("/mutations/0/collection", json!("Notes!")))), "bad collection");
-    assert!(invalid(decode(&with("/mutations/0/record_id", json!("")))), "empty id");
-    assert!(invalid(decode(&with("/mutations/0/record_id", json!("x".repeat(500))))), "long id");
-    assert!(invalid(decode(&with("/mutations/0/base_version", json!(0)))), "update without base");
+    assert!(
+        malformed(PushRequest::decode(
+            br#"{"client_id":"c1","mutations":[{"op_id""#
+        )),
+        "truncated"
+    );
+    assert!(
+        malformed(decode(&with("/mutations/0/seq", json!("one")))),
+        "wrong type"
+    );
+    assert!(
+        malformed(decode(&with("/mutations/0/op", json!("upsert")))),
+        "unknown op"
+    );
+    assert!(
+        malformed(decode(&with("/mutations/0/base_version", json!(-1)))),
+        "negative version"
+    );
+    assert!(
+        malformed(decode(&with("/mutations/0/base_version", json!(1e300)))),
+        "huge float version"
+    );
+    assert!(
+        invalid(decode(&with("/mutations/0/base_version", json!(u64::MAX)))),
+        "beyond 2^53"
+    );
+    assert!(
+        malformed(decode(&with("/mutations/0/hlc", json!("yesterday")))),
+        "bad clock"
+    );
+    assert!(
+        invalid(decode(&with("/mutations/0/seq", json!(0)))),
+        "seq 0"
+    );
+    assert!(
+        invalid(decode(&with("/mutations/0/collection", json!("Notes!")))),
+        "bad collection"
+    );
+    assert!(
+        invalid(decode(&with("/mutations/0/record_id", json!("")))),
+        "empty id"
+    );
+    assert!(
+        invalid(decode(&with(
+            "/mutations/0/record_id",
+            json!("x".repeat(500))
+        ))),
+        "long id"
+    );
+    assert!(
+        invalid(decode(&with("/mutations/0/base_version", json!(0)))),
+        "update without base"
+    );
     let big = json!({"body": "x".repeat(limits::MAX_RECORD_BYTES + 1)});
-    assert!(matches!(decode(&with("/mutations/0/patch", big)), Err(WireError::TooLarge { .. })), "huge value");
+    assert!(
+        matches!(
+            decode(&with("/mutations/0/patch", big)),
+            Err(WireError::TooLarge { .. })
+        ),
+        "huge value"
+    );
     let huge = vec![b' '; limits::MAX_PUSH_BYTES + 1];
-    assert!(matches!(PushRequest::decode(&huge), Err(WireError::TooLarge { .. })), "huge body");
+    assert!(
+        matches!(PushRequest::decode(&huge), Err(WireError::TooLarge { .. })),
+        "huge body"
+    );
     let mut twice = valid_push();
     let m = twice["mutations"][0].clone();
     twice["mutations"].as_array_mut().unwrap().push(m);
     assert!(invalid(decode(&twice)), "duplicate op id");
     let deep = "[".repeat(10_000);
-    assert!(malformed(PushRequest::decode(deep.as_bytes())), "deep nesting");
+    assert!(
+        malformed(PushRequest::decode(deep.as_bytes())),
+        "deep nesting"
+    );
 }
 
 #[test]
 fn error_codes_are_stable() {
-    assert_eq!(PushRequest::decode(b"{").unwrap_err().code(), "malformed_json");
-    assert_eq!(decode(&with("/mutations/0/seq", json!(0))).unwrap_err().code(), "invalid_message");
+    assert_eq!(
+        PushRequest::decode(b"{").unwrap_err().code(),
+        "malformed_json"
+    );
+    assert_eq!(
+        decode(&with("/mutations/0/seq", json!(0)))
+            .unwrap_err()
+            .code(),
+        "invalid_message"
+    );
 }
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -71,14 +133,21 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         ".{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![Just("op".to_string()), Just("seq".to_string()), Just("mutations".to_string()), "[a-z_]{1,10}"],
+                prop_oneof![
+                    Just("op".to_string()),
+                    Just("seq".to_string()),
+                    Just("mutations".to_string()),
+                    "[a-z_]{1,10}"
+                ],
                 inner,
                 0..6
             )

@@ -29,12 +29,21 @@ impl Choice {
 
 impl Replica {
     /// Resolves a conflict. `Local` and `Merged` are pushed over the server's current version.
-    pub fn resolve_conflict(&mut self, conflict_id: &str, choice: Choice, now_ms: u64) -> Result<Option<String>, CoreError> {
+    pub fn resolve_conflict(
+        &mut self,
+        conflict_id: &str,
+        choice: Choice,
+        now_ms: u64,
+    ) -> Result<Option<String>, CoreError> {
         let Some(conflict) = self.conflicts.get(conflict_id) else {
-            return Err(CoreError::new(ErrorCode::UnknownConflict, format!("no conflict `{conflict_id}` (it may be resolved already)")));
+            return Err(CoreError::new(
+                ErrorCode::UnknownConflict,
+                format!("no conflict `{conflict_id}` (it may be resolved already)"),
+            ));
         };
         if let Choice::Merged(state) = &choice {
-            validate_fields("merged", &state.fields).map_err(|e| CoreError::new(ErrorCode::InvalidRecord, e.to_string()))?;
+            validate_fields("merged", &state.fields)
+                .map_err(|e| CoreError::new(ErrorCode::InvalidRecord, e.to_string()))?;
         }
         let k = key(&conflict.collection, &conflict.record_id);
         let desired = match &choice {
@@ -52,17 +61,27 @@ impl Replica {
             }
             None => None,
         };
-        self.events.push(Event::ConflictResolved { conflict_id: conflict.conflict_id, choice: choice.name(), into: into.clone() });
+        self.events.push(Event::ConflictResolved {
+            conflict_id: conflict.conflict_id,
+            choice: choice.name(),
+            into: into.clone(),
+        });
         Ok(into)
     }
 
     /// Sends a dead letter again, as it was or as `edited`.
-    pub fn retry_dead_letter(&mut self, letter_id: &str, edited: Option<State>, now_ms: u64) -> Result<Option<String>, CoreError> {
+    pub fn retry_dead_letter(
+        &mut self,
+        letter_id: &str,
+        edited: Option<State>,
+        now_ms: u64,
+    ) -> Result<Option<String>, CoreError> {
         let Some(letter) = self.dead_letters.get(letter_id) else {
             return Err(unknown_letter(letter_id));
         };
         if let Some(state) = &edited {
-            validate_fields("edited", &state.fields).map_err(|e| CoreError::new(ErrorCode::InvalidRecord, e.to_string()))?;
+            validate_fields("edited", &state.fields)
+                .map_err(|e| CoreError::new(ErrorCode::InvalidRecord, e.to_string()))?;
         }
         let k = key(&letter.collection, &letter.record_id);
         let desired = edited.unwrap_or_else(|| letter.desired.clone());
@@ -71,7 +90,10 @@ impl Replica {
         let hlc = self.tick(now_ms);
         self.set_view(&k, desired, hlc.clone());
         let into = self.reconcile_entry(&k, &hlc, hlc.clone(), now_ms, true);
-        self.events.push(Event::LetterRetried { letter_id: letter_id.to_owned(), into: into.clone() });
+        self.events.push(Event::LetterRetried {
+            letter_id: letter_id.to_owned(),
+            into: into.clone(),
+        });
         Ok(into)
     }
 
@@ -81,11 +103,16 @@ impl Replica {
             return Err(unknown_letter(letter_id));
         }
         self.dirty.dead_letters.insert(letter_id.to_owned());
-        self.events.push(Event::LetterDiscarded { letter_id: letter_id.to_owned() });
+        self.events.push(Event::LetterDiscarded {
+            letter_id: letter_id.to_owned(),
+        });
         Ok(())
     }
 }
 
 fn unknown_letter(letter_id: &str) -> CoreError {
-    CoreError::new(ErrorCode::UnknownDeadLetter, format!("no dead letter `{letter_id}` (it may be retried or discarded already)"))
+    CoreError::new(
+        ErrorCode::UnknownDeadLetter,
+        format!("no dead letter `{letter_id}` (it may be retried or discarded already)"),
+    )
 }

@@ -124,22 +124,51 @@ impl WriteBatch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The server applied the entry's op.
-    Applied { entry_id: String, op_id: String, version: u64 },
+    Applied {
+        entry_id: String,
+        op_id: String,
+        version: u64,
+    },
     /// The policy settled the entry against a newer server state.
-    Settled { entry_id: String, outcome: Outcome, into: Option<String> },
+    Settled {
+        entry_id: String,
+        outcome: Outcome,
+        into: Option<String>,
+    },
     /// The entry went to the conflict inbox.
-    Conflicted { entry_id: String, conflict_id: String },
+    Conflicted {
+        entry_id: String,
+        conflict_id: String,
+    },
     /// The server refused the entry for good.
-    DeadLettered { entry_id: String, letter_id: String, code: String },
+    DeadLettered {
+        entry_id: String,
+        letter_id: String,
+        code: String,
+    },
     /// The entry was folded into another unsent entry of the same record.
-    Coalesced { entry_id: String, into: String },
+    Coalesced {
+        entry_id: String,
+        into: String,
+    },
     /// Later writes undid the entry's change before it was sent.
-    Cancelled { entry_id: String },
+    Cancelled {
+        entry_id: String,
+    },
     /// A person resolved a conflict; `into` is the entry that carries the choice.
-    ConflictResolved { conflict_id: String, choice: &'static str, into: Option<String> },
+    ConflictResolved {
+        conflict_id: String,
+        choice: &'static str,
+        into: Option<String>,
+    },
     /// A dead letter was sent again (`into`) or dropped.
-    LetterRetried { letter_id: String, into: Option<String> },
-    LetterDiscarded { letter_id: String },
+    LetterRetried {
+        letter_id: String,
+        into: Option<String>,
+    },
+    LetterDiscarded {
+        letter_id: String,
+    },
 }
 
 /// How a policy settled a pending change.
@@ -211,11 +240,25 @@ fn key(collection: &str, id: &str) -> Key {
 
 impl Replica {
     /// Rebuilds a replica from what its store holds; `new_client_id` names a fresh one.
-    pub fn open(stored: StoredState, config: ReplicaConfig, new_client_id: impl FnOnce() -> String) -> Replica {
+    pub fn open(
+        stored: StoredState,
+        config: ReplicaConfig,
+        new_client_id: impl FnOnce() -> String,
+    ) -> Replica {
         let fresh = stored.meta.is_none();
         let mut meta = stored.meta.unwrap_or_else(|| {
             let client_id = new_client_id();
-            Meta { hlc: Hlc { node: client_id.clone(), ..Hlc::default() }, client_id, next_seq: 1, cursor: 0, last_synced_at_ms: None, resyncing: false }
+            Meta {
+                hlc: Hlc {
+                    node: client_id.clone(),
+                    ..Hlc::default()
+                },
+                client_id,
+                next_seq: 1,
+                cursor: 0,
+                last_synced_at_ms: None,
+                resyncing: false,
+            }
         });
         if meta.resyncing {
             // The pages seen before a restart are not remembered: start the resync over.
@@ -224,12 +267,27 @@ impl Replica {
         let mut replica = Replica {
             config,
             meta,
-            records: stored.records.into_iter().map(|r| (key(&r.collection, &r.id), r)).collect(),
+            records: stored
+                .records
+                .into_iter()
+                .map(|r| (key(&r.collection, &r.id), r))
+                .collect(),
             outbox: BTreeMap::new(),
             entries_by_record: HashMap::new(),
-            conflicts: stored.conflicts.into_iter().map(|c| (c.conflict_id.clone(), c)).collect(),
-            dead_letters: stored.dead_letters.into_iter().map(|d| (d.letter_id.clone(), d)).collect(),
-            dirty: Dirty { meta: fresh, ..Dirty::default() },
+            conflicts: stored
+                .conflicts
+                .into_iter()
+                .map(|c| (c.conflict_id.clone(), c))
+                .collect(),
+            dead_letters: stored
+                .dead_letters
+                .into_iter()
+                .map(|d| (d.letter_id.clone(), d))
+                .collect(),
+            dirty: Dirty {
+                meta: fresh,
+                ..Dirty::default()
+            },
             events: Vec::new(),
             resync_seen: BTreeSet::new(),
         };
@@ -256,7 +314,11 @@ impl Replica {
     }
 
     pub fn policy(&self, collection: &str) -> Policy {
-        self.config.collections.get(collection).copied().unwrap_or_default()
+        self.config
+            .collections
+            .get(collection)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The record as the app sees it, tombstones included.
@@ -265,7 +327,10 @@ impl Replica {
     }
 
     /// Every record of a collection that is not deleted, in id order.
-    pub fn live_records<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a LocalRecord> + 'a {
+    pub fn live_records<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> impl Iterator<Item = &'a LocalRecord> + 'a {
         self.records
             .range(key(collection, "")..)
             .take_while(move |(k, _)| k.0 == collection)
@@ -304,17 +369,49 @@ impl Replica {
         let dirty = std::mem::take(&mut self.dirty);
         WriteBatch {
             meta: dirty.meta.then(|| self.meta.clone()),
-            records: dirty.records.into_iter().map(|k| { let v = self.records.get(&k).cloned(); (k, v) }).collect(),
-            outbox: dirty.outbox.into_iter().map(|k| { let v = self.outbox.get(&k).cloned(); (k, v) }).collect(),
-            conflicts: dirty.conflicts.into_iter().map(|k| { let v = self.conflicts.get(&k).cloned(); (k, v) }).collect(),
-            dead_letters: dirty.dead_letters.into_iter().map(|k| { let v = self.dead_letters.get(&k).cloned(); (k, v) }).collect(),
+            records: dirty
+                .records
+                .into_iter()
+                .map(|k| {
+                    let v = self.records.get(&k).cloned();
+                    (k, v)
+                })
+                .collect(),
+            outbox: dirty
+                .outbox
+                .into_iter()
+                .map(|k| {
+                    let v = self.outbox.get(&k).cloned();
+                    (k, v)
+                })
+                .collect(),
+            conflicts: dirty
+                .conflicts
+                .into_iter()
+                .map(|k| {
+                    let v = self.conflicts.get(&k).cloned();
+                    (k, v)
+                })
+                .collect(),
+            dead_letters: dirty
+                .dead_letters
+                .into_iter()
+                .map(|k| {
+                    let v = self.dead_letters.get(&k).cloned();
+                    (k, v)
+                })
+                .collect(),
         }
     }
 
     /// Whether anything changed since the last [`Replica::take_writes`].
     pub fn has_unsaved_changes(&self) -> bool {
         let d = &self.dirty;
-        d.meta || !d.records.is_empty() || !d.outbox.is_empty() || !d.conflicts.is_empty() || !d.dead_letters.is_empty()
+        d.meta
+            || !d.records.is_empty()
+            || !d.outbox.is_empty()
+            || !d.conflicts.is_empty()
+            || !d.dead_letters.is_empty()
     }
 
     /// The events since the last call. Report them only once their batch is committed.
@@ -347,9 +444,20 @@ impl Replica {
 
     /// The entries of one record, frozen ones first (in seq order), then the unsent one.
     fn entries_of(&self, k: &Key) -> Vec<&OutboxEntry> {
-        let mut list: Vec<&OutboxEntry> =
-            self.entries_by_record.get(k).into_iter().flatten().filter_map(|id| self.outbox.get(id)).collect();
-        list.sort_by_key(|e| (e.sent.is_none(), e.sent.as_ref().map(|s| s.seq), e.entry_id.clone()));
+        let mut list: Vec<&OutboxEntry> = self
+            .entries_by_record
+            .get(k)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.outbox.get(id))
+            .collect();
+        list.sort_by_key(|e| {
+            (
+                e.sent.is_none(),
+                e.sent.as_ref().map(|s| s.seq),
+                e.entry_id.clone(),
+            )
+        });
         list
     }
 

@@ -47,7 +47,12 @@ impl Replica {
             let (client_id, seq) = (self.meta.client_id.clone(), self.meta.next_seq);
             let entry = self.outbox.get_mut(&id).expect("selected entry exists");
             if entry.sent.is_none() {
-                entry.sent = Some(SentAs { op_id: op_id(&client_id, seq), client_id, seq, base_version });
+                entry.sent = Some(SentAs {
+                    op_id: op_id(&client_id, seq),
+                    client_id,
+                    seq,
+                    base_version,
+                });
                 self.meta.next_seq += 1;
                 self.dirty.meta = true;
             }
@@ -55,12 +60,20 @@ impl Replica {
             mutations.extend(entry.mutation());
             self.dirty.outbox.insert(id);
         }
-        Some(PushRequest { client_id: self.meta.client_id.clone(), mutations })
+        Some(PushRequest {
+            client_id: self.meta.client_id.clone(),
+            mutations,
+        })
     }
 
     /// Records a failed attempt on every sent entry (for retry metadata and metrics).
     pub fn note_push_failure(&mut self, error: &str) {
-        let ids: Vec<String> = self.outbox.values().filter(|e| e.is_sent()).map(|e| e.entry_id.clone()).collect();
+        let ids: Vec<String> = self
+            .outbox
+            .values()
+            .filter(|e| e.is_sent())
+            .map(|e| e.entry_id.clone())
+            .collect();
         for id in ids {
             if let Some(e) = self.outbox.get_mut(&id) {
                 e.last_error = Some(error.to_owned());
@@ -75,16 +88,24 @@ impl Replica {
         let by_op: HashMap<String, String> = self
             .outbox
             .values()
-            .filter_map(|e| e.sent.as_ref().map(|s| (s.op_id.clone(), e.entry_id.clone())))
+            .filter_map(|e| {
+                e.sent
+                    .as_ref()
+                    .map(|s| (s.op_id.clone(), e.entry_id.clone()))
+            })
             .collect();
         let mut summary = PushSummary::default();
         for a in &resp.accepted {
-            let Some(entry) = by_op.get(&a.op_id).and_then(|id| self.remove_entry(id)) else { continue };
+            let Some(entry) = by_op.get(&a.op_id).and_then(|id| self.remove_entry(id)) else {
+                continue;
+            };
             summary.applied += 1;
             self.acknowledge(entry, a.version, now_ms);
         }
         for c in &resp.conflicts {
-            let Some(entry) = by_op.get(&c.op_id).and_then(|id| self.remove_entry(id)) else { continue };
+            let Some(entry) = by_op.get(&c.op_id).and_then(|id| self.remove_entry(id)) else {
+                continue;
+            };
             summary.conflicts += 1;
             let k = key(&entry.collection, &entry.record_id);
             let mut pending = vec![entry];
@@ -92,7 +113,9 @@ impl Replica {
             self.settle(&k, c.server.clone(), pending, now_ms);
         }
         for r in &resp.rejected {
-            let Some(entry_id) = by_op.get(&r.op_id) else { continue };
+            let Some(entry_id) = by_op.get(&r.op_id) else {
+                continue;
+            };
             if r.retryable {
                 summary.retry += 1;
                 if let Some(e) = self.outbox.get_mut(entry_id) {
@@ -101,7 +124,9 @@ impl Replica {
                 }
                 continue;
             }
-            let Some(entry) = self.remove_entry(entry_id) else { continue };
+            let Some(entry) = self.remove_entry(entry_id) else {
+                continue;
+            };
             summary.dead_lettered += 1;
             self.dead_letter(entry, &r.code, &r.message, now_ms);
         }
@@ -110,11 +135,25 @@ impl Replica {
 
     fn acknowledge(&mut self, entry: OutboxEntry, version: u64, now_ms: u64) {
         let k = key(&entry.collection, &entry.record_id);
-        let op_id = entry.sent.as_ref().map(|s| s.op_id.clone()).unwrap_or_default();
-        self.events.push(Event::Applied { entry_id: entry.entry_id.clone(), op_id, version });
-        let Some(rec) = self.records.get_mut(&k) else { return };
+        let op_id = entry
+            .sent
+            .as_ref()
+            .map(|s| s.op_id.clone())
+            .unwrap_or_default();
+        self.events.push(Event::Applied {
+            entry_id: entry.entry_id.clone(),
+            op_id,
+            version,
+        });
+        let Some(rec) = self.records.get_mut(&k) else {
+            return;
+        };
         if version > rec.version() {
-            let before = rec.base.as_ref().map(State::of).unwrap_or_else(State::tombstone);
+            let before = rec
+                .base
+                .as_ref()
+                .map(State::of)
+                .unwrap_or_else(State::tombstone);
             let after = apply_op(&before, entry.op, &entry.patch);
             rec.base = Some(Record {
                 collection: k.0.clone(),
@@ -127,7 +166,11 @@ impl Replica {
             self.touch_record(&k);
         }
         // A later unsent edit of this record is now relative to the new base.
-        let pending = self.entries_of(&k).into_iter().find(|e| !e.is_sent()).map(|e| e.hlc.clone());
+        let pending = self
+            .entries_of(&k)
+            .into_iter()
+            .find(|e| !e.is_sent())
+            .map(|e| e.hlc.clone());
         if let Some(hlc) = pending {
             self.reconcile_entry(&k, &hlc, hlc.clone(), now_ms, false);
         } else if self.entries_of(&k).is_empty() {
@@ -140,19 +183,35 @@ impl Replica {
     }
 
     fn take_entries(&mut self, k: &Key) -> Vec<OutboxEntry> {
-        let ids: Vec<String> = self.entries_of(k).into_iter().map(|e| e.entry_id.clone()).collect();
+        let ids: Vec<String> = self
+            .entries_of(k)
+            .into_iter()
+            .map(|e| e.entry_id.clone())
+            .collect();
         ids.iter().filter_map(|id| self.remove_entry(id)).collect()
     }
 
     fn dead_letter(&mut self, entry: OutboxEntry, code: &str, message: &str, now_ms: u64) {
         let k = key(&entry.collection, &entry.record_id);
-        let desired = self.records.get(&k).map(|r| r.state.clone()).unwrap_or_else(State::tombstone);
+        let desired = self
+            .records
+            .get(&k)
+            .map(|r| r.state.clone())
+            .unwrap_or_else(State::tombstone);
         let letter_id = entry.entry_id.clone();
-        let op_id = entry.sent.as_ref().map(|s| s.op_id.clone()).unwrap_or_default();
+        let op_id = entry
+            .sent
+            .as_ref()
+            .map(|s| s.op_id.clone())
+            .unwrap_or_default();
         let mut carried = vec![entry];
         carried.extend(self.take_entries(&k));
         for e in &carried {
-            self.events.push(Event::DeadLettered { entry_id: e.entry_id.clone(), letter_id: letter_id.clone(), code: code.to_owned() });
+            self.events.push(Event::DeadLettered {
+                entry_id: e.entry_id.clone(),
+                letter_id: letter_id.clone(),
+                code: code.to_owned(),
+            });
         }
         self.dead_letters.insert(
             letter_id.clone(),
@@ -172,7 +231,10 @@ impl Replica {
         self.dirty.dead_letters.insert(letter_id);
         // The server refused the change: show what it holds until the user retries.
         let (base, hlc) = match self.records.get(&k) {
-            Some(r) => (r.base.as_ref().map(State::of), r.base.as_ref().map_or(r.hlc.clone(), |b| b.hlc.clone())),
+            Some(r) => (
+                r.base.as_ref().map(State::of),
+                r.base.as_ref().map_or(r.hlc.clone(), |b| b.hlc.clone()),
+            ),
             None => return,
         };
         self.set_view(&k, base.unwrap_or_else(State::tombstone), hlc);
@@ -187,25 +249,44 @@ impl Replica {
             Some(r) => (r.base.as_ref().map(State::of), r.state.clone()),
             None => (None, State::tombstone()),
         };
-        let local_hlc = pending.iter().map(|e| e.hlc.clone()).max().unwrap_or_default();
+        let local_hlc = pending
+            .iter()
+            .map(|e| e.hlc.clone())
+            .max()
+            .unwrap_or_default();
         let resolution = resolve(policy, base.as_ref(), &local, &local_hlc, &server);
-        let rec = self.records.get_mut(k).expect("a record with pending entries exists");
+        let rec = self
+            .records
+            .get_mut(k)
+            .expect("a record with pending entries exists");
         rec.base = Some(server.clone());
         match resolution {
             Resolution::Keep { state, merged } => {
-                let (outcome, entry_hlc) = if merged { (Outcome::Merged, None) } else { (Outcome::Kept, Some(local_hlc)) };
+                let (outcome, entry_hlc) = if merged {
+                    (Outcome::Merged, None)
+                } else {
+                    (Outcome::Kept, Some(local_hlc))
+                };
                 let id_hlc = self.tick(now_ms);
                 let entry_hlc = entry_hlc.unwrap_or_else(|| id_hlc.clone());
                 self.set_view(k, state, entry_hlc.clone());
                 let into = self.reconcile_entry(k, &entry_hlc, id_hlc, now_ms, false);
                 for e in pending {
-                    self.events.push(Event::Settled { entry_id: e.entry_id, outcome, into: into.clone() });
+                    self.events.push(Event::Settled {
+                        entry_id: e.entry_id,
+                        outcome,
+                        into: into.clone(),
+                    });
                 }
             }
             Resolution::TakeServer => {
                 self.set_view(k, State::of(&server), server.hlc.clone());
                 for e in pending {
-                    self.events.push(Event::Settled { entry_id: e.entry_id, outcome: Outcome::Superseded, into: None });
+                    self.events.push(Event::Settled {
+                        entry_id: e.entry_id,
+                        outcome: Outcome::Superseded,
+                        into: None,
+                    });
                 }
             }
             Resolution::Review { fields } => {
@@ -228,7 +309,10 @@ impl Replica {
                 self.dirty.conflicts.insert(conflict_id.clone());
                 self.set_view(k, State::of(&server), server.hlc.clone());
                 for e in pending {
-                    self.events.push(Event::Conflicted { entry_id: e.entry_id, conflict_id: conflict_id.clone() });
+                    self.events.push(Event::Conflicted {
+                        entry_id: e.entry_id,
+                        conflict_id: conflict_id.clone(),
+                    });
                 }
             }
         }
@@ -241,7 +325,11 @@ impl Replica {
             if self.meta.resyncing {
                 self.resync_seen.insert(k.clone());
             }
-            if self.records.get(&k).is_some_and(|r| r.version() >= server.version) {
+            if self
+                .records
+                .get(&k)
+                .is_some_and(|r| r.version() >= server.version)
+            {
                 continue;
             }
             let entries = self.entries_of(&k);
@@ -250,7 +338,8 @@ impl Replica {
                 continue;
             }
             if entries.is_empty() {
-                self.meta.hlc = Hlc::observe(&self.meta.hlc, &server.hlc, now_ms, &self.meta.client_id);
+                self.meta.hlc =
+                    Hlc::observe(&self.meta.hlc, &server.hlc, now_ms, &self.meta.client_id);
                 self.set_view(&k, State::of(server), server.hlc.clone());
                 self.records.get_mut(&k).expect("just set").base = Some(server.clone());
             } else {
@@ -282,7 +371,11 @@ impl Replica {
         let gone: Vec<Key> = self
             .records
             .iter()
-            .filter(|(k, r)| r.base.is_some() && !self.resync_seen.contains(*k) && !self.entries_by_record.contains_key(*k))
+            .filter(|(k, r)| {
+                r.base.is_some()
+                    && !self.resync_seen.contains(*k)
+                    && !self.entries_by_record.contains_key(*k)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {

@@ -16,7 +16,9 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(message: impl Into<String>) -> Self {
-        Violation { message: message.into() }
+        Violation {
+            message: message.into(),
+        }
     }
 }
 
@@ -38,7 +40,9 @@ pub const INVARIANTS: [&str; 6] = [
 
 pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Result<(), Violation> {
     let server = world.server.borrow();
-    let Some(tenant) = server.tenant(&world.tenant) else { return Ok(()) };
+    let Some(tenant) = server.tenant(&world.tenant) else {
+        return Ok(());
+    };
     // No op applied twice; each client's ops in seq order.
     let mut seen_ops = HashSet::new();
     let mut last_seq: HashMap<&str, u64> = HashMap::new();
@@ -48,7 +52,10 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
         }
         let prev = last_seq.insert(op.client_id.as_str(), op.seq).unwrap_or(0);
         if op.seq <= prev {
-            return Err(Violation::new(format!("client {}'s op seq {} was applied after seq {prev}", op.client_id, op.seq)));
+            return Err(Violation::new(format!(
+                "client {}'s op seq {} was applied after seq {prev}",
+                op.client_id, op.seq
+            )));
         }
     }
     report.applied_ops = seen_ops.len() as u64;
@@ -57,12 +64,18 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
         let engine = c.engine();
         let replica = engine.replica();
         if replica.outbox_depth() != 0 {
-            return Err(Violation::new(format!("client {} still has {} queued ops after the heal", c.index, replica.outbox_depth())));
+            return Err(Violation::new(format!(
+                "client {} still has {} queued ops after the heal",
+                c.index,
+                replica.outbox_depth()
+            )));
         }
         // Records equal the server's.
         for server_rec in tenant.records() {
             let local = replica.record(&server_rec.collection, &server_rec.id);
-            let same = local.is_some_and(|l| l.state == State::of(server_rec) && l.version() == server_rec.version);
+            let same = local.is_some_and(|l| {
+                l.state == State::of(server_rec) && l.version() == server_rec.version
+            });
             if !same {
                 return Err(Violation::new(format!(
                     "client {} differs from the server on {}/{}: local {:?}, server v{} {:?}",
@@ -77,23 +90,43 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
         }
         for local in replica.all_records() {
             let on_server = tenant.record(&local.collection, &local.id).is_some();
-            if !on_server && !(local.state.deleted && local.base.as_ref().is_none_or(|b| b.deleted)) {
-                return Err(Violation::new(format!("client {} holds {}/{} that the server does not have", c.index, local.collection, local.id)));
+            let gone_everywhere =
+                local.state.deleted && local.base.as_ref().is_none_or(|b| b.deleted);
+            if !on_server && !gone_everywhere {
+                return Err(Violation::new(format!(
+                    "client {} holds {}/{} that the server does not have",
+                    c.index, local.collection, local.id
+                )));
             }
         }
         // Every durable write reached an end the user can see.
-        let conflicts: HashSet<&str> = replica.conflicts().map(|c| c.conflict_id.as_str()).collect();
-        let letters: HashSet<&str> = replica.dead_letters().map(|d| d.letter_id.as_str()).collect();
+        let conflicts: HashSet<&str> = replica
+            .conflicts()
+            .map(|c| c.conflict_id.as_str())
+            .collect();
+        let letters: HashSet<&str> = replica
+            .dead_letters()
+            .map(|d| d.letter_id.as_str())
+            .collect();
         report.conflicts_seen += conflicts.len() as u64;
         report.dead_letters_seen += letters.len() as u64;
         for entry in c.fates.entries() {
             match c.fates.final_fate(entry) {
                 Fate::Applied { op_id } if seen_ops.contains(op_id.as_str()) => {}
-                Fate::Applied { op_id } => return Err(Violation::new(format!("entry {entry} was acknowledged as {op_id}, which the server never applied"))),
+                Fate::Applied { op_id } => {
+                    return Err(Violation::new(format!(
+                        "entry {entry} was acknowledged as {op_id}, which the server never applied"
+                    )))
+                }
                 Fate::InConflict(id) if conflicts.contains(id.as_str()) => {}
                 Fate::DeadLetter(id) if letters.contains(id.as_str()) => {}
                 Fate::Superseded | Fate::Cancelled | Fate::DroppedByPerson => {}
-                other => return Err(Violation::new(format!("client {}: durable write in entry {entry} ended as {other:?}", c.index))),
+                other => {
+                    return Err(Violation::new(format!(
+                        "client {}: durable write in entry {entry} ended as {other:?}",
+                        c.index
+                    )))
+                }
             }
         }
         for op in c.fates.applied_ops() {
@@ -103,7 +136,9 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
         }
     }
     if let Some(orphan) = seen_ops.iter().find(|op| !claimed.contains(**op)) {
-        return Err(Violation::new(format!("the server applied op {orphan}, which no durable write accounts for")));
+        return Err(Violation::new(format!(
+            "the server applied op {orphan}, which no durable write accounts for"
+        )));
     }
     Ok(())
 }

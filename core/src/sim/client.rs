@@ -18,13 +18,19 @@ use std::rc::Rc;
 pub type SimEngine = Engine<MemoryStore, SimTransport, SimTokens, ManualClock, SeededEntropy>;
 
 /// The collections of the simulation, one per policy.
-pub const COLLECTIONS: [(&str, Policy); 3] =
-    [("notes", Policy::MergeFields), ("tasks", Policy::LastWriterWins), ("expenses", Policy::ServerWinsReview)];
+pub const COLLECTIONS: [(&str, Policy); 3] = [
+    ("notes", Policy::MergeFields),
+    ("tasks", Policy::LastWriterWins),
+    ("expenses", Policy::ServerWinsReview),
+];
 
 /// Record ids are drawn from a small shared pool, so clients edit the same records.
 const SHARED_IDS: u64 = 12;
 
-const WORDS: [&str; 12] = ["alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel", "india", "kilo", "lima", "mike"];
+const WORDS: [&str; 12] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel", "india", "kilo", "lima",
+    "mike",
+];
 
 pub struct SimClient {
     pub index: usize,
@@ -60,10 +66,23 @@ impl SimClient {
 
     fn start(&mut self) -> Result<(), Violation> {
         let config = ReplicaConfig::new(COLLECTIONS.iter().map(|(c, p)| (c.to_string(), *p)));
-        let transport = SimTransport { world: self.world.clone(), online: self.online.clone() };
-        let tokens = SimTokens { world: self.world.clone(), cached: Cell::new(0) };
-        let engine = block_on(Engine::open(self.store.clone(), transport, tokens, self.clock.clone(), self.entropy.clone(), config))
-            .map_err(|e| Violation::new(format!("client {} failed to open: {e}", self.index)))?;
+        let transport = SimTransport {
+            world: self.world.clone(),
+            online: self.online.clone(),
+        };
+        let tokens = SimTokens {
+            world: self.world.clone(),
+            cached: Cell::new(0),
+        };
+        let engine = block_on(Engine::open(
+            self.store.clone(),
+            transport,
+            tokens,
+            self.clock.clone(),
+            self.entropy.clone(),
+            config,
+        ))
+        .map_err(|e| Violation::new(format!("client {} failed to open: {e}", self.index)))?;
         self.engine = Some(engine);
         Ok(())
     }
@@ -99,7 +118,9 @@ impl SimClient {
         }
         self.pending = keep;
         for event in engine.take_events() {
-            self.fates.apply(&event).map_err(|e| Violation::new(format!("client {}: {e}", self.index)))?;
+            self.fates
+                .apply(&event)
+                .map_err(|e| Violation::new(format!("client {}: {e}", self.index)))?;
         }
         Ok(())
     }
@@ -107,7 +128,8 @@ impl SimClient {
     pub fn flush(&mut self, report: &mut SimReport) -> Result<(), Violation> {
         let ticket = self.engine().ticket();
         if self.entropy.chance(3) && self.engine().replica().has_unsaved_changes() {
-            self.store.fail_next_commit(StoreError::QuotaExceeded("simulated".into()));
+            self.store
+                .fail_next_commit(StoreError::QuotaExceeded("simulated".into()));
             report.storage_failures += 1;
         }
         let result = block_on(self.engine().flush(ticket));
@@ -115,26 +137,36 @@ impl SimClient {
             // The engine rolled back to the stored state; the stored outbox must be intact.
             let stored = self.store.snapshot().outbox.len();
             if stored != self.engine().replica().outbox_depth() {
-                return Err(Violation::new("a failed commit left memory and storage apart"));
+                return Err(Violation::new(
+                    "a failed commit left memory and storage apart",
+                ));
             }
         }
         self.settle_writes(report)
     }
 
-    pub fn random_write(&mut self, rng: &SeededEntropy, report: &mut SimReport) -> Result<(), Violation> {
+    pub fn random_write(
+        &mut self,
+        rng: &SeededEntropy,
+        report: &mut SimReport,
+    ) -> Result<(), Violation> {
         let (collection, _) = COLLECTIONS[rng.below(3) as usize];
         let id = format!("{collection}-{}", rng.below(SHARED_IDS));
-        let existing = self.engine().replica().record(collection, &id).map(|r| r.state.clone()).filter(|s| !s.deleted);
+        let existing = self
+            .engine()
+            .replica()
+            .record(collection, &id)
+            .map(|r| r.state.clone())
+            .filter(|s| !s.deleted);
         let change = match existing {
             None => Change::Put(new_fields(collection, rng)),
             Some(_) if rng.chance(8) => Change::Delete,
             Some(state) => Change::Patch(edit(collection, &state.fields, rng)),
         };
         report.writes += 1;
-        let (entry, ticket) = self
-            .engine()
-            .write(collection, &id, change)
-            .map_err(|e| Violation::new(format!("client {}: a valid write failed: {e}", self.index)))?;
+        let (entry, ticket) = self.engine().write(collection, &id, change).map_err(|e| {
+            Violation::new(format!("client {}: a valid write failed: {e}", self.index))
+        })?;
         if let Some(entry) = entry {
             self.pending.push((entry, ticket));
         }
@@ -144,7 +176,11 @@ impl SimClient {
         Ok(())
     }
 
-    pub fn sync_if_due(&mut self, rng: &SeededEntropy, report: &mut SimReport) -> Result<(), Violation> {
+    pub fn sync_if_due(
+        &mut self,
+        rng: &SeededEntropy,
+        report: &mut SimReport,
+    ) -> Result<(), Violation> {
         if self.engine().is_due() || rng.chance(30) {
             self.sync_now(report)?;
         }
@@ -175,8 +211,18 @@ impl SimClient {
     /// Resolves a conflict or handles a dead letter, as a person in the app would.
     pub fn act_like_a_person(&mut self, rng: &SeededEntropy) -> Result<(), Violation> {
         let now = self.clock.now_ms();
-        let conflict = self.engine().replica().conflicts().next().map(|c| (c.conflict_id.clone(), c.local.clone(), c.server.clone()));
-        let letter = self.engine().replica().dead_letters().next().map(|d| (d.letter_id.clone(), d.desired.clone()));
+        let conflict = self
+            .engine()
+            .replica()
+            .conflicts()
+            .next()
+            .map(|c| (c.conflict_id.clone(), c.local.clone(), c.server.clone()));
+        let letter = self
+            .engine()
+            .replica()
+            .dead_letters()
+            .next()
+            .map(|d| (d.letter_id.clone(), d.desired.clone()));
         let engine = self.engine.as_ref().expect("running");
         let result = if let Some((id, local, server)) = conflict.filter(|_| rng.chance(50)) {
             let choice = match rng.below(3) {
@@ -188,7 +234,10 @@ impl SimClient {
                     Choice::Merged(State::live(merged))
                 }
             };
-            engine.replica_mut().resolve_conflict(&id, choice, now).map(|_| ())
+            engine
+                .replica_mut()
+                .resolve_conflict(&id, choice, now)
+                .map(|_| ())
         } else if let Some((id, mut desired)) = letter {
             if rng.chance(30) {
                 engine.replica_mut().discard_dead_letter(&id)
@@ -197,12 +246,20 @@ impl SimClient {
                     let fixed = n.as_f64().unwrap_or(0.0).abs();
                     desired.fields.insert("amount".into(), json!(fixed));
                 }
-                engine.replica_mut().retry_dead_letter(&id, Some(desired), now).map(|_| ())
+                engine
+                    .replica_mut()
+                    .retry_dead_letter(&id, Some(desired), now)
+                    .map(|_| ())
             }
         } else {
             Ok(())
         };
-        result.map_err(|e| Violation::new(format!("client {}: a person's action failed: {e}", self.index)))?;
+        result.map_err(|e| {
+            Violation::new(format!(
+                "client {}: a person's action failed: {e}",
+                self.index
+            ))
+        })?;
         let ticket = engine.ticket();
         let _ = block_on(engine.flush(ticket));
         Ok(())
@@ -215,7 +272,10 @@ impl SimClient {
             (r.cursor(), r.meta().resyncing)
         };
         if cursor < self.last_cursor && !(cursor == 0 && resyncing) {
-            return Err(Violation::new(format!("client {}: cursor moved back from {} to {cursor}", self.index, self.last_cursor)));
+            return Err(Violation::new(format!(
+                "client {}: cursor moved back from {} to {cursor}",
+                self.index, self.last_cursor
+            )));
         }
         self.last_cursor = cursor;
         Ok(())
@@ -223,7 +283,10 @@ impl SimClient {
 }
 
 fn sentence(rng: &SeededEntropy, words: u64) -> String {
-    (0..words).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+    (0..words)
+        .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn new_fields(collection: &str, rng: &SeededEntropy) -> Fields {

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fate {
     Pending,
-    Applied { op_id: String },
+    Applied {
+        op_id: String,
+    },
     /// Moved into another entry (coalesced, merged, kept by last-writer-wins, re-pushed).
     MovedTo(String),
     Superseded,
@@ -27,7 +29,9 @@ pub struct FateBook {
 
 impl FateBook {
     pub fn note_write(&mut self, entry_id: &str) {
-        self.fates.entry(entry_id.to_owned()).or_insert(Fate::Pending);
+        self.fates
+            .entry(entry_id.to_owned())
+            .or_insert(Fate::Pending);
     }
 
     fn set_where(&mut self, pred: impl Fn(&Fate) -> bool, fate: Fate) {
@@ -40,8 +44,19 @@ impl FateBook {
 
     pub fn apply(&mut self, event: &Event) -> Result<(), String> {
         match event {
-            Event::Applied { entry_id, op_id, .. } => self.settle(entry_id, Fate::Applied { op_id: op_id.clone() }),
-            Event::Settled { entry_id, outcome, into } => {
+            Event::Applied {
+                entry_id, op_id, ..
+            } => self.settle(
+                entry_id,
+                Fate::Applied {
+                    op_id: op_id.clone(),
+                },
+            ),
+            Event::Settled {
+                entry_id,
+                outcome,
+                into,
+            } => {
                 let fate = match (outcome, into) {
                     (Outcome::Merged | Outcome::Kept, Some(into)) => Fate::MovedTo(into.clone()),
                     (Outcome::Merged | Outcome::Kept, None) => Fate::Superseded,
@@ -49,11 +64,22 @@ impl FateBook {
                 };
                 self.settle(entry_id, fate)
             }
-            Event::Coalesced { entry_id, into } => self.settle(entry_id, Fate::MovedTo(into.clone())),
-            Event::Conflicted { entry_id, conflict_id } => self.settle(entry_id, Fate::InConflict(conflict_id.clone())),
-            Event::DeadLettered { entry_id, letter_id, .. } => self.settle(entry_id, Fate::DeadLetter(letter_id.clone())),
+            Event::Coalesced { entry_id, into } => {
+                self.settle(entry_id, Fate::MovedTo(into.clone()))
+            }
+            Event::Conflicted {
+                entry_id,
+                conflict_id,
+            } => self.settle(entry_id, Fate::InConflict(conflict_id.clone())),
+            Event::DeadLettered {
+                entry_id,
+                letter_id,
+                ..
+            } => self.settle(entry_id, Fate::DeadLetter(letter_id.clone())),
             Event::Cancelled { entry_id } => self.settle(entry_id, Fate::Cancelled),
-            Event::ConflictResolved { conflict_id, into, .. } => {
+            Event::ConflictResolved {
+                conflict_id, into, ..
+            } => {
                 let next = into.clone().map_or(Fate::DroppedByPerson, Fate::MovedTo);
                 if let Some(into) = into {
                     self.note_write(into);
@@ -70,7 +96,10 @@ impl FateBook {
                 Ok(())
             }
             Event::LetterDiscarded { letter_id } => {
-                self.set_where(|f| *f == Fate::DeadLetter(letter_id.clone()), Fate::DroppedByPerson);
+                self.set_where(
+                    |f| *f == Fate::DeadLetter(letter_id.clone()),
+                    Fate::DroppedByPerson,
+                );
                 Ok(())
             }
         }
@@ -81,9 +110,14 @@ impl FateBook {
         if let Fate::MovedTo(into) = &fate {
             self.note_write(into);
         }
-        let slot = self.fates.entry(entry_id.to_owned()).or_insert(Fate::Pending);
+        let slot = self
+            .fates
+            .entry(entry_id.to_owned())
+            .or_insert(Fate::Pending);
         if *slot != Fate::Pending {
-            return Err(format!("entry {entry_id} ended twice: {slot:?}, then {fate:?}"));
+            return Err(format!(
+                "entry {entry_id} ended twice: {slot:?}, then {fate:?}"
+            ));
         }
         *slot = fate;
         Ok(())

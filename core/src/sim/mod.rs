@@ -31,7 +31,12 @@ pub struct SimConfig {
 
 impl SimConfig {
     pub fn new(seed: u64) -> Self {
-        SimConfig { seed, clients: 4, ops_per_client: 200, fault_percent: 20 }
+        SimConfig {
+            seed,
+            clients: 4,
+            ops_per_client: 200,
+            fault_percent: 20,
+        }
     }
 }
 
@@ -55,7 +60,9 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     let rng = SeededEntropy::new(config.seed);
     let world = World::new(config.seed);
     world.fault_percent.set(config.fault_percent);
-    let mut clients: Vec<SimClient> = (0..config.clients).map(|i| SimClient::new(i, &world, config.seed)).collect();
+    let mut clients: Vec<SimClient> = (0..config.clients)
+        .map(|i| SimClient::new(i, &world, config.seed))
+        .collect();
     let mut report = SimReport::default();
     let total_ops = config.clients * config.ops_per_client;
     let mut done = vec![0usize; config.clients];
@@ -82,8 +89,16 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
             94 => world.token_generation.set(world.token_generation.get() + 1),
             95 => {
                 // The server compacts tombstones behind a recent cursor.
-                let cursor = world.server.borrow().tenant(&world.tenant).map_or(0, |t| t.cursor());
-                world.server.borrow_mut().tenant_mut(&world.tenant).compact(cursor.saturating_sub(rng.below(50)));
+                let cursor = world
+                    .server
+                    .borrow()
+                    .tenant(&world.tenant)
+                    .map_or(0, |t| t.cursor());
+                world
+                    .server
+                    .borrow_mut()
+                    .tenant_mut(&world.tenant)
+                    .compact(cursor.saturating_sub(rng.below(50)));
             }
             _ => clients[i].flush(&mut report)?,
         }
@@ -109,7 +124,11 @@ fn heal(world: &World, clients: &mut [SimClient], report: &mut SimReport) -> Res
         c.flush(report)?;
     }
     for _round in 0..50 {
-        let before = world.server.borrow().tenant(&world.tenant).map_or(0, |t| t.cursor());
+        let before = world
+            .server
+            .borrow()
+            .tenant(&world.tenant)
+            .map_or(0, |t| t.cursor());
         for c in clients.iter_mut() {
             for _ in 0..5 {
                 if c.sync_now(report)? {
@@ -117,11 +136,19 @@ fn heal(world: &World, clients: &mut [SimClient], report: &mut SimReport) -> Res
                 }
             }
         }
-        let after = world.server.borrow().tenant(&world.tenant).map_or(0, |t| t.cursor());
-        let all_current = clients.iter().all(|c| c.engine().replica().cursor() >= after && c.engine().replica().outbox_depth() == 0);
+        let after = world
+            .server
+            .borrow()
+            .tenant(&world.tenant)
+            .map_or(0, |t| t.cursor());
+        let all_current = clients.iter().all(|c| {
+            c.engine().replica().cursor() >= after && c.engine().replica().outbox_depth() == 0
+        });
         if before == after && all_current {
             return Ok(());
         }
     }
-    Err(Violation::new("the clients did not converge within 50 rounds after the heal"))
+    Err(Violation::new(
+        "the clients did not converge within 50 rounds after the heal",
+    ))
 }

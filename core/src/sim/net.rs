@@ -14,8 +14,16 @@ pub struct SimRules;
 
 impl Validator for SimRules {
     fn check(&self, collection: &str, fields: &Fields) -> Result<(), Refusal> {
-        if collection == "expenses" && fields.get("amount").and_then(|a| a.as_f64()).is_some_and(|a| a < 0.0) {
-            return Err(Refusal { code: "validation_failed".into(), message: "amount must not be negative".into() });
+        if collection == "expenses"
+            && fields
+                .get("amount")
+                .and_then(|a| a.as_f64())
+                .is_some_and(|a| a < 0.0)
+        {
+            return Err(Refusal {
+                code: "validation_failed".into(),
+                message: "amount must not be negative".into(),
+            });
         }
         Ok(())
     }
@@ -52,7 +60,7 @@ impl World {
         Rc::new(World {
             server: RefCell::new(MemoryServer::default()),
             tenant: "sim".into(),
-            entropy: SeededEntropy::new(seed ^ 0x5eed_0f_4e7),
+            entropy: SeededEntropy::new(seed ^ 0x0005_eed0_f4e7),
             fault_percent: Cell::new(0),
             token_generation: Cell::new(1),
             delayed: RefCell::new(Vec::new()),
@@ -109,12 +117,22 @@ impl World {
             }
             1 => {
                 f.server_errors += 1;
-                Err(TransportError::Http { status: 503, code: "unavailable".into(), message: "try later".into(), retry_after_ms: None })
+                Err(TransportError::Http {
+                    status: 503,
+                    code: "unavailable".into(),
+                    message: "try later".into(),
+                    retry_after_ms: None,
+                })
             }
             _ => {
                 f.throttled += 1;
                 let after = 1_000 + self.entropy.below(5_000);
-                Err(TransportError::Http { status: 429, code: "rate_limited".into(), message: "slow down".into(), retry_after_ms: Some(after) })
+                Err(TransportError::Http {
+                    status: 429,
+                    code: "rate_limited".into(),
+                    message: "slow down".into(),
+                    retry_after_ms: Some(after),
+                })
             }
         }
     }
@@ -127,7 +145,11 @@ pub struct SimTransport {
 }
 
 impl Transport for SimTransport {
-    async fn push(&self, req: &PushRequest, meta: &RequestMeta) -> Result<PushResponse, TransportError> {
+    async fn push(
+        &self,
+        req: &PushRequest,
+        meta: &RequestMeta,
+    ) -> Result<PushResponse, TransportError> {
         if !self.online.get() {
             return Err(TransportError::Network("offline".into()));
         }
@@ -146,7 +168,14 @@ impl Transport for SimTransport {
             1 => {
                 w.faults.borrow_mut().duplicates += 1;
                 let again = w.apply(req);
-                assert_eq!(again, PushResponse { cursor: again.cursor, ..resp.clone() }, "a duplicate push must replay the same results");
+                assert_eq!(
+                    again,
+                    PushResponse {
+                        cursor: again.cursor,
+                        ..resp.clone()
+                    },
+                    "a duplicate push must replay the same results"
+                );
                 Ok(resp)
             }
             2 => {
@@ -157,7 +186,12 @@ impl Transport for SimTransport {
         }
     }
 
-    async fn pull(&self, cursor: u64, limit: u32, meta: &RequestMeta) -> Result<PullResponse, TransportError> {
+    async fn pull(
+        &self,
+        cursor: u64,
+        limit: u32,
+        meta: &RequestMeta,
+    ) -> Result<PullResponse, TransportError> {
         if !self.online.get() {
             return Err(TransportError::Network("offline".into()));
         }
