@@ -1,0 +1,202 @@
+//! How the core's values become IndexedDB rows, and back.
+//!
+//! | store | row |
+//! |-------|-----|
+//! | `records` | `{c, i, bv, b, s}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` |
+//! | `outbox` | `{e, v}`: entry id and the entry |
+//! | `meta` | `{k: "replica", seq, v}`: the next seq (plain) and the meta |
+//! | `conflicts`, `dead_letters` | `{k, v}` |
+//!
+//! `b`, `s` and `v` are JSON text, or with encryption at rest sealed bytes (`Uint8Array`)
+//! bound to the row's identity. Meta holds no user data and is never sealed, so the commit
+//! contract (keep the larger `next_seq` and clock) can be kept inside the transaction.
+
+use crate::crypto::Cipher;
+use ferry_core::hlc::Hlc;
+use ferry_core::policy::State;
+use ferry_core::ports::StoreError;
+use ferry_core::protocol::Record;
+use ferry_core::replica::{LocalRecord, Meta};
+use js_sys::{Object, Reflect, Uint8Array};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The key of the single meta row.
+pub const META_KEY: &str = "replica";
+
+/// What `s` holds for a record.
+#[derive(Serialize, Deserialize)]
+struct RecordBody {
+    state: State,
+    hlc: Hlc,
+}
+
+/// Turns values into stored blobs and back, sealing them when a key is configured.
+#[derive(Clone, Default)]
+pub struct Codec {
+    cipher: Option<Cipher>,
+}
+
+impl Codec {
+    pub fn new(cipher: Option<Cipher>) -> Self {
+        Codec { cipher }
+    }
+
+    pub async fn seal<T: Serialize>(&self, aad: &str, value: &T) -> Result<JsValue, StoreError> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| StoreError::Other(format!("cannot encode {aad}: {e}")))?;
+        match &self.cipher {
+            None => Ok(JsValue::from_str(&json)),
+            Some(cipher) => {
+                Ok(Uint8Array::from(cipher.seal(aad, json.as_bytes()).await?.as_slice()).into())
+            }
+        }
+    }
+
+    pub async fn open<T: DeserializeOwned>(
+        &self,
+        aad: &str,
+        blob: &JsValue,
+    ) -> Result<T, StoreError> {
+        let bytes = match (&self.cipher, blob.as_string()) {
+            (None, Some(text)) => text.into_bytes(),
+            (Some(_), Some(_)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "{aad} is stored unencrypted, but this database is encrypted"
+                )))
+            }
+            (Some(cipher), None) if blob.is_instance_of::<Uint8Array>() => {
+                cipher
+                    .open(aad, &blob.unchecked_ref::<Uint8Array>().to_vec())
+                    .await?
+            }
+            (None, None) if blob.is_instance_of::<Uint8Array>() => {
+                return Err(StoreError::Corrupt(format!(
+                    "{aad} is encrypted: open Ferry with its encryptionKey"
+                )))
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "{aad} has an unexpected stored type"
+                )))
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("{aad} does not decode: {e}")))
+    }
+
+    /// A `records` row.
+    pub async fn record_row(&self, record: &LocalRecord) -> Result<Object, StoreError> {
+        let (b_aad, s_aad) = record_aads(&record.collection, &record.id);
+        let body = RecordBody {
+            state: record.state.clone(),
+            hlc: record.hlc.clone(),
+        };
+        let row = Object::new();
+        set(&row, "c", &record.collection.as_str().into());
+        set(&row, "i", &record.id.as_str().into());
+        set(&row, "bv", &JsValue::from_f64(record.version() as f64));
+        set(&row, "b", &self.seal(&b_aad, &record.base).await?);
+        set(&row, "s", &self.seal(&s_aad, &body).await?);
+        Ok(row)
+    }
+
+    pub async fn read_record(&self, row: &JsValue) -> Result<LocalRecord, StoreError> {
+        let collection = get_string(row, "c")?;
+        let id = get_string(row, "i")?;
+        let (b_aad, s_aad) = record_aads(&collection, &id);
+        let base: Option<Record> = self.open(&b_aad, &get(row, "b")).await?;
+        let body: RecordBody = self.open(&s_aad, &get(row, "s")).await?;
+        Ok(LocalRecord {
+            collection,
+            id,
+            base,
+            state: body.state,
+            hlc: body.hlc,
+        })
+    }
+
+    /// A `{k, v}` (or `{e, v}`) row whose value is sealed with `prefix:key` as identity.
+    pub async fn keyed_row<T: Serialize>(
+        &self,
+        key_field: &str,
+        prefix: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<Object, StoreError> {
+        let row = Object::new();
+        set(&row, key_field, &key.into());
+        set(
+            &row,
+            "v",
+            &self.seal(&format!("{prefix}:{key}"), value).await?,
+        );
+        Ok(row)
+    }
+
+    pub async fn read_keyed<T: DeserializeOwned>(
+        &self,
+        key_field: &str,
+        prefix: &str,
+        row: &JsValue,
+    ) -> Result<T, StoreError> {
+        let key = get_string(row, key_field)?;
+        self.open(&format!("{prefix}:{key}"), &get(row, "v")).await
+    }
+}
+
+/// The identities the base and the body of a record are sealed with.
+fn record_aads(collection: &str, id: &str) -> (String, String) {
+    (
+        format!("record-base:{collection}\u{0}{id}"),
+        format!("record:{collection}\u{0}{id}"),
+    )
+}
+
+/// The meta row (plain JSON; see the module docs).
+pub fn meta_row(meta: &Meta) -> Object {
+    let row = Object::new();
+    set(&row, "k", &META_KEY.into());
+    set(&row, "seq", &JsValue::from_f64(meta.next_seq as f64));
+    set(
+        &row,
+        "v",
+        &serde_json::to_string(meta).unwrap_or_default().into(),
+    );
+    row
+}
+
+pub fn read_meta(row: &JsValue) -> Result<Meta, StoreError> {
+    let text = get(row, "v")
+        .as_string()
+        .ok_or_else(|| StoreError::Corrupt("the meta row has no value".into()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("the meta row does not decode: {e}")))
+}
+
+/// The stored meta merged with a new one: the larger seq and clock win (another tab may
+/// have moved them on since this tab loaded), everything else is the new one's.
+pub fn merge_meta(stored: Option<Meta>, new: &Meta) -> Meta {
+    let mut merged = new.clone();
+    if let Some(stored) = stored.filter(|s| s.client_id == new.client_id) {
+        merged.next_seq = merged.next_seq.max(stored.next_seq);
+        if stored.hlc > merged.hlc {
+            merged.hlc = stored.hlc;
+        }
+    }
+    merged
+}
+
+pub fn set(row: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(row, &key.into(), value);
+}
+
+pub fn get(row: &JsValue, key: &str) -> JsValue {
+    Reflect::get(row, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn get_string(row: &JsValue, key: &str) -> Result<String, StoreError> {
+    get(row, key)
+        .as_string()
+        .ok_or_else(|| StoreError::Corrupt(format!("a stored row has no `{key}`")))
+}

@@ -1,0 +1,95 @@
+//! The IndexedDB schema and its versions.
+//!
+//! | version | object stores |
+//! |---------|---------------|
+//! | 1 | `records` (key `[c, i]`, index `by_collection` on `c`), `outbox` (key `e`), `meta` (key `k`) |
+//! | 2 | version 1 plus `conflicts` (key `k`) and `dead_letters` (key `k`) |
+//!
+//! Upgrades only add stores and indexes, so every row of an older version stays readable
+//! as it is; a version 1 database opens as version 2 with its records and outbox intact.
+//! Opening fails with a clear [`StoreError::Unavailable`] when another tab keeps an older
+//! version open for longer than the timeout, instead of hanging.
+
+use super::idb_error;
+use ferry_core::ports::StoreError;
+use futures::future::{select, Either};
+use indexed_db_futures::database::Database;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::KeyPath;
+use std::pin::pin;
+
+/// The schema version this build writes.
+pub const VERSION: u32 = 2;
+
+pub const RECORDS: &str = "records";
+pub const BY_COLLECTION: &str = "by_collection";
+pub const OUTBOX: &str = "outbox";
+pub const META: &str = "meta";
+pub const CONFLICTS: &str = "conflicts";
+pub const DEAD_LETTERS: &str = "dead_letters";
+
+/// Every store a version-2 transaction may touch.
+pub const ALL_STORES: [&str; 5] = [RECORDS, OUTBOX, META, CONFLICTS, DEAD_LETTERS];
+
+/// How long an open may stay blocked by another tab before it fails.
+pub const DEFAULT_BLOCKED_TIMEOUT_MS: u32 = 10_000;
+
+/// Opens (creating or upgrading) the database `name` at `version` (1 or 2; tests open 1).
+pub async fn open(
+    name: &str,
+    version: u32,
+    blocked_timeout_ms: u32,
+) -> Result<Database, StoreError> {
+    let request = Database::open(name)
+        .with_version(version)
+        .with_on_blocked(|_| Ok(()))
+        .with_on_upgrade_needed(move |event, db| {
+            let old = event.old_version() as u32;
+            upgrade(&db, old, version)
+        })
+        .build()
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open IndexedDB database `{name}`: {e}"))
+        })?;
+    let timeout = gloo_timers::future::TimeoutFuture::new(blocked_timeout_ms);
+    match select(pin!(request), timeout).await {
+        Either::Left((Ok(db), _)) => Ok(db),
+        Either::Left((Err(e), _)) => Err(StoreError::Unavailable(format!("cannot open IndexedDB database `{name}`: {e}"))),
+        Either::Right(_) => Err(StoreError::Unavailable(format!(
+            "opening IndexedDB database `{name}` was blocked for {blocked_timeout_ms} ms by another tab that keeps an \
+             older version open; close or reload the other tabs of this app"
+        ))),
+    }
+}
+
+fn upgrade(db: &Database, old: u32, new: u32) -> indexed_db_futures::Result<()> {
+    if old < 1 {
+        let records = db
+            .create_object_store(RECORDS)
+            .with_key_path(KeyPath::from(["c", "i"]))
+            .build()?;
+        records
+            .create_index(BY_COLLECTION, KeyPath::One("c"))
+            .build()?;
+        db.create_object_store(OUTBOX)
+            .with_key_path(KeyPath::One("e"))
+            .build()?;
+        db.create_object_store(META)
+            .with_key_path(KeyPath::One("k"))
+            .build()?;
+    }
+    if old < 2 && new >= 2 {
+        db.create_object_store(CONFLICTS)
+            .with_key_path(KeyPath::One("k"))
+            .build()?;
+        db.create_object_store(DEAD_LETTERS)
+            .with_key_path(KeyPath::One("k"))
+            .build()?;
+    }
+    Ok(())
+}
+
+/// Maps an IndexedDB failure while opening to a store error.
+pub fn open_error(e: indexed_db_futures::error::Error) -> StoreError {
+    idb_error("open", e)
+}

@@ -1,0 +1,174 @@
+//! The IndexedDB store in a real browser: atomic commits, reopening, group commit, the
+//! multi-tab commit contract and the upgrade from schema version 1.
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use common::{collections, unique_name};
+use ferry::platform::{CryptoEntropy, JsClock};
+use ferry::store::{schema, IdbStore};
+use ferry_core::engine::Engine;
+use ferry_core::ports::{NoAuth, Store};
+use ferry_core::replica::{Change, ReplicaConfig};
+use serde_json::json;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+type TestEngine = Engine<IdbStore, common::NoNetwork, NoAuth, JsClock, CryptoEntropy>;
+
+async fn engine(store: IdbStore) -> TestEngine {
+    let config = ReplicaConfig::new(collections());
+    Engine::open(
+        store,
+        common::NoNetwork,
+        NoAuth,
+        JsClock,
+        CryptoEntropy,
+        config,
+    )
+    .await
+    .expect("engine opens")
+}
+
+fn fields(v: serde_json::Value) -> ferry_core::Fields {
+    v.as_object().cloned().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_write_stores_the_record_and_its_outbox_entry_together() {
+    let store = IdbStore::open(&unique_name("atomic"), None).await.unwrap();
+    let e = engine(store.clone()).await;
+    let (entry, ticket) = e
+        .write(
+            "notes",
+            "n1",
+            Change::Put(fields(json!({"title": "hello"}))),
+        )
+        .unwrap();
+    e.flush(ticket).await.unwrap();
+    let stored = store.load().await.unwrap();
+    assert_eq!(stored.records.len(), 1);
+    assert_eq!(stored.records[0].state.fields["title"], "hello");
+    assert_eq!(stored.outbox.len(), 1);
+    assert_eq!(Some(stored.outbox[0].entry_id.clone()), entry);
+}
+
+#[wasm_bindgen_test]
+async fn data_survives_close_and_reopen() {
+    let name = unique_name("reopen");
+    let store = IdbStore::open(&name, None).await.unwrap();
+    let e = engine(store.clone()).await;
+    let (_, ticket) = e
+        .write("notes", "n1", Change::Put(fields(json!({"title": "kept"}))))
+        .unwrap();
+    e.flush(ticket).await.unwrap();
+    let client_id = e.replica().client_id().to_owned();
+    drop(e);
+    store.close();
+
+    let reopened = engine(IdbStore::open(&name, None).await.unwrap()).await;
+    let r = reopened.replica();
+    assert_eq!(r.client_id(), client_id);
+    assert_eq!(
+        r.record("notes", "n1").unwrap().state.fields["title"],
+        "kept"
+    );
+    assert_eq!(r.outbox_depth(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn writes_of_one_tick_share_one_transaction() {
+    let store = IdbStore::open(&unique_name("group"), None).await.unwrap();
+    let e = engine(store.clone()).await;
+    let before = store.commit_count();
+    let mut ticket = None;
+    for i in 0..50 {
+        let (_, t) = e
+            .write(
+                "notes",
+                &format!("n{i}"),
+                Change::Put(fields(json!({"i": i}))),
+            )
+            .unwrap();
+        ticket = Some(t);
+    }
+    e.flush(ticket.unwrap()).await.unwrap();
+    assert_eq!(store.commit_count() - before, 1);
+    assert_eq!(store.load().await.unwrap().records.len(), 50);
+}
+
+#[wasm_bindgen_test]
+async fn meta_keeps_the_larger_seq_and_records_never_lose_a_newer_base() {
+    let store = IdbStore::open(&unique_name("contract"), None)
+        .await
+        .unwrap();
+    let e = engine(store.clone()).await;
+    let mut meta = e.replica().meta().clone();
+    meta.next_seq = 40;
+    let mut batch = ferry_core::replica::WriteBatch {
+        meta: Some(meta.clone()),
+        ..Default::default()
+    };
+    store.commit(&batch).await.unwrap();
+    meta.next_seq = 3;
+    batch.meta = Some(meta);
+    store.commit(&batch).await.unwrap();
+    assert_eq!(store.load().await.unwrap().meta.unwrap().next_seq, 40);
+
+    let record = |version: u64, title: &str| ferry_core::replica::LocalRecord {
+        collection: "notes".into(),
+        id: "r".into(),
+        base: Some(ferry_core::Record {
+            collection: "notes".into(),
+            id: "r".into(),
+            version,
+            fields: fields(json!({"title": title})),
+            deleted: false,
+            hlc: ferry_core::Hlc {
+                wall_ms: 1,
+                counter: 0,
+                node: "c1".into(),
+            },
+        }),
+        state: ferry_core::policy::State::live(fields(json!({"title": title}))),
+        hlc: ferry_core::Hlc {
+            wall_ms: 1,
+            counter: 0,
+            node: "c1".into(),
+        },
+    };
+    let put = |r| {
+        let mut b = ferry_core::replica::WriteBatch::default();
+        b.records.insert(("notes".into(), "r".into()), Some(r));
+        b
+    };
+    store.commit(&put(record(5, "new"))).await.unwrap();
+    store.commit(&put(record(2, "stale"))).await.unwrap();
+    let stored = store.load().await.unwrap();
+    assert_eq!(stored.records[0].version(), 5);
+    assert_eq!(stored.records[0].state.fields["title"], "stale");
+}
+
+#[wasm_bindgen_test]
+async fn a_version_1_database_upgrades_with_its_data() {
+    let name = unique_name("upgrade");
+    // Write with today's code into a database created at schema version 1...
+    let v1 = schema::open(&name, 1, 5_000).await.unwrap();
+    assert_eq!(v1.object_store_names().count(), 3);
+    common::write_v1_rows(&v1).await;
+    v1.close();
+    // ...and open it at the current version.
+    let store = IdbStore::open(&name, None).await.unwrap();
+    let e = engine(store.clone()).await;
+    assert_eq!(
+        e.replica().record("notes", "old").unwrap().state.fields["title"],
+        "from v1"
+    );
+    assert_eq!(e.replica().outbox_depth(), 1);
+    let (_, t) = e
+        .write("notes", "new", Change::Put(fields(json!({"title": "v2"}))))
+        .unwrap();
+    e.flush(t).await.unwrap();
+    assert_eq!(store.load().await.unwrap().records.len(), 2);
+}
