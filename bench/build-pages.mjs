@@ -1,0 +1,47 @@
+// Bundles each engine's benchmark page with esbuild (production, minified) into
+// bench/results/tmp/www/, one HTML page + one bundle per engine. The Ferry page also gets
+// the engine's wasm from pkg/.
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const WWW = path.join(here, 'results', 'tmp', 'www');
+
+export const ENGINES = ['idb', 'idb-onevalue', 'dexie', 'rxdb', 'pouchdb', 'ferry'];
+
+export async function buildPages(engines = ENGINES) {
+  fs.mkdirSync(WWW, { recursive: true });
+  const sizes = {};
+  for (const engine of engines) {
+    const entry = path.join(here, 'pages', `${engine}.js`);
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'chrome120',
+      minify: true,
+      outfile: path.join(WWW, `${engine}.js`),
+      define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
+      alias: { ferry: path.join(here, '..', 'pkg', 'ferry.js') },
+      logLevel: 'error',
+      metafile: true,
+    });
+    sizes[engine] = Object.values(result.metafile.outputs).reduce((a, o) => a + o.bytes, 0);
+    fs.writeFileSync(
+      path.join(WWW, `${engine}.html`),
+      `<!doctype html><meta charset="utf-8"><title>${engine}</title><script>window.T0 = performance.now();</script><script type="module" src="/${engine}.js"></script>\n`,
+    );
+    if (engine === 'ferry') {
+      fs.copyFileSync(path.join(here, '..', 'pkg', 'ferry_bg.wasm'), path.join(WWW, 'ferry_bg.wasm'));
+    }
+  }
+  return sizes;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const sizes = await buildPages(process.argv.slice(2).length ? process.argv.slice(2) : ENGINES);
+  console.log(sizes);
+}

@@ -1,0 +1,284 @@
+//! ferry-server-bench: load for Ferry's sync server, and the driver baseline.
+//!
+//! ```text
+//! ferry-server-bench http   --url http://127.0.0.1:PORT --token T --clients C --batch 50 --batches B --tag X
+//! ferry-server-bench driver --database sqlite://F|postgres://.. --clients C --batch 50 --batches B --tag X --tenant T
+//! ferry-server-bench reset  --database postgres://..
+//! ```
+//!
+//! `http`: C concurrent clients, each on its own connection, push B batches of `batch`
+//! create mutations one after another (`POST /v1/sync/mutations`).
+//! `driver`: C concurrent tasks write the same rows the server writes for such a push
+//! (tenant head, idempotency key, and per mutation the record, the op and the client's seq),
+//! one transaction per batch, straight through sqlx with the server's own pool settings
+//! (SQLite: one writer connection, WAL, synchronous=FULL, BEGIN IMMEDIATE; PostgreSQL: a
+//! pool of `--pool` connections, the tenant row locked FOR UPDATE). It skips the reads the
+//! server does to decide each mutation, so it is the limit of the storage layer.
+//! Both print one JSON line: mutations per second and request (transaction) latencies.
+
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn args() -> (String, HashMap<String, String>) {
+    let mut it = std::env::args().skip(1);
+    let mode = it.next().unwrap_or_default();
+    let mut map = HashMap::new();
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_default();
+        map.insert(k.trim_start_matches("--").to_owned(), v);
+    }
+    (mode, map)
+}
+
+fn get<T: FromStr>(m: &HashMap<String, String>, k: &str, default: Option<T>) -> T {
+    match m.get(k) {
+        Some(v) => v.parse().unwrap_or_else(|_| panic!("bad --{k}")),
+        None => default.unwrap_or_else(|| panic!("--{k} is required")),
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+fn hlc(client: &str, counter: u64) -> String {
+    format!("{:015}-{:010}-{}", now_ms(), counter, client)
+}
+
+fn fields(i: u64) -> Value {
+    json!({ "title": format!("Note {i}"), "body": "Site visit notes: check the north wall for damp.", "n": i })
+}
+
+fn summary(mut lat: Vec<f64>, mutations: u64, secs: f64) -> Value {
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let rank = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * lat.len() as f64).ceil() as usize;
+        lat[i.clamp(1, lat.len()) - 1]
+    };
+    json!({
+        "mutations": mutations, "seconds": secs, "rate": mutations as f64 / secs,
+        "requests": lat.len(), "p50_ms": rank(50.0), "p95_ms": rank(95.0), "p99_ms": rank(99.0),
+        "max_ms": lat.last().copied().unwrap_or(0.0),
+    })
+}
+
+async fn http(m: HashMap<String, String>) -> Res<Value> {
+    let url: String = get(&m, "url", None);
+    let token: String = get(&m, "token", None);
+    let clients: usize = get(&m, "clients", Some(8));
+    let batch: u64 = get(&m, "batch", Some(50));
+    let batches: u64 = get(&m, "batches", Some(20));
+    let tag: String = get(&m, "tag", Some("b".into()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (url, token, tag) = (url.clone(), token.clone(), tag.clone());
+        tasks.push(tokio::spawn(async move {
+            // One client, one connection.
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let client_id = format!("{tag}-c{c}");
+            let mut lat = Vec::new();
+            let mut rejected = 0u64;
+            for b in 0..batches {
+                let mutations: Vec<Value> = (0..batch)
+                    .map(|k| {
+                        let seq = b * batch + k + 1;
+                        json!({
+                            "op_id": format!("{client_id}.{seq}"), "client_id": client_id, "seq": seq,
+                            "collection": "notes", "record_id": format!("{client_id}-r{seq}"), "op": "create",
+                            "base_version": 0, "patch": fields(seq), "hlc": hlc(&client_id, seq),
+                        })
+                    })
+                    .collect();
+                let body = json!({ "client_id": client_id, "mutations": mutations });
+                let t0 = Instant::now();
+                let res = client
+                    .post(format!("{url}/v1/sync/mutations"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", format!("{client_id}-{b}"))
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = res.status();
+                let answer: Value = res.json().await?;
+                lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                if !status.is_success() {
+                    return Err(format!("push {status}: {answer}").into());
+                }
+                let accepted = answer["accepted"].as_array().map_or(0, |a| a.len()) as u64;
+                rejected += batch - accepted;
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((lat, rejected))
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut rejected = 0;
+    for t in tasks {
+        let (l, r) = t.await??;
+        lat.extend(l);
+        rejected += r;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let mut out = summary(lat, clients as u64 * batches * batch, secs);
+    out["not_accepted"] = json!(rejected);
+    Ok(out)
+}
+
+/// The rows of one push, written by one backend's transaction.
+macro_rules! write_batch {
+    ($tx:expr, $lock:literal, $tenant:expr, $client:expr, $b:expr, $batch:expr) => {{
+        sqlx::query("INSERT INTO tenants (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING")
+            .bind($tenant)
+            .execute(&mut *$tx)
+            .await?;
+        let mut head: i64 = sqlx::query_scalar($lock).bind($tenant).fetch_one(&mut *$tx).await?;
+        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest) VALUES ($1, $2, $3)")
+            .bind($tenant)
+            .bind(format!("{}-{}", $client, $b))
+            .bind("0123456789abcdef0123456789abcdef")
+            .execute(&mut *$tx)
+            .await?;
+        for k in 0..$batch {
+            let seq = $b * $batch + k + 1;
+            head += 1;
+            sqlx::query(
+                "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (tenant, collection, id) DO UPDATE SET
+                   version = excluded.version, fields = excluded.fields,
+                   deleted = excluded.deleted, hlc = excluded.hlc",
+            )
+            .bind($tenant)
+            .bind("notes")
+            .bind(format!("{}-r{}", $client, seq))
+            .bind(head)
+            .bind(fields(seq).to_string())
+            .bind(false)
+            .bind(hlc(&$client, seq))
+            .execute(&mut *$tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind($tenant)
+            .bind(format!("{}.{}", $client, seq))
+            .bind(seq as i64)
+            .bind("accepted")
+            .bind(Some(head))
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .execute(&mut *$tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO clients (tenant, client_id, last_seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
+            )
+            .bind($tenant)
+            .bind(&$client)
+            .bind(seq as i64)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        sqlx::query("UPDATE tenants SET head = $2 WHERE tenant = $1")
+            .bind($tenant)
+            .bind(head)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+async fn driver(m: HashMap<String, String>) -> Res<Value> {
+    let database: String = get(&m, "database", None);
+    let clients: usize = get(&m, "clients", Some(8));
+    let batch: u64 = get(&m, "batch", Some(50));
+    let batches: u64 = get(&m, "batches", Some(20));
+    let tag: String = get(&m, "tag", Some("d".into()));
+    let tenant: String = get(&m, "tenant", Some("bench".into()));
+    let pool_size: u32 = get(&m, "pool", Some(10));
+    let start;
+    let mut tasks = Vec::new();
+    if database.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(&database)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        start = Instant::now();
+        for c in 0..clients {
+            let (pool, tenant) = (pool.clone(), tenant.clone());
+            let client = format!("{tag}-c{c}");
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for b in 0..batches {
+                    let t0 = Instant::now();
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    write_batch!(tx, "SELECT head FROM tenants WHERE tenant = $1", &tenant, client, b, batch);
+                    tx.commit().await?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
+            }));
+        }
+    } else {
+        let pool = PgPoolOptions::new().max_connections(pool_size).connect(&database).await?;
+        start = Instant::now();
+        for c in 0..clients {
+            let (pool, tenant) = (pool.clone(), tenant.clone());
+            let client = format!("{tag}-c{c}");
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for b in 0..batches {
+                    let t0 = Instant::now();
+                    let mut tx = pool.begin().await?;
+                    write_batch!(tx, "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE", &tenant, client, b, batch);
+                    tx.commit().await?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
+            }));
+        }
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(summary(lat, clients as u64 * batches * batch, secs))
+}
+
+async fn reset(m: HashMap<String, String>) -> Res<Value> {
+    let database: String = get(&m, "database", None);
+    let pool = PgPoolOptions::new().max_connections(1).connect(&database).await?;
+    for t in ["tenants", "records", "ops", "clients", "idempotency_keys", "ferry_migrations"] {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {t} CASCADE")).execute(&pool).await?;
+    }
+    Ok(json!({ "reset": true }))
+}
+
+#[tokio::main]
+async fn main() {
+    let (mode, m) = args();
+    let out = match mode.as_str() {
+        "http" => http(m).await,
+        "driver" => driver(m).await,
+        "reset" => reset(m).await,
+        _ => Err("usage: ferry-server-bench http|driver|reset --key value ...".into()),
+    };
+    match out {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            eprintln!("ferry-server-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
