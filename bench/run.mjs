@@ -302,7 +302,6 @@ async function benchSync(origin, site, engines) {
             if (engine === 'ferry') {
               r = await page.evaluate((o) => window.B.pull(o), { base: origin, token: pullTok, n: N });
             } else {
-              await page.evaluate(() => window.B.open());
               r = await page.evaluate((o) => window.B.pullLimit(o), { base: origin, token: pullTok, limit: ferryPullLimit() });
             }
             if (r.total !== N) throw new Error(`pulled ${r.total} of ${N}`);
@@ -524,8 +523,8 @@ function readFerryParams() {
     }
     return null;
   };
-  results.meta.ferryPullLimit = grab(/PULL_PAGE(?:_SIZE|_LIMIT)?\s*:\s*u\d+\s*=\s*([\d_]+)/) || undefined;
-  results.meta.ferryPushBatch = grab(/PUSH_BATCH(?:_SIZE|_MAX)?\s*:\s*usize\s*=\s*([\d_]+)/) || undefined;
+  results.meta.ferryPullLimit = grab(/pull_limit:\s*([\d_]+),/) || undefined;
+  results.meta.ferryPushBatch = grab(/DEFAULT_BATCH_SIZE:\s*usize\s*=\s*([\d_]+)/) || undefined;
 }
 
 main().catch((e) => {

@@ -69,6 +69,7 @@ export function rawIdb(variant) {
       // the cursor; then push `n` queued outbox entries in batches, deleting the acked ones.
       async pullLimit({ base, token, limit }) {
         const t0 = performance.now();
+        await adapter.open();
         let cursor = 0;
         let total = 0;
         let pages = 0;

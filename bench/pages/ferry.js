@@ -1,0 +1,147 @@
+// Ferry: `ferry.put('notes', record)` — the record and its outbox entry, durable when the
+// promise resolves. Sync benchmarks talk to ferry-server through the page's origin (/v1 is
+// proxied by bench/lib/serve.mjs).
+import init, { Ferry } from 'ferry';
+import { expose, coldStartIfAsked, makeRecord } from './common.js';
+
+const scriptStart = performance.now();
+// The wasm is instantiated inside the timed region of every benchmark that opens Ferry.
+let wasmReady = null;
+const ready = () => (wasmReady ||= init({ module_or_path: new URL('/ferry_bg.wasm', location.href) }));
+
+const COLLECTIONS = { notes: { policy: 'merge-fields' } };
+let ferry;
+let token = null;
+
+async function openFerry({ base = location.origin, live = false } = {}) {
+  await ready();
+  ferry = await Ferry.open({
+    name: 'bench',
+    url: `${base}/v1`,
+    getToken: () => token,
+    collections: COLLECTIONS,
+    live,
+  });
+  return ferry;
+}
+
+/** Resolves with the first value of an observable that satisfies `pred` (and its time). */
+function when(observable, pred) {
+  return new Promise((resolve) => {
+    let unsub = null;
+    let done = false;
+    unsub = observable.subscribe((v) => {
+      if (!done && pred(v)) {
+        done = true;
+        const t = performance.now();
+        queueMicrotask(() => unsub && unsub());
+        resolve({ value: v, t });
+      }
+    });
+    if (done && unsub) unsub();
+  });
+}
+
+let offlineDrain = null;
+
+const adapter = {
+  name: 'ferry',
+  async open() {
+    await openFerry();
+  },
+  writeOne(rec) {
+    return ferry.put('notes', rec);
+  },
+  async seed(recs) {
+    await Promise.all(recs.map((r) => ferry.put('notes', r)));
+  },
+  async readAll() {
+    const { value } = await when(ferry.query('notes', {}), () => true);
+    return value;
+  },
+  async count(tag) {
+    const { value } = await when(ferry.query('notes', {}), () => true);
+    return value.filter((r) => r.id.startsWith(`${tag}-`)).length;
+  },
+  extra: {
+    // 1b. With a live query subscribed: put() → callback, and put() → promise resolved.
+    async subscribeLatency({ warmup, n, tag = 'sub' }) {
+      let pendingId = null;
+      let seenAt = 0;
+      const unsub = ferry.query('notes', {}).subscribe((rows) => {
+        if (pendingId && !seenAt && rows.some((r) => r.id === pendingId)) seenAt = performance.now();
+      });
+      const seen = [];
+      const resolved = [];
+      let before = 0;
+      for (let i = 0; i < warmup + n; i++) {
+        const rec = makeRecord(i, tag);
+        pendingId = rec.id;
+        seenAt = 0;
+        const t0 = performance.now();
+        const p = ferry.put('notes', rec);
+        await p;
+        const t1 = performance.now();
+        if (i >= warmup) {
+          seen.push(seenAt ? seenAt - t0 : null);
+          resolved.push(t1 - t0);
+          if (seenAt && seenAt <= t1) before += 1;
+        }
+      }
+      unsub();
+      return { seen, resolved, before };
+    },
+    // 3 (preparation): fill the profile by a pull from the server, so the outbox is empty.
+    async seedByPull({ base, token: t, n }) {
+      token = t;
+      await openFerry({ base });
+      ferry.syncNow();
+      await when(ferry.query('notes', {}), (rows) => rows.length >= n);
+      await when(ferry.syncState, (s) => s.status === 'idle' && s.lastSyncedAt != null && s.inFlight === 0);
+      const { value } = await when(ferry.query('notes', {}), () => true);
+      await ferry.close();
+      return { count: value.length };
+    },
+    // 4. Pull everything from the server into an empty profile until durable (the pull's
+    // last page is committed when the sync state reports the cycle done).
+    async pull({ base, token: t, n }) {
+      token = t;
+      const t0 = performance.now();
+      await openFerry({ base });
+      ferry.syncNow();
+      const rows = when(ferry.query('notes', {}), (r) => r.length >= n);
+      const synced = when(ferry.syncState, (s) => s.status === 'idle' && s.lastSyncedAt != null && s.progress.pulled >= n);
+      const [a, b] = await Promise.all([rows, synced]);
+      const ms = Math.max(a.t, b.t) - t0;
+      const count = a.value.length;
+      await ferry.close();
+      return { ms, total: count, rowsAt: a.t - t0, syncedAt: b.t - t0 };
+    },
+    // 4. Queue n creates while the browser is offline (the driver has set it offline).
+    async queueOffline({ base, token: t, n }) {
+      token = t;
+      await openFerry({ base });
+      const recs = [];
+      for (let i = 0; i < n; i++) recs.push(makeRecord(i, 'off'));
+      await Promise.all(recs.map((r) => ferry.put('notes', r)));
+      let onlineAt = 0;
+      window.addEventListener('online', () => {
+        onlineAt = performance.now();
+      });
+      const depth = ferry.metrics().outboxDepth;
+      offlineDrain = when(ferry.syncState, (s) => onlineAt > 0 && s.outboxDepth === 0 && s.inFlight === 0).then(({ t }) => ({
+        ms: t - onlineAt,
+        sent: depth,
+      }));
+      return { depth };
+    },
+    // 4. After the driver brought the browser online: until the outbox is empty.
+    async drain() {
+      const r = await offlineDrain;
+      await ferry.close();
+      return r;
+    },
+  },
+};
+expose(adapter);
+coldStartIfAsked(adapter, scriptStart);
