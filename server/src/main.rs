@@ -1,2 +1,20 @@
-//! ferry-server: the reference sync server.
-fn main() {}
+//! ferry-server: the reference sync server's command line. See `ferry-server --help`.
+
+use clap::Parser;
+use ferry_server::config::Cli;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = ferry_server::cli::run(cli).await {
+        eprintln!("ferry-server: {e}");
+        std::process::exit(1);
+    }
+}

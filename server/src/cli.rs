@@ -1,0 +1,69 @@
+//! What the binary does for each command: serve, print a token, or compact a tenant.
+
+use crate::auth::TokenSigner;
+use crate::config::{Cli, Command, ServerConfig};
+use crate::db::{Db, DbOptions};
+use crate::hub::Hub;
+use crate::secret;
+
+/// A failure the binary reports before exiting with status 1.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let secret = || secret::resolve(cli.secret.as_deref(), &cli.database);
+    match cli.command.clone().unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = ServerConfig::from_args(&cli.database, secret()?, &cli.serve);
+            let listener = tokio::net::TcpListener::bind(cli.serve.listen).await?;
+            let server = crate::start(config, listener).await?;
+            println!("ferry-server listening on http://{}", server.addr);
+            wait_for_signal().await?;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+            Ok(())
+        }
+        Command::Token {
+            tenant,
+            user,
+            ttl_hours,
+            role,
+        } => {
+            let signer = TokenSigner::new(&secret()?);
+            let token = signer.issue(
+                &tenant,
+                &user,
+                ttl_hours.saturating_mul(3600),
+                role.as_deref(),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Compact {
+            tenant,
+            before_cursor,
+        } => {
+            let db = Db::connect(&DbOptions::new(cli.database.clone()), Hub::default()).await?;
+            let report = db.compact(&tenant, before_cursor).await?;
+            println!(
+                "removed {} tombstones; horizon is now {}",
+                report.removed, report.horizon
+            );
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}

@@ -1,0 +1,173 @@
+//! Configuration: the command line (clap, every option also from the environment) and the
+//! [`ServerConfig`] a server is started with.
+
+use crate::db::DbOptions;
+use crate::limiter::LimitConfig;
+use crate::validation::Rules;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `ferry-server`: Ferry's reference sync server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = false
+)]
+pub struct Cli {
+    /// `sqlite://<file>` (embedded, the default) or `postgres://user:pass@host/db`.
+    #[arg(
+        long,
+        env = "FERRY_DATABASE",
+        default_value = "sqlite://ferry.db",
+        global = true
+    )]
+    pub database: String,
+    /// The HMAC secret tokens are signed with (at least 16 bytes). Default for SQLite: one
+    /// generated once and kept beside the database file; required for PostgreSQL.
+    #[arg(long, env = "FERRY_SECRET", hide_env_values = true, global = true)]
+    pub secret: Option<String>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options of the server itself (the default command).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// Serve the files of this directory at `/` (index.html for unknown paths).
+    #[arg(long = "static", env = "FERRY_STATIC")]
+    pub static_dir: Option<PathBuf>,
+    /// Enable `POST /v1/demo/token` (anyone may sign in to tenant `demo`).
+    #[arg(long, env = "FERRY_DEMO")]
+    pub demo: bool,
+    /// Most requests one tenant may have in flight at once (0: no limit).
+    #[arg(long, env = "FERRY_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Requests per second one tenant may make on average (0: no limit); bursts of twice that.
+    #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 500.0)]
+    pub rate_limit: f64,
+    /// PostgreSQL connections per process.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 10)]
+    pub max_connections: u32,
+}
+
+/// Subcommands besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print a bearer token for a tenant and user.
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        /// How long the token is valid.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+        /// `admin` allows the tenant's admin endpoints (compaction).
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Remove a tenant's tombstones logged at or before a cursor. Clients whose cursor is
+    /// older then get 410 and resync from 0.
+    Compact {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        before_cursor: u64,
+    },
+}
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub db: DbOptions,
+    /// The token signing secret.
+    pub secret: Vec<u8>,
+    pub static_dir: Option<PathBuf>,
+    pub demo: bool,
+    pub limits: LimitConfig,
+    /// How often server-sent-event streams send a keep-alive comment.
+    pub keep_alive: Duration,
+    /// Per-collection validation.
+    pub rules: Rules,
+}
+
+impl ServerConfig {
+    /// A config with the defaults, for `database` and `secret`.
+    pub fn new(database: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        ServerConfig {
+            db: DbOptions::new(database),
+            secret: secret.into(),
+            static_dir: None,
+            demo: false,
+            limits: LimitConfig::default(),
+            keep_alive: Duration::from_secs(15),
+            rules: Rules::new(),
+        }
+    }
+
+    /// The config of `ferry-server [serve]`, with the demo validation rules registered.
+    pub fn from_args(database: &str, secret: Vec<u8>, args: &ServeArgs) -> Self {
+        let mut config = ServerConfig::new(database, secret);
+        config.db.max_connections = args.max_connections;
+        config.static_dir = args.static_dir.clone();
+        config.demo = args.demo;
+        config.limits = LimitConfig::new(args.max_in_flight, args.rate_limit);
+        config.rules = Rules::new().with_demo_rules();
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_subcommands_parse() {
+        let cli = Cli::try_parse_from(["ferry-server"]).unwrap();
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:8787");
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from([
+            "ferry-server",
+            "token",
+            "--tenant",
+            "t",
+            "--user",
+            "u",
+            "--database",
+            "sqlite://x.db",
+        ])
+        .unwrap();
+        assert_eq!(cli.database, "sqlite://x.db");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token { ttl_hours: 24, .. })
+        ));
+        let cli = Cli::try_parse_from([
+            "ferry-server",
+            "compact",
+            "--tenant",
+            "t",
+            "--before-cursor",
+            "9",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Compact {
+                before_cursor: 9,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! Storage: the tenant-scoped operations the routes need, over SQLite or PostgreSQL.
+//!
+//! Both backends run the same SQL ([`sql`]) and the same apply rules (ferry-core's
+//! `process_push`, through an `ApplyTx` over one database transaction per push). A push that
+//! fails on a serialization failure or deadlock (SQLSTATE 40001 / 40P01, as distributed
+//! engines report under contention) or on a busy SQLite file is retried from the start.
+
+pub mod postgres;
+pub mod schema;
+mod sql;
+pub mod sqlite;
+
+use crate::hub::Hub;
+use crate::validation::Rules;
+use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
+use ferry_core::server::PullError;
+use rand::Rng;
+use std::time::Duration;
+
+/// How often a push is retried after a transient conflict before giving up.
+pub const MAX_PUSH_RETRIES: u32 = 8;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("bad database configuration: {0}")]
+    Config(String),
+}
+
+impl DbError {
+    /// Whether the transaction may succeed if run again from the start.
+    pub fn is_transient(&self) -> bool {
+        let DbError::Sql(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        // 40001 serialization_failure, 40P01 deadlock_detected; SQLite 5 BUSY, 6 LOCKED,
+        // 517 BUSY_SNAPSHOT, 261 BUSY_RECOVERY.
+        matches!(
+            e.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "6" | "517" | "261")
+        )
+    }
+}
+
+/// What became of a push.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushOutcome {
+    /// Committed (or replayed): the response to send.
+    Applied(PushResponse),
+    /// The Idempotency-Key was used before with another body; nothing was written.
+    KeyReused,
+    /// An op id was processed before with another body; nothing was written.
+    OpReused { op_id: String },
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Tombstones removed.
+    pub removed: u64,
+    /// The tenant's compaction horizon now: pulls from older cursors get 410.
+    pub horizon: u64,
+}
+
+/// Options for opening a database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// `sqlite://file.db`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// PostgreSQL pool size per process.
+    pub max_connections: u32,
+}
+
+impl DbOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        DbOptions {
+            url: url.into(),
+            max_connections: 10,
+        }
+    }
+}
+
+/// The database of a server process. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(sqlite::SqliteDb),
+    Postgres(postgres::PgDb),
+}
+
+/// Whether a URL names PostgreSQL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl Db {
+    /// Connects and migrates; pokes of committed pushes go to `hub`.
+    pub async fn connect(options: &DbOptions, hub: Hub) -> Result<Db, DbError> {
+        if is_postgres_url(&options.url) {
+            Ok(Db::Postgres(
+                postgres::PgDb::connect(&options.url, hub, options.max_connections).await?,
+            ))
+        } else if options.url.starts_with("sqlite:") {
+            Ok(Db::Sqlite(
+                sqlite::SqliteDb::connect(&options.url, hub).await?,
+            ))
+        } else {
+            Err(DbError::Config(
+                "the database URL must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Runs a push in one transaction, retrying transient failures.
+    pub async fn push(
+        &self,
+        tenant: &str,
+        idempotency_key: &str,
+        body_digest: &str,
+        req: &PushRequest,
+        rules: &Rules,
+    ) -> Result<PushOutcome, DbError> {
+        let mut attempt = 0;
+        loop {
+            let result = match self {
+                Db::Sqlite(db) => {
+                    db.try_push(tenant, idempotency_key, body_digest, req, rules)
+                        .await
+                }
+                Db::Postgres(db) => {
+                    db.try_push(tenant, idempotency_key, body_digest, req, rules)
+                        .await
+                }
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < MAX_PUSH_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "retrying a push after a transient conflict");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One page of changes after `cursor`.
+    pub async fn pull(
+        &self,
+        tenant: &str,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Result<PullResponse, PullError>, DbError> {
+        match self {
+            Db::Sqlite(db) => db.pull(tenant, cursor, limit).await,
+            Db::Postgres(db) => db.pull(tenant, cursor, limit).await,
+        }
+    }
+
+    /// The tenant's newest cursor (0 if it never pushed).
+    pub async fn head(&self, tenant: &str) -> Result<u64, DbError> {
+        match self {
+            Db::Sqlite(db) => db.head(tenant).await,
+            Db::Postgres(db) => db.head(tenant).await,
+        }
+    }
+
+    /// Removes the tenant's tombstones logged at or before `upto` and raises its horizon.
+    pub async fn compact(&self, tenant: &str, upto: u64) -> Result<CompactReport, DbError> {
+        match self {
+            Db::Sqlite(db) => db.compact(tenant, upto).await,
+            Db::Postgres(db) => db.compact(tenant, upto).await,
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(db) => db.ping().await,
+            Db::Postgres(db) => db.ping().await,
+        }
+    }
+
+    /// Closes the pools (waits for checked-out connections).
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(db) => db.close().await,
+            Db::Postgres(db) => db.close().await,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: up to 5 ms, 10 ms, 20 ms, ... capped at 500 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = (5u64 << attempt.min(7)).min(500);
+    Duration::from_millis(rand::thread_rng().gen_range(1..=cap))
+}

@@ -1,0 +1,180 @@
+//! PostgreSQL: for production and scale-out (many server processes on one database).
+//!
+//! A push locks its tenant's row (`SELECT ... FOR UPDATE`) first, so pushes of one tenant
+//! serialise across every process while other tenants proceed in parallel; the change log
+//! positions are the tenant's own counter, never a global sequence. A push that advances the
+//! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
+//! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
+
+use super::{sql::sql_store, PushOutcome};
+use crate::hub::{Hub, NOTIFY_CHANNEL};
+use crate::validation::Rules;
+use ferry_core::apply::{process_push, PushError};
+use ferry_core::protocol::PushRequest;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+sql_store!(
+    Postgres,
+    PgConnection,
+    "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE"
+);
+
+/// Any lock id works, as long as every Ferry process uses the same one.
+const MIGRATION_LOCK: i64 = 0x4665_7272_7900;
+
+/// Aborts the LISTEN task when the last handle on the database goes.
+#[derive(Debug)]
+struct ListenTask(JoinHandle<()>);
+
+impl Drop for ListenTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A PostgreSQL database and this process's LISTEN task.
+#[derive(Clone, Debug)]
+pub struct PgDb {
+    pool: PgPool,
+    _listen: Arc<ListenTask>,
+}
+
+impl PgDb {
+    /// Connects, migrates (under an advisory lock, so processes may start together) and
+    /// starts listening for pokes before it returns.
+    pub async fn connect(url: &str, hub: Hub, max_connections: u32) -> Result<Self, DbError> {
+        let options =
+            PgConnectOptions::from_str(url).map_err(|e| DbError::Config(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let applied = migrate_in(&mut tx).await?;
+        tx.commit().await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "postgres migrations applied");
+        }
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let task = tokio::spawn(listen_loop(listener, pool.clone(), hub));
+        Ok(PgDb {
+            pool,
+            _listen: Arc::new(ListenTask(task)),
+        })
+    }
+
+    pub(crate) async fn try_push(
+        &self,
+        tenant: &str,
+        key: &str,
+        body_digest: &str,
+        req: &PushRequest,
+        rules: &Rules,
+    ) -> Result<PushOutcome, DbError> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
+        let mut ptx = PushTx::lock(tx, tenant).await?;
+        if !ptx.claim_key(key, body_digest).await? {
+            ptx.tx.rollback().await?;
+            return Ok(PushOutcome::KeyReused);
+        }
+        match process_push(&mut ptx, req, rules).await {
+            Ok(response) => {
+                if let Some(head) = ptx.save_head().await? {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(NOTIFY_CHANNEL)
+                        .bind(Hub::encode(tenant, head))
+                        .execute(&mut *ptx.tx)
+                        .await?;
+                }
+                ptx.tx.commit().await?;
+                Ok(PushOutcome::Applied(response))
+            }
+            Err(PushError::BodyMismatch { op_id }) => {
+                ptx.tx.rollback().await?;
+                Ok(PushOutcome::OpReused { op_id })
+            }
+            Err(PushError::Storage(e)) => Err(e),
+        }
+    }
+
+    pub(crate) async fn pull(
+        &self,
+        tenant: &str,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Result<PullResponse, PullError>, DbError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let page = pull_in(&mut tx, tenant, cursor, limit).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    pub(crate) async fn head(&self, tenant: &str) -> Result<u64, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(head_of(&mut conn, tenant).await?.0)
+    }
+
+    pub(crate) async fn compact(&self, tenant: &str, upto: u64) -> Result<CompactReport, DbError> {
+        let tx = self.pool.begin().await?;
+        let mut ptx = PushTx::lock(tx, tenant).await?;
+        let report = ptx.compact(upto).await?;
+        ptx.tx.commit().await?;
+        Ok(report)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Feeds NOTIFY payloads into the hub. After a lost connection (pokes may have been missed)
+/// every stream is told to re-read its cursor; the listener reconnects by itself.
+async fn listen_loop(mut listener: PgListener, pool: PgPool, hub: Hub) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(note)) => match Hub::decode(note.payload()) {
+                Some((tenant, cursor)) => hub.poke(tenant, cursor),
+                None => tracing::warn!("ignoring a malformed poke notification"),
+            },
+            Ok(None) => hub.resync(),
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if pool.is_closed() {
+                    return;
+                }
+                match PgListener::connect_with(&pool).await {
+                    Ok(mut fresh) => {
+                        if fresh.listen(NOTIFY_CHANNEL).await.is_ok() {
+                            listener = fresh;
+                            hub.resync();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not reconnect LISTEN"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The SQL both backends share, written once as a macro and expanded per sqlx driver.
+//!
+//! The statements are portable (`$n` parameters, `ON CONFLICT`, `BOOLEAN`, `BIGINT`), so
+//! SQLite and PostgreSQL run the very same queries; only how a transaction starts and how
+//! the tenant row is locked differ, and those are the macro's arguments. [`PushTx`] is the
+//! [`ferry_core::apply::ApplyTx`] the core's `process_push` runs on.
+
+/// Expands the shared queries for one driver.
+///
+/// `$db`: the sqlx database type; `$conn`: its connection type; `$lock`: the statement that
+/// reads (and on PostgreSQL row-locks) the tenant's head.
+macro_rules! sql_store {
+    ($db:ty, $conn:ty, $lock:literal) => {
+        use ferry_core::apply::{ApplyTx, StoredOp, StoredOutcome};
+        use ferry_core::protocol::{limits, Mutation, PullResponse, Record};
+        use ferry_core::server::PullError;
+        use sqlx::Row as _;
+        use $crate::db::{CompactReport, DbError};
+
+        fn to_i64(n: u64) -> i64 {
+            i64::try_from(n).unwrap_or(i64::MAX)
+        }
+
+        fn to_u64(n: i64) -> u64 {
+            u64::try_from(n).unwrap_or(0)
+        }
+
+        /// One push (or compaction) transaction of one tenant, holding the tenant's lock.
+        pub(crate) struct PushTx {
+            pub(crate) tx: sqlx::Transaction<'static, $db>,
+            pub(crate) tenant: String,
+            /// The tenant's head as this transaction advances it.
+            pub(crate) head: u64,
+            /// The head when the transaction began.
+            pub(crate) start: u64,
+        }
+
+        impl PushTx {
+            /// Creates the tenant row if needed and locks it; pushes of a tenant serialise here.
+            pub(crate) async fn lock(mut tx: sqlx::Transaction<'static, $db>, tenant: &str) -> Result<Self, DbError> {
+                sqlx::query("INSERT INTO tenants (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING")
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                let head: i64 = sqlx::query_scalar($lock).bind(tenant).fetch_one(&mut *tx).await?;
+                Ok(PushTx { tx, tenant: tenant.to_owned(), head: to_u64(head), start: to_u64(head) })
+            }
+
+            /// Claims an idempotency key for a body digest: `false` if it was claimed by another body.
+            pub(crate) async fn claim_key(&mut self, key: &str, digest: &str) -> Result<bool, DbError> {
+                let known: Option<String> =
+                    sqlx::query_scalar("SELECT body_digest FROM idempotency_keys WHERE tenant = $1 AND idem_key = $2")
+                        .bind(&self.tenant)
+                        .bind(key)
+                        .fetch_optional(&mut *self.tx)
+                        .await?;
+                match known {
+                    Some(known) => Ok(known == digest),
+                    None => {
+                        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest) VALUES ($1, $2, $3)")
+                            .bind(&self.tenant)
+                            .bind(key)
+                            .bind(digest)
+                            .execute(&mut *self.tx)
+                            .await?;
+                        Ok(true)
+                    }
+                }
+            }
+
+            /// Writes the advanced head back; returns it if it moved.
+            pub(crate) async fn save_head(&mut self) -> Result<Option<u64>, DbError> {
+                if self.head == self.start {
+                    return Ok(None);
+                }
+                sqlx::query("UPDATE tenants SET head = $2 WHERE tenant = $1")
+                    .bind(&self.tenant)
+                    .bind(to_i64(self.head))
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(Some(self.head))
+            }
+
+            /// Drops tombstones logged at or before `upto` and raises the horizon.
+            pub(crate) async fn compact(&mut self, upto: u64) -> Result<CompactReport, DbError> {
+                let upto = upto.min(self.head);
+                let removed = sqlx::query("DELETE FROM records WHERE tenant = $1 AND deleted = $2 AND version <= $3")
+                    .bind(&self.tenant)
+                    .bind(true)
+                    .bind(to_i64(upto))
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected();
+                let horizon: i64 = sqlx::query_scalar("SELECT horizon FROM tenants WHERE tenant = $1")
+                    .bind(&self.tenant)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                let horizon = to_u64(horizon).max(upto);
+                sqlx::query("UPDATE tenants SET horizon = $2 WHERE tenant = $1")
+                    .bind(&self.tenant)
+                    .bind(to_i64(horizon))
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(CompactReport { removed, horizon })
+            }
+        }
+
+        fn decode_record(row: &<$db as sqlx::Database>::Row) -> Result<Record, DbError> {
+            let fields: String = row.try_get("fields")?;
+            let hlc: String = row.try_get("hlc")?;
+            Ok(Record {
+                collection: row.try_get("collection")?,
+                id: row.try_get("id")?,
+                version: to_u64(row.try_get("version")?),
+                fields: serde_json::from_str(&fields).map_err(|e| DbError::Corrupt(format!("record fields: {e}")))?,
+                deleted: row.try_get("deleted")?,
+                hlc: ferry_core::Hlc::parse(&hlc).map_err(DbError::Corrupt)?,
+            })
+        }
+
+        impl ApplyTx for PushTx {
+            type Error = DbError;
+
+            async fn stored_op(&mut self, op_id: &str) -> Result<Option<StoredOp>, DbError> {
+                let row = sqlx::query(
+                    "SELECT digest, outcome, version, code, message FROM ops WHERE tenant = $1 AND op_id = $2",
+                )
+                .bind(&self.tenant)
+                .bind(op_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let digest: i64 = row.try_get("digest")?;
+                let kind: String = row.try_get("outcome")?;
+                let outcome = match kind.as_str() {
+                    "accepted" => StoredOutcome::Accepted { version: to_u64(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0)) },
+                    "conflict" => StoredOutcome::Conflict,
+                    "rejected" => StoredOutcome::Rejected {
+                        code: row.try_get::<Option<String>, _>("code")?.unwrap_or_default(),
+                        message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
+                    },
+                    other => return Err(DbError::Corrupt(format!("unknown op outcome `{other}`"))),
+                };
+                Ok(Some(StoredOp { digest: digest as u64, outcome }))
+            }
+
+            async fn client_last_seq(&mut self, client_id: &str) -> Result<u64, DbError> {
+                let seq: Option<i64> =
+                    sqlx::query_scalar("SELECT last_seq FROM clients WHERE tenant = $1 AND client_id = $2")
+                        .bind(&self.tenant)
+                        .bind(client_id)
+                        .fetch_optional(&mut *self.tx)
+                        .await?;
+                Ok(seq.map_or(0, to_u64))
+            }
+
+            async fn record(&mut self, collection: &str, id: &str) -> Result<Option<Record>, DbError> {
+                let row = sqlx::query(
+                    "SELECT collection, id, version, fields, deleted, hlc FROM records
+                     WHERE tenant = $1 AND collection = $2 AND id = $3",
+                )
+                .bind(&self.tenant)
+                .bind(collection)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                row.as_ref().map(decode_record).transpose()
+            }
+
+            async fn write_record(&mut self, record: &Record) -> Result<u64, DbError> {
+                self.head += 1;
+                let fields = serde_json::to_string(&record.fields).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (tenant, collection, id) DO UPDATE SET
+                       version = excluded.version, fields = excluded.fields,
+                       deleted = excluded.deleted, hlc = excluded.hlc",
+                )
+                .bind(&self.tenant)
+                .bind(&record.collection)
+                .bind(&record.id)
+                .bind(to_i64(self.head))
+                .bind(fields)
+                .bind(record.deleted)
+                .bind(record.hlc.to_string())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(self.head)
+            }
+
+            async fn store_op(&mut self, m: &Mutation, digest: u64, outcome: &StoredOutcome) -> Result<(), DbError> {
+                let (kind, version, code, message) = match outcome {
+                    StoredOutcome::Accepted { version } => ("accepted", Some(to_i64(*version)), None, None),
+                    StoredOutcome::Conflict => ("conflict", None, None, None),
+                    StoredOutcome::Rejected { code, message } => ("rejected", None, Some(code.as_str()), Some(message.as_str())),
+                };
+                sqlx::query(
+                    "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&self.tenant)
+                .bind(&m.op_id)
+                .bind(digest as i64)
+                .bind(kind)
+                .bind(version)
+                .bind(code)
+                .bind(message)
+                .execute(&mut *self.tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO clients (tenant, client_id, last_seq) VALUES ($1, $2, $3)
+                     ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
+                )
+                .bind(&self.tenant)
+                .bind(&m.client_id)
+                .bind(to_i64(m.seq))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn cursor(&mut self) -> Result<u64, DbError> {
+                Ok(self.head)
+            }
+        }
+
+        /// The tenant's (head, horizon); (0, 0) for a tenant that never pushed.
+        pub(crate) async fn head_of(conn: &mut $conn, tenant: &str) -> Result<(u64, u64), DbError> {
+            let row = sqlx::query("SELECT head, horizon FROM tenants WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match row {
+                Some(row) => Ok((to_u64(row.try_get("head")?), to_u64(row.try_get("horizon")?))),
+                None => Ok((0, 0)),
+            }
+        }
+
+        /// One page of changes after `cursor`: run it inside one read snapshot.
+        pub(crate) async fn pull_in(
+            conn: &mut $conn,
+            tenant: &str,
+            cursor: u64,
+            limit: u32,
+        ) -> Result<Result<PullResponse, PullError>, DbError> {
+            let (_, horizon) = head_of(conn, tenant).await?;
+            if cursor != 0 && cursor < horizon {
+                return Ok(Err(PullError::CursorExpired { horizon }));
+            }
+            let limit = limit.clamp(1, limits::MAX_PULL_LIMIT);
+            let rows = sqlx::query(
+                "SELECT collection, id, version, fields, deleted, hlc FROM records
+                 WHERE tenant = $1 AND version > $2 ORDER BY version LIMIT $3",
+            )
+            .bind(tenant)
+            .bind(to_i64(cursor))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            let changes = rows.iter().map(decode_record).collect::<Result<Vec<_>, _>>()?;
+            let next = changes.last().map_or(cursor.max(horizon), |r| r.version);
+            let remaining = if changes.len() < limit as usize {
+                0
+            } else {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE tenant = $1 AND version > $2")
+                    .bind(tenant)
+                    .bind(to_i64(next))
+                    .fetch_one(&mut *conn)
+                    .await?;
+                to_u64(n)
+            };
+            Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining }))
+        }
+
+        /// Applies the migrations not yet applied, inside the caller's transaction.
+        pub(crate) async fn migrate_in(conn: &mut $conn) -> Result<Vec<i64>, DbError> {
+            use $crate::db::schema::{CREATE_MIGRATIONS_TABLE, MIGRATIONS};
+            sqlx::query(CREATE_MIGRATIONS_TABLE).execute(&mut *conn).await?;
+            let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM ferry_migrations").fetch_all(&mut *conn).await?;
+            let mut applied = Vec::new();
+            for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+                for statement in m.statements {
+                    sqlx::query(statement).execute(&mut *conn).await?;
+                }
+                sqlx::query("INSERT INTO ferry_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(m.version)
+                    .bind($crate::auth::now_secs().to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                applied.push(m.version);
+            }
+            Ok(applied)
+        }
+    };
+}
+
+pub(crate) use sql_store;

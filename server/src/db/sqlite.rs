@@ -1,0 +1,150 @@
+//! Embedded SQLite: one file in WAL mode with `synchronous=FULL`, so an acknowledged push is
+//! on disk before the 200 leaves.
+//!
+//! Writes go through a pool of one connection and start with `BEGIN IMMEDIATE`, which takes
+//! SQLite's write lock up front: pushes (of every tenant) serialise, even across processes
+//! sharing the file (they wait up to the busy timeout). Reads use a separate pool and see a
+//! consistent snapshot per pull.
+
+use super::{sql::sql_store, PushOutcome};
+use crate::hub::Hub;
+use crate::validation::Rules;
+use ferry_core::apply::{process_push, PushError};
+use ferry_core::protocol::PushRequest;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+sql_store!(
+    Sqlite,
+    SqliteConnection,
+    "SELECT head FROM tenants WHERE tenant = $1"
+);
+
+/// The file a `sqlite:` URL names, or `None` for an in-memory database.
+pub fn sqlite_file(url: &str) -> Result<Option<PathBuf>, DbError> {
+    let options =
+        SqliteConnectOptions::from_str(url).map_err(|e| DbError::Config(e.to_string()))?;
+    let path = options.get_filename();
+    Ok(
+        (path.to_str() != Some(":memory:") && !path.as_os_str().is_empty())
+            .then(|| path.to_path_buf()),
+    )
+}
+
+/// An SQLite database: one writer connection, several readers.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    hub: Hub,
+}
+
+impl SqliteDb {
+    /// Opens (creating if missing) and migrates the database.
+    pub async fn connect(url: &str, hub: Hub) -> Result<Self, DbError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| DbError::Config(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let in_memory = sqlite_file(url)?.is_none();
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(u32::from(in_memory))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        // An in-memory database exists once per connection: readers must share the writer.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?
+        };
+        let db = SqliteDb {
+            writer,
+            reader,
+            hub,
+        };
+        let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let applied = migrate_in(&mut tx).await?;
+        tx.commit().await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "sqlite migrations applied");
+        }
+        Ok(db)
+    }
+
+    pub(crate) async fn try_push(
+        &self,
+        tenant: &str,
+        key: &str,
+        body_digest: &str,
+        req: &PushRequest,
+        rules: &Rules,
+    ) -> Result<PushOutcome, DbError> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ptx = PushTx::lock(tx, tenant).await?;
+        if !ptx.claim_key(key, body_digest).await? {
+            ptx.tx.rollback().await?;
+            return Ok(PushOutcome::KeyReused);
+        }
+        match process_push(&mut ptx, req, rules).await {
+            Ok(response) => {
+                let advanced = ptx.save_head().await?;
+                ptx.tx.commit().await?;
+                if let Some(head) = advanced {
+                    self.hub.poke(tenant, head);
+                }
+                Ok(PushOutcome::Applied(response))
+            }
+            Err(PushError::BodyMismatch { op_id }) => {
+                ptx.tx.rollback().await?;
+                Ok(PushOutcome::OpReused { op_id })
+            }
+            Err(PushError::Storage(e)) => Err(e),
+        }
+    }
+
+    pub(crate) async fn pull(
+        &self,
+        tenant: &str,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Result<PullResponse, PullError>, DbError> {
+        let mut tx = self.reader.begin().await?;
+        let page = pull_in(&mut tx, tenant, cursor, limit).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    pub(crate) async fn head(&self, tenant: &str) -> Result<u64, DbError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(head_of(&mut conn, tenant).await?.0)
+    }
+
+    pub(crate) async fn compact(&self, tenant: &str, upto: u64) -> Result<CompactReport, DbError> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ptx = PushTx::lock(tx, tenant).await?;
+        let report = ptx.compact(upto).await?;
+        ptx.tx.commit().await?;
+        Ok(report)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}

@@ -1,0 +1,24 @@
+//! ferry-server: Ferry's reference sync server, as a library (the binary is a thin CLI).
+//!
+//! - [`routes`]: the HTTP API (push, pull, server-sent events, health, metrics, demo token).
+//! - [`db`]: SQLite or PostgreSQL storage running ferry-core's apply rules in one transaction
+//!   per push, so the server applies exactly the rules the simulation tests.
+//! - [`auth`]: HMAC-SHA256 bearer tokens bound to a tenant; every query is tenant-scoped.
+//! - [`app`]: starting and stopping a server ([`app::start`]).
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod errors;
+pub mod hub;
+pub mod limiter;
+pub mod metrics;
+pub mod routes;
+pub mod secret;
+pub mod state;
+pub mod validation;
+
+pub use app::{start, RunningServer, StartError};
+pub use config::ServerConfig;
