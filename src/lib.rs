@@ -11,11 +11,18 @@
 //! - [`client`]: one open Ferry: the engine, group commit, the network loop, live queries.
 //! - [`api`]: the JS classes (`Ferry`, `Observable`, `Conflict`, `DeadLetter`).
 //! - [`interop`]: conversions between JS values and the core's types, and JS errors.
+//! - [`subject`]: the value and subscribers behind every observable.
 //!
 //! Everything here is browser-only: on other targets the crate is empty, so the workspace's
 //! native `cargo test` never needs a browser.
 #![cfg(target_arch = "wasm32")]
 
+pub mod api;
+pub mod client;
 pub mod crypto;
+pub mod interop;
 pub mod platform;
 pub mod store;
+pub mod subject;
+pub mod tabs;
+pub mod transport;

@@ -125,3 +125,36 @@ pub fn js_error_name(value: &JsValue) -> String {
         .and_then(|v| v.as_string())
         .unwrap_or_default()
 }
+
+/// `navigator.storage`: asks for persistence when `ask_persist`, then reads
+/// `{persisted, usage, quota}` (nulls where the browser does not tell).
+pub async fn storage_info(ask_persist: bool) -> serde_json::Value {
+    let storage = Reflect::get(&global_property("navigator"), &"storage".into())
+        .unwrap_or(JsValue::UNDEFINED);
+    let call = |name: &str| -> Option<Promise> {
+        let f: Function = Reflect::get(&storage, &name.into()).ok()?.dyn_into().ok()?;
+        f.call0(&storage).ok()?.dyn_into().ok()
+    };
+    if storage.is_undefined() {
+        return serde_json::json!({"persisted": false, "usage": null, "quota": null});
+    }
+    let method = if ask_persist { "persist" } else { "persisted" };
+    let persisted = match call(method) {
+        Some(p) => JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        None => false,
+    };
+    let estimate = match call("estimate") {
+        Some(p) => JsFuture::from(p).await.unwrap_or(JsValue::UNDEFINED),
+        None => JsValue::UNDEFINED,
+    };
+    let number = |k: &str| {
+        Reflect::get(&estimate, &k.into())
+            .ok()
+            .and_then(|v| v.as_f64())
+    };
+    serde_json::json!({"persisted": persisted, "usage": number("usage"), "quota": number("quota")})
+}

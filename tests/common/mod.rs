@@ -2,6 +2,8 @@
 //! transport with no network, and rows written in the schema-1 layout.
 #![allow(dead_code)]
 
+pub mod server;
+
 use ferry::platform::random_hex;
 use ferry_core::policy::Policy;
 use ferry_core::ports::{RequestMeta, Transport, TransportError};
@@ -95,4 +97,81 @@ pub async fn write_v1_rows(db: &indexed_db_futures::database::Database) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// Options for `Ferry.open` against `server` (`extra` is merged in).
+pub fn options(
+    name: &str,
+    server: &server::FakeServer,
+    extra: serde_json::Value,
+) -> wasm_bindgen::JsValue {
+    let mut base = serde_json::json!({
+        "name": name,
+        "url": "https://sync.test/v1",
+        "live": false,
+        "collections": {
+            "notes": {"policy": "merge-fields"},
+            "tasks": {"policy": "last-writer-wins"},
+            "expenses": {"policy": "server-wins-review"}
+        }
+    });
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let options = js_sys::JSON::parse(&base.to_string()).unwrap();
+    js_sys::Reflect::set(&options, &"fetch".into(), &server.fetch()).unwrap();
+    options
+}
+
+pub async fn open(name: &str, server: &server::FakeServer) -> ferry::api::ferry::Ferry {
+    ferry::api::ferry::Ferry::open(options(name, server, serde_json::json!({})))
+        .await
+        .expect("Ferry.open")
+}
+
+/// Awaits a promise, expecting it to resolve.
+pub async fn done(promise: js_sys::Promise) -> wasm_bindgen::JsValue {
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect("the promise resolves")
+}
+
+/// A JS value as JSON.
+pub fn json(value: &wasm_bindgen::JsValue) -> serde_json::Value {
+    if value.is_undefined() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(&String::from(js_sys::JSON::stringify(value).unwrap())).unwrap()
+}
+
+/// The current value of an observable, as JSON.
+pub fn snapshot(observable: &wasm_bindgen::JsValue) -> serde_json::Value {
+    let get: js_sys::Function = js_sys::Reflect::get(observable, &"getSnapshot".into())
+        .unwrap()
+        .into();
+    json(&get.call0(observable).unwrap())
+}
+
+/// Waits (yielding to the browser) until `condition` holds; fails after about 20 s.
+pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if condition() {
+            return;
+        }
+        ferry::platform::sleep_ms(10).await;
+    }
+    panic!("gave up waiting until {what}");
+}
+
+/// The `code` of a thrown JS error.
+pub fn code(error: &wasm_bindgen::JsValue) -> String {
+    js_sys::Reflect::get(error, &"code".into())
+        .ok()
+        .and_then(|c| c.as_string())
+        .unwrap_or_default()
+}
+
+/// A JS value from JSON.
+pub fn js(value: serde_json::Value) -> wasm_bindgen::JsValue {
+    js_sys::JSON::parse(&value.to_string()).unwrap()
 }

@@ -1,0 +1,83 @@
+//! Reading and checking the options of `Ferry.open`.
+
+use crate::client::ClientOptions;
+use crate::interop::js_error;
+use crate::transport::http_timeout_default;
+use ferry_core::policy::Policy;
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The `code` of an error in the options.
+pub const INVALID_OPTIONS: &str = "invalid_options";
+
+fn bad(message: &str) -> JsValue {
+    js_error(INVALID_OPTIONS, &format!("Ferry.open: {message}"))
+}
+
+fn field(options: &JsValue, name: &str) -> JsValue {
+    Reflect::get(options, &name.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn optional_function(options: &JsValue, name: &str) -> Result<Option<Function>, JsValue> {
+    let value = field(options, name);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .dyn_into::<Function>()
+        .map(Some)
+        .map_err(|_| bad(&format!("`{name}` must be a function")))
+}
+
+/// Checks `Ferry.open`'s argument.
+pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
+    if !options.is_object() {
+        return Err(bad(
+            "pass an options object: {name, url, collections, getToken?}",
+        ));
+    }
+    let name = field(options, "name")
+        .as_string()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("`name` must be a non-empty string"))?;
+    let url = field(options, "url")
+        .as_string()
+        .ok_or_else(|| bad("`url` must be the sync server's base URL, e.g. '/v1'"))?;
+    let collections_value = field(options, "collections");
+    if !collections_value.is_object() {
+        return Err(bad(
+            "`collections` must be an object such as {notes: {policy: 'merge-fields'}}",
+        ));
+    }
+    let mut collections = Vec::new();
+    for key in Object::keys(collections_value.unchecked_ref::<Object>()).iter() {
+        let name = key.as_string().unwrap_or_default();
+        let policy_value = field(&field(&collections_value, &name), "policy");
+        let policy = match policy_value.as_string() {
+            None if policy_value.is_undefined() => Policy::default(),
+            Some(p) => Policy::parse(&p).ok_or_else(|| {
+                bad(&format!("collection `{name}`: unknown policy `{p}` (use merge-fields, last-writer-wins or server-wins-review)"))
+            })?,
+            None => return Err(bad(&format!("collection `{name}`: `policy` must be a string"))),
+        };
+        collections.push((name, policy));
+    }
+    if collections.is_empty() {
+        return Err(bad("`collections` names no collection"));
+    }
+    let key = field(options, "encryptionKey");
+    let live = field(options, "live").as_bool().unwrap_or(true);
+    let timeout_ms = field(options, "requestTimeoutMs")
+        .as_f64()
+        .map_or(http_timeout_default(), |t| t.clamp(100.0, 600_000.0) as u32);
+    Ok(ClientOptions {
+        name,
+        url,
+        get_token: optional_function(options, "getToken")?,
+        collections,
+        encryption_key: (!key.is_undefined() && !key.is_null()).then_some(key),
+        fetch: optional_function(options, "fetch")?,
+        live,
+        timeout_ms,
+    })
+}

@@ -1,0 +1,120 @@
+//! TypeScript declarations shared by the JS classes: the options, the records, the sync
+//! state, the observable contract and the error codes. wasm-bindgen appends them to the
+//! generated `.d.ts`; the methods refer to them through `unchecked_*_type`.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** How a collection resolves concurrent edits. */
+export type Policy = 'merge-fields' | 'last-writer-wins' | 'server-wins-review';
+
+/** A value that can be stored. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A record: a plain object with a string `id`. */
+export interface FerryRecord {
+  id: string;
+  [field: string]: JsonValue | undefined;
+}
+
+export interface CollectionOptions {
+  policy?: Policy;
+}
+
+export interface FerryOptions {
+  /** The local database's name (one per app and user). */
+  name: string;
+  /** The sync server's base URL, e.g. '/v1'. */
+  url: string;
+  /** The collections and their conflict policies. */
+  collections: Record<string, CollectionOptions>;
+  /** Returns the bearer token; `refresh` is true after the server refused the last one. */
+  getToken?: (refresh: boolean) => Promise<string | null> | string | null;
+  /** Encrypts record fields and outbox payloads at rest (32 raw bytes or an AES-GCM key). */
+  encryptionKey?: Uint8Array | ArrayBuffer | CryptoKey;
+  /** A fetch-compatible function to use instead of the global fetch. */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /** Listen to the server's event stream for changes (default true); else poll. */
+  live?: boolean;
+  /** How long one request may take, in milliseconds (default 30000). */
+  requestTimeoutMs?: number;
+}
+
+export interface QueryOptions {
+  /** Records whose fields equal these values. */
+  where?: { [field: string]: JsonValue };
+  /** A field, or a field and a direction. */
+  orderBy?: string | [string, 'asc' | 'desc'];
+  limit?: number;
+}
+
+export type SyncStatus = 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required';
+
+export interface SyncState {
+  status: SyncStatus;
+  online: boolean;
+  outboxDepth: number;
+  inFlight: number;
+  conflicts: number;
+  deadLetters: number;
+  lastSyncedAt: number | null;
+  nextRetryAt: number | null;
+  lastError: string | null;
+  isLeader: boolean;
+  storage: { persisted: boolean; usage: number | null; quota: number | null };
+  progress: { pulled: number; pullEstimate: number; pushed: number; pushTotal: number };
+}
+
+export interface FerryMetrics {
+  syncSuccessRate: number | null;
+  conflictRateByCollection: Record<string, number>;
+  medianConvergeMs: number | null;
+  retryDistribution: Record<string, number>;
+  cyclesOk: number;
+  cyclesFailed: number;
+  outboxDepth: number;
+}
+
+/** How to resolve a conflict: keep the local version, take the server's, or a merged record. */
+export type ConflictChoice = 'local' | 'server' | FerryRecord | { [field: string]: JsonValue };
+
+export interface Observer<T> {
+  next(value: T): void;
+  error?(error: unknown): void;
+  complete?(): void;
+}
+
+/** Stops a subscription; also callable as `.unsubscribe()`. */
+export interface Unsubscribe {
+  (): void;
+  unsubscribe(): void;
+}
+
+declare global {
+  interface SymbolConstructor {
+    readonly observable: symbol;
+  }
+}
+
+/** A live value: works with React (useSyncExternalStore), Svelte, Vue and RxJS `from()`. */
+export class Observable<T> {
+  private constructor();
+  /** Calls `observer` at once with the current value and on every change. */
+  subscribe(observer: ((value: T) => void) | Observer<T>): Unsubscribe;
+  /** The current value; the same reference until it changes. */
+  getSnapshot(): T;
+  [Symbol.observable](): Observable<T>;
+  free(): void;
+}
+
+export type FerryErrorCode =
+  | 'unknown_collection' | 'invalid_record' | 'invalid_id' | 'not_found' | 'storage_failed'
+  | 'quota_exceeded' | 'corrupt_data' | 'unknown_conflict' | 'unknown_dead_letter' | 'closed'
+  | 'invalid_options' | 'invalid_argument';
+
+/** Every error Ferry throws or rejects with. */
+export interface FerryError extends Error {
+  code: FerryErrorCode;
+}
+"#;

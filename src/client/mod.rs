@@ -1,0 +1,298 @@
+//! One open Ferry: the core engine on the browser's ports, plus everything around it that
+//! the JS API needs — group commit of local writes, live views, the network loop (leader
+//! only) and the notices between tabs.
+//!
+//! Writes change the replica and the views at once; the flush of all writes of one tick is
+//! ONE task (spawned on the microtask queue by the first write of the tick), so they share
+//! one IndexedDB transaction, and every write's promise settles when that commit does.
+
+mod network;
+mod signal;
+mod tabs;
+mod views;
+
+use crate::platform::{random_hex, CryptoEntropy, JsClock, JsTokens};
+use crate::store::IdbStore;
+use crate::subject::Subject;
+use crate::tabs::{Channel, Leadership};
+use crate::transport::{FetchTransport, LiveStream};
+use ferry_core::engine::{Engine, WriteTicket};
+use ferry_core::policy::Policy;
+use ferry_core::replica::{Change, ReplicaConfig};
+use ferry_core::{CoreError, ErrorCode};
+use js_sys::{Function, Promise};
+use signal::Signal;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+pub use views::Query;
+use wasm_bindgen::JsValue;
+
+/// The engine with the browser's ports.
+pub type BrowserEngine = Engine<IdbStore, FetchTransport, JsTokens, JsClock, CryptoEntropy>;
+
+/// What `Ferry.open` was given, checked.
+pub struct ClientOptions {
+    pub name: String,
+    pub url: String,
+    pub get_token: Option<Function>,
+    pub collections: Vec<(String, Policy)>,
+    pub encryption_key: Option<JsValue>,
+    pub fetch: Option<Function>,
+    /// Whether to listen to the server's event stream (else poll).
+    pub live: bool,
+    pub timeout_ms: u32,
+}
+
+/// A write waiting for its commit.
+struct Pending {
+    resolve: Function,
+    reject: Function,
+    ticket: WriteTicket,
+}
+
+/// One open Ferry.
+pub struct Client {
+    pub engine: BrowserEngine,
+    pub store: IdbStore,
+    transport: FetchTransport,
+    pub options: ClientOptions,
+    config: ReplicaConfig,
+    instance: String,
+    me: Weak<Client>,
+    leader: Cell<bool>,
+    closed: Cell<bool>,
+    wake: Signal,
+    pending: RefCell<Vec<Pending>>,
+    flush_scheduled: Cell<bool>,
+    refresh: Cell<views::RefreshState>,
+    pub(crate) sync_state: Rc<Subject>,
+    pub(crate) conflicts: Rc<Subject>,
+    pub(crate) dead_letters: Rc<Subject>,
+    queries: RefCell<Vec<Weak<Query>>>,
+    storage: RefCell<serde_json::Value>,
+    leader_state: RefCell<Option<serde_json::Value>>,
+    leadership: RefCell<Option<Leadership>>,
+    channel: RefCell<Option<Channel>>,
+    live: RefCell<Option<LiveStream>>,
+    listeners: RefCell<Vec<network::Listener>>,
+}
+
+impl Client {
+    /// Opens the database, loads the replica and joins the other tabs (as a follower until
+    /// the leader lock is granted).
+    pub async fn open(options: ClientOptions) -> Result<Rc<Client>, CoreError> {
+        let cipher = match &options.encryption_key {
+            Some(key) => Some(
+                crate::crypto::Cipher::from_js(key)
+                    .await
+                    .map_err(|m| CoreError::new(ErrorCode::Storage, m))?,
+            ),
+            None => None,
+        };
+        let store = IdbStore::open(&options.name, cipher).await?;
+        let instance = format!("-t{}", random_hex(4));
+        let mut config = ReplicaConfig::new(options.collections.clone());
+        config.instance = instance.clone();
+        config.coalesce = false;
+        let transport =
+            FetchTransport::new(&options.url, options.fetch.clone(), options.timeout_ms);
+        let tokens = JsTokens::new(options.get_token.clone());
+        let engine = Engine::open(
+            store.clone(),
+            transport.clone(),
+            tokens,
+            JsClock,
+            CryptoEntropy,
+            config.clone(),
+        )
+        .await?;
+        let client = Rc::new_cyclic(|me| Client {
+            engine,
+            store,
+            transport,
+            options,
+            config,
+            instance,
+            me: me.clone(),
+            leader: Cell::new(false),
+            closed: Cell::new(false),
+            wake: Signal::default(),
+            pending: RefCell::new(Vec::new()),
+            flush_scheduled: Cell::new(false),
+            refresh: Cell::new(views::RefreshState::Idle),
+            sync_state: Rc::new(Subject::default()),
+            conflicts: Rc::new(Subject::default()),
+            dead_letters: Rc::new(Subject::default()),
+            queries: RefCell::new(Vec::new()),
+            storage: RefCell::new(
+                serde_json::json!({"persisted": false, "usage": null, "quota": null}),
+            ),
+            leader_state: RefCell::new(None),
+            leadership: RefCell::new(None),
+            channel: RefCell::new(None),
+            live: RefCell::new(None),
+            listeners: RefCell::new(Vec::new()),
+        });
+        client.publish_all();
+        client.join_tabs();
+        client.listen_to_browser();
+        client.clone().spawn_storage_check(true);
+        Ok(client)
+    }
+
+    fn rc(&self) -> Option<Rc<Client>> {
+        self.me.upgrade()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.get()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    fn check_open(&self) -> Result<(), CoreError> {
+        match self.closed.get() {
+            true => Err(CoreError::new(
+                ErrorCode::Closed,
+                "this Ferry is closed; open a new one",
+            )),
+            false => Ok(()),
+        }
+    }
+
+    /// A local write: visible at once; the promise settles when it is durable.
+    pub fn write(&self, collection: &str, id: &str, change: Change) -> Result<Promise, CoreError> {
+        self.check_open()?;
+        let (_, ticket) = self.engine.write(collection, id, change)?;
+        self.changed(Some(collection));
+        Ok(self.durable(ticket))
+    }
+
+    /// Runs `change` on the replica (conflict and dead-letter actions) like a write.
+    pub fn act(
+        &self,
+        change: impl FnOnce(&mut ferry_core::replica::Replica, u64) -> Result<(), CoreError>,
+    ) -> Result<Promise, CoreError> {
+        self.check_open()?;
+        let now = self.engine.now_ms();
+        change(&mut self.engine.replica_mut(), now)?;
+        self.engine.nudge();
+        self.changed(None);
+        Ok(self.durable(self.engine.ticket()))
+    }
+
+    /// A promise for the commit of everything written so far, shared by the writes of a tick.
+    fn durable(&self, ticket: WriteTicket) -> Promise {
+        let mut slot = None;
+        let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+        if let Some((resolve, reject)) = slot {
+            self.pending.borrow_mut().push(Pending {
+                resolve,
+                reject,
+                ticket,
+            });
+        }
+        if !self.flush_scheduled.replace(true) {
+            if let Some(me) = self.rc() {
+                wasm_bindgen_futures::spawn_local(async move { me.flush().await });
+            }
+        }
+        promise
+    }
+
+    /// Commits the writes of this tick in one transaction and settles their promises.
+    async fn flush(self: Rc<Self>) {
+        self.flush_scheduled.set(false);
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let Some(ticket) = pending.last().map(|p| p.ticket) else {
+            return;
+        };
+        let mut result = self.engine.flush(ticket).await;
+        // The writes may have gone out with a commit the sync loop started: wait for it.
+        self.store.barrier().await;
+        if result.is_ok() && self.engine.ticket() != ticket {
+            result = Err(CoreError::new(
+                ErrorCode::Storage,
+                "the write was rolled back because storing it failed",
+            ));
+        }
+        if result.is_err() {
+            // The engine reloaded the replica from storage: show what is really stored.
+            self.engine.replica_mut().set_coalesce(self.is_leader());
+        }
+        for p in pending {
+            let ok = result.is_ok() && p.ticket == ticket;
+            let settle = match (&result, ok) {
+                (_, true) => p.resolve.call0(&JsValue::UNDEFINED),
+                (Err(e), false) => p
+                    .reject
+                    .call1(&JsValue::UNDEFINED, &crate::interop::core_error(e)),
+                (Ok(()), false) => p.reject.call1(
+                    &JsValue::UNDEFINED,
+                    &crate::interop::js_error(
+                        ErrorCode::Storage.as_str(),
+                        "the write was rolled back because storing an earlier write failed",
+                    ),
+                ),
+            };
+            let _ = settle;
+        }
+        self.after_commit(result.is_ok());
+    }
+
+    /// After a local commit: tell the other tabs, update the views, nudge the network loop.
+    fn after_commit(&self, ok: bool) {
+        if ok {
+            self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
+            self.wake_network(true);
+        }
+        self.publish_all();
+    }
+
+    /// Asks for a sync now (`syncNow()`); followers ask the leader.
+    pub fn sync_now(&self) {
+        self.engine.nudge();
+        if self.is_leader() {
+            self.wake_network(false);
+        } else {
+            self.broadcast(serde_json::json!({"t": "sync", "from": self.instance}));
+        }
+    }
+
+    /// Closes: gives up leadership, stops the loop and the streams, closes the database.
+    pub async fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        if self.flush_scheduled.get() || !self.pending.borrow().is_empty() {
+            self.store.barrier().await;
+        }
+        if let Some(leadership) = self.leadership.borrow_mut().take() {
+            leadership.release();
+        }
+        if let Some(channel) = self.channel.borrow_mut().take() {
+            channel.close();
+        }
+        self.live.borrow_mut().take();
+        self.listeners.borrow_mut().clear();
+        self.leader.set(false);
+        self.wake.notify();
+        self.store.barrier().await;
+        self.store.close();
+    }
+
+    fn broadcast(&self, message: serde_json::Value) {
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            channel.post(&message);
+        }
+    }
+}
+
+/// The client behind a JS object, unless it was dropped.
+pub fn upgrade(client: &Weak<Client>) -> Result<Rc<Client>, CoreError> {
+    client
+        .upgrade()
+        .ok_or_else(|| CoreError::new(ErrorCode::Closed, "this Ferry is closed"))
+}

@@ -1,0 +1,126 @@
+//! This client among the other tabs of the same database: the notices it sends and gets,
+//! taking over as leader, and reloading the replica after another tab committed.
+//!
+//! A follower writes append-only (`coalesce = false`), so it never rewrites an entry the
+//! leader may be freezing; the leader coalesces. A new leader first reloads everything
+//! from the store, so it pushes what the other tabs — including a closed leader — wrote.
+
+use super::views::RefreshState;
+use super::Client;
+use crate::tabs::{Channel, Leadership};
+use ferry_core::ports::Store;
+use ferry_core::replica::Replica;
+use ferry_core::state::Status;
+use std::rc::Rc;
+
+/// How often a deferred reload checks whether it may run.
+const REFRESH_RETRY_MS: u32 = 20;
+
+impl Client {
+    pub(super) fn join_tabs(&self) {
+        let name = &self.options.name;
+        let me = self.me.clone();
+        let channel = Channel::open(&format!("ferry:{name}"), move |message| {
+            if let Some(c) = me.upgrade() {
+                c.on_tab_message(&message);
+            }
+        });
+        *self.channel.borrow_mut() = Some(channel);
+        let me = self.me.clone();
+        let leadership = Leadership::request(&format!("ferry:{name}:leader"), move || {
+            if let Some(c) = me.upgrade() {
+                wasm_bindgen_futures::spawn_local(c.become_leader());
+            }
+        });
+        *self.leadership.borrow_mut() = Some(leadership);
+    }
+
+    fn on_tab_message(&self, message: &serde_json::Value) {
+        if self.is_closed() || message["from"].as_str() == Some(self.instance.as_str()) {
+            return;
+        }
+        match message["t"].as_str() {
+            Some("changed") => self.request_refresh(),
+            Some("state") if !self.is_leader() => {
+                *self.leader_state.borrow_mut() = Some(message["state"].clone());
+                self.publish_sync_state();
+            }
+            Some("sync") if self.is_leader() => {
+                self.engine.nudge();
+                self.wake_network(false);
+            }
+            _ => {}
+        }
+    }
+
+    async fn become_leader(self: Rc<Self>) {
+        if self.is_closed() {
+            return;
+        }
+        self.leader.set(true);
+        *self.leader_state.borrow_mut() = None;
+        while !self.refresh_from_store().await {
+            crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
+        }
+        self.engine.nudge();
+        self.publish_all();
+        self.run_network().await;
+    }
+
+    /// Reloads the replica soon (another tab committed).
+    pub(super) fn request_refresh(&self) {
+        match self.refresh.get() {
+            RefreshState::Idle => {
+                self.refresh.set(RefreshState::Running);
+                if let Some(me) = self.rc() {
+                    wasm_bindgen_futures::spawn_local(me.refresh_loop());
+                }
+            }
+            RefreshState::Running => self.refresh.set(RefreshState::Again),
+            RefreshState::Again => {}
+        }
+    }
+
+    async fn refresh_loop(self: Rc<Self>) {
+        loop {
+            while !self.is_closed() && !self.refresh_from_store().await {
+                crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
+            }
+            if self.refresh.get() == RefreshState::Again {
+                self.refresh.set(RefreshState::Running);
+                continue;
+            }
+            self.refresh.set(RefreshState::Idle);
+            break;
+        }
+        if self.is_leader() && self.engine.replica().outbox_depth() > 0 {
+            self.engine.nudge();
+            self.wake_network(false);
+        }
+    }
+
+    /// Replaces the replica with what is stored; false (nothing done) while local changes
+    /// are unsaved or a commit or sync cycle is under way.
+    async fn refresh_from_store(&self) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        self.store.barrier().await;
+        let Ok(stored) = self.store.load().await else {
+            return false;
+        };
+        let busy = self.engine.replica().has_unsaved_changes()
+            || self.store.is_committing()
+            || self.flush_scheduled.get()
+            || self.engine.sync_state().status == Status::Syncing;
+        if busy {
+            return false;
+        }
+        let client_id = self.engine.replica().client_id().to_owned();
+        let mut config = self.config.clone();
+        config.coalesce = self.is_leader();
+        *self.engine.replica_mut() = Replica::open(stored, config, || client_id);
+        self.publish_all();
+        true
+    }
+}

@@ -1,0 +1,226 @@
+//! What the app observes: live queries, the sync state, the conflict inbox and the dead
+//! letters. Each is recomputed from the replica when something may have changed and only
+//! re-published (with a new reference) when its content did change.
+
+use super::Client;
+use crate::api::conflicts::Conflict;
+use crate::api::dead_letters::DeadLetter;
+use crate::interop::{json_to_js, row_value};
+use crate::subject::Subject;
+use ferry_core::protocol::Fields;
+use ferry_core::replica::Replica;
+use serde_json::{json, Value};
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+/// Whether a reload from the store is running, and whether another one was asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RefreshState {
+    Idle,
+    Running,
+    Again,
+}
+
+/// A live query: the live records of a collection with equal `filter` fields, ordered.
+pub struct Query {
+    pub collection: String,
+    pub filter: Fields,
+    /// Field and descending?
+    pub order: Option<(String, bool)>,
+    pub limit: Option<usize>,
+    pub subject: Rc<Subject>,
+}
+
+impl Query {
+    /// The rows as JSON text.
+    fn compute(&self, replica: &Replica) -> String {
+        let mut rows: Vec<&ferry_core::replica::LocalRecord> = replica
+            .live_records(&self.collection)
+            .filter(|r| {
+                self.filter
+                    .iter()
+                    .all(|(k, v)| r.state.fields.get(k) == Some(v))
+            })
+            .collect();
+        if let Some((field, desc)) = &self.order {
+            rows.sort_by(|a, b| {
+                let o = compare(a.state.fields.get(field), b.state.fields.get(field))
+                    .then_with(|| a.id.cmp(&b.id));
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        let rows: Vec<Value> = rows
+            .into_iter()
+            .take(self.limit.unwrap_or(usize::MAX))
+            .map(|r| row_value(&r.id, &r.state.fields))
+            .collect();
+        serde_json::to_string(&rows).unwrap_or_default()
+    }
+
+    /// Publishes `text` (from [`Query::compute`]) if it differs from the current rows.
+    fn publish(&self, text: String) {
+        self.subject
+            .set_if_changed(text.clone(), || json_to_js(&text));
+    }
+}
+
+fn rank(v: Option<&Value>) -> u8 {
+    match v {
+        None | Some(Value::Null) => 0,
+        Some(Value::Bool(_)) => 1,
+        Some(Value::Number(_)) => 2,
+        Some(Value::String(_)) => 3,
+        Some(Value::Array(_)) => 4,
+        Some(Value::Object(_)) => 5,
+    }
+}
+
+/// Orders field values: missing and null first, then booleans, numbers, strings.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+impl Client {
+    /// Registers a live query and computes its first value.
+    pub fn query(&self, query: Query) -> Rc<Query> {
+        let query = Rc::new(query);
+        let text = query.compute(&self.engine.replica());
+        query.publish(text);
+        let mut queries = self.queries.borrow_mut();
+        queries.retain(|q| q.strong_count() > 0);
+        queries.push(Rc::downgrade(&query));
+        query
+    }
+
+    /// The record as the app sees it (`{id, ...fields}`), if it exists.
+    pub fn get(&self, collection: &str, id: &str) -> Option<Value> {
+        let replica = self.engine.replica();
+        let record = replica
+            .record(collection, id)
+            .filter(|r| !r.state.deleted)?;
+        Some(row_value(&record.id, &record.state.fields))
+    }
+
+    /// Something changed locally: in `collection`, or anywhere (`None`).
+    pub(super) fn changed(&self, collection: Option<&str>) {
+        self.publish_queries(collection);
+        self.publish_sync_state();
+        if collection.is_none() {
+            self.publish_inbox();
+        }
+    }
+
+    /// Recomputes every view.
+    pub fn publish_all(&self) {
+        self.publish_queries(None);
+        self.publish_inbox();
+        self.publish_sync_state();
+    }
+
+    fn publish_queries(&self, collection: Option<&str>) {
+        let queries: Vec<Rc<Query>> = self
+            .queries
+            .borrow()
+            .iter()
+            .filter_map(|q| q.upgrade())
+            .collect();
+        // Compute everything first: a subscriber may write, which needs the replica.
+        let texts: Vec<(Rc<Query>, String)> = {
+            let replica = self.engine.replica();
+            queries
+                .into_iter()
+                .filter(|q| collection.is_none_or(|c| c == q.collection))
+                .map(|q| {
+                    let text = q.compute(&replica);
+                    (q, text)
+                })
+                .collect()
+        };
+        for (q, text) in texts {
+            q.publish(text);
+        }
+    }
+
+    fn publish_inbox(&self) {
+        let (conflicts, letters) = {
+            let r = self.engine.replica();
+            (
+                r.conflicts().cloned().collect::<Vec<_>>(),
+                r.dead_letters().cloned().collect::<Vec<_>>(),
+            )
+        };
+        let me = self.me.clone();
+        let text = serde_json::to_string(&conflicts).unwrap_or_default();
+        self.conflicts.set_if_changed(text, || {
+            let list = js_sys::Array::new();
+            for c in conflicts {
+                list.push(&Conflict::new(me.clone(), c).into());
+            }
+            list.into()
+        });
+        let me = self.me.clone();
+        let text = serde_json::to_string(&letters).unwrap_or_default();
+        self.dead_letters.set_if_changed(text, || {
+            let list = js_sys::Array::new();
+            for d in letters {
+                list.push(&DeadLetter::new(me.clone(), d).into());
+            }
+            list.into()
+        });
+    }
+
+    /// The sync state as this tab's engine sees it.
+    pub(super) fn own_sync_state(&self) -> Value {
+        let s = self.engine.sync_state();
+        let p = self.engine.progress();
+        let r = self.engine.replica();
+        json!({
+            "status": s.status,
+            "online": s.online,
+            "outboxDepth": r.outbox_depth(),
+            "inFlight": r.in_flight(),
+            "conflicts": r.conflicts().count(),
+            "deadLetters": r.dead_letters().count(),
+            "lastSyncedAt": r.meta().last_synced_at_ms,
+            "nextRetryAt": s.next_retry_at_ms,
+            "lastError": s.last_error,
+            "isLeader": self.is_leader(),
+            "storage": *self.storage.borrow(),
+            "progress": {"pulled": p.pulled, "pullEstimate": p.pull_estimate, "pushed": p.pushed, "pushTotal": p.push_total},
+        })
+    }
+
+    /// Publishes the sync state; a follower shows the leader's network figures.
+    pub(crate) fn publish_sync_state(&self) {
+        let mut state = self.own_sync_state();
+        if !self.is_leader() {
+            if let Some(leader) = self.leader_state.borrow().as_ref() {
+                for key in [
+                    "status",
+                    "online",
+                    "lastSyncedAt",
+                    "nextRetryAt",
+                    "lastError",
+                    "progress",
+                ] {
+                    state[key] = leader[key].clone();
+                }
+            }
+        }
+        let text = state.to_string();
+        self.sync_state
+            .set_if_changed(text.clone(), || json_to_js(&text));
+    }
+}

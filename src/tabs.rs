@@ -1,0 +1,116 @@
+//! Tabs of one app share one database: one of them leads (runs the network loop), chosen
+//! with the Web Locks API, and all of them tell each other about committed changes on a
+//! BroadcastChannel.
+//!
+//! The lock is held for as long as the leading Ferry is open: its callback returns a
+//! promise that only [`Leadership::release`] (or the tab going away) settles. Without Web
+//! Locks (an insecure context or an old browser) the tab leads at once.
+
+use crate::platform::global_property;
+use js_sys::{Function, Object, Promise, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// A pending or held leader lock.
+pub struct Leadership {
+    release: Rc<RefCell<Option<Function>>>,
+    abort: Option<web_sys::AbortController>,
+}
+
+impl Leadership {
+    /// Asks for the lock `name`; `on_granted` runs when this tab becomes the leader.
+    pub fn request(name: &str, on_granted: impl FnOnce() + 'static) -> Leadership {
+        let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
+        let locks = Reflect::get(&global_property("navigator"), &"locks".into())
+            .unwrap_or(JsValue::UNDEFINED);
+        let request = Reflect::get(&locks, &"request".into())
+            .ok()
+            .and_then(|r| r.dyn_into::<Function>().ok());
+        let Some(request) = request else {
+            on_granted();
+            return Leadership {
+                release,
+                abort: None,
+            };
+        };
+        let abort = web_sys::AbortController::new().ok();
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"mode".into(), &"exclusive".into());
+        if let Some(a) = &abort {
+            let _ = Reflect::set(&options, &"signal".into(), &a.signal());
+        }
+        let held = release.clone();
+        let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+            let promise = Promise::new(&mut |resolve, _| *held.borrow_mut() = Some(resolve));
+            on_granted();
+            promise.into()
+        });
+        if let Ok(p) = request.call3(&locks, &name.into(), &options, &callback) {
+            // A request aborted before it was granted rejects; that is expected on close.
+            let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+            if let Ok(p) = p.dyn_into::<Promise>() {
+                let _ = p.catch(&ignore);
+            }
+            ignore.forget();
+        }
+        Leadership { release, abort }
+    }
+
+    /// Gives the lock up (or stops waiting for it).
+    pub fn release(&self) {
+        if let Some(resolve) = self.release.borrow_mut().take() {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        } else if let Some(abort) = &self.abort {
+            abort.abort();
+        }
+    }
+}
+
+/// The change notices between tabs of one database.
+pub struct Channel {
+    channel: Option<web_sys::BroadcastChannel>,
+    _on_message: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
+}
+
+impl Channel {
+    /// Joins the channel `name`; `on_message` gets every other tab's JSON message.
+    pub fn open(name: &str, on_message: impl Fn(serde_json::Value) + 'static) -> Channel {
+        let Ok(channel) = web_sys::BroadcastChannel::new(name) else {
+            return Channel {
+                channel: None,
+                _on_message: None,
+            };
+        };
+        let closure = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                if let Some(message) = event
+                    .data()
+                    .as_string()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                {
+                    on_message(message);
+                }
+            },
+        );
+        channel.set_onmessage(Some(closure.as_ref().unchecked_ref()));
+        Channel {
+            channel: Some(channel),
+            _on_message: Some(closure),
+        }
+    }
+
+    pub fn post(&self, message: &serde_json::Value) {
+        if let Some(channel) = &self.channel {
+            let _ = channel.post_message(&message.to_string().into());
+        }
+    }
+
+    pub fn close(&self) {
+        if let Some(channel) = &self.channel {
+            channel.set_onmessage(None);
+            channel.close();
+        }
+    }
+}

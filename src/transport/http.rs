@@ -1,0 +1,200 @@
+//! Push and pull over `fetch` (or an app-supplied fetch-compatible function).
+//!
+//! Headers: `Idempotency-Key` (push), `traceparent`, `Authorization: Bearer`. Each request is
+//! cut off by an `AbortController` after the timeout. Statuses map to [`TransportError`]:
+//! 401 → `Unauthorized`, 410 → `CursorExpired`, other non-2xx → `Http` with the server's
+//! `{error: {code, message}}` and `Retry-After`; a request that never got an answer → `Network`.
+
+use crate::platform::{global_property, js_message};
+use ferry_core::ports::{RequestMeta, Transport, TransportError};
+use ferry_core::protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
+use js_sys::{Function, Object, Reflect};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Default time a request may take.
+pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+
+/// The sync server at `base_url` (for example `https://example.com/v1`). Clones share the hook.
+#[derive(Clone)]
+pub struct FetchTransport {
+    base_url: String,
+    fetch: Option<Function>,
+    timeout_ms: u32,
+    on_request: Rc<RefCell<Option<Rc<dyn Fn()>>>>,
+}
+
+impl FetchTransport {
+    /// `fetch`: a fetch-compatible function to use instead of the global one.
+    pub fn new(base_url: &str, fetch: Option<Function>, timeout_ms: u32) -> Self {
+        FetchTransport {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            fetch,
+            timeout_ms,
+            on_request: Rc::new(RefCell::new(None)),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Called when a request starts and when it ends (the client publishes progress).
+    pub fn set_on_request(&self, hook: Rc<dyn Fn()>) {
+        *self.on_request.borrow_mut() = Some(hook);
+    }
+
+    fn hook(&self) {
+        let hook = self.on_request.borrow().clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.hook();
+        let result = self.exchange(method, path, body, meta).await;
+        self.hook();
+        result
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<u8>, TransportError> {
+        let headers = Object::new();
+        let set = |o: &Object, k: &str, v: &str| {
+            let _ = Reflect::set(o, &k.into(), &v.into());
+        };
+        set(&headers, "accept", "application/json");
+        set(&headers, "traceparent", &meta.traceparent);
+        if !meta.idempotency_key.is_empty() {
+            set(&headers, "idempotency-key", &meta.idempotency_key);
+        }
+        if let Some(token) = &meta.token {
+            set(&headers, "authorization", &format!("Bearer {token}"));
+        }
+        let init = Object::new();
+        set(&init, "method", method);
+        if let Some(body) = &body {
+            set(&headers, "content-type", "application/json");
+            set(&init, "body", body);
+        }
+        let _ = Reflect::set(&init, &"headers".into(), &headers);
+        let controller =
+            web_sys::AbortController::new().map_err(|e| TransportError::Network(js_message(&e)))?;
+        let _ = Reflect::set(&init, &"signal".into(), &controller.signal());
+        let timed_out = Rc::new(Cell::new(false));
+        let _timer = {
+            let (timed_out, controller) = (timed_out.clone(), controller.clone());
+            gloo_timers::callback::Timeout::new(self.timeout_ms, move || {
+                timed_out.set(true);
+                controller.abort();
+            })
+        };
+        let failed = |e: JsValue| match timed_out.get() {
+            true => TransportError::Timeout,
+            false => TransportError::Network(js_message(&e)),
+        };
+        let fetch = match &self.fetch {
+            Some(f) => f.clone(),
+            None => global_property("fetch")
+                .dyn_into::<Function>()
+                .map_err(|_| TransportError::Network("fetch is not available".into()))?,
+        };
+        let url = format!("{}{path}", self.base_url);
+        let promise = fetch
+            .call2(&js_sys::global(), &url.into(), &init)
+            .map_err(failed)?;
+        let response: web_sys::Response = JsFuture::from(js_sys::Promise::resolve(&promise))
+            .await
+            .map_err(failed)?
+            .dyn_into()
+            .map_err(|_| TransportError::Decode("fetch did not resolve to a Response".into()))?;
+        let text_promise = response.text().map_err(failed)?;
+        let text = JsFuture::from(text_promise)
+            .await
+            .map_err(failed)?
+            .as_string()
+            .unwrap_or_default();
+        let status = response.status();
+        if (200..300).contains(&status) {
+            return Ok(text.into_bytes());
+        }
+        Err(http_error(
+            status,
+            &text,
+            response.headers().get("retry-after").ok().flatten(),
+        ))
+    }
+}
+
+/// The transport error of a non-2xx answer.
+pub fn http_error(status: u16, body: &str, retry_after: Option<String>) -> TransportError {
+    match status {
+        401 => return TransportError::Unauthorized,
+        410 => return TransportError::CursorExpired,
+        _ => {}
+    }
+    let (code, message) = match serde_json::from_str::<ErrorBody>(body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (format!("http_{status}"), body.chars().take(200).collect()),
+    };
+    TransportError::Http {
+        status,
+        code,
+        message,
+        retry_after_ms: retry_after.as_deref().and_then(parse_retry_after),
+    }
+}
+
+/// `Retry-After`: delay seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<u64> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = js_sys::Date::parse(value);
+    (at.is_finite()).then(|| (at - js_sys::Date::now()).max(0.0) as u64)
+}
+
+impl Transport for FetchTransport {
+    async fn push(
+        &self,
+        req: &PushRequest,
+        meta: &RequestMeta,
+    ) -> Result<PushResponse, TransportError> {
+        let body = serde_json::to_string(req).map_err(|e| TransportError::Decode(e.to_string()))?;
+        let bytes = self
+            .send("POST", "/sync/mutations", Some(body), meta)
+            .await?;
+        PushResponse::decode(&bytes).map_err(|e| TransportError::Decode(e.to_string()))
+    }
+
+    async fn pull(
+        &self,
+        cursor: u64,
+        limit: u32,
+        meta: &RequestMeta,
+    ) -> Result<PullResponse, TransportError> {
+        let bytes = self
+            .send(
+                "GET",
+                &format!("/sync/changes?cursor={cursor}&limit={limit}"),
+                None,
+                meta,
+            )
+            .await?;
+        PullResponse::decode(&bytes).map_err(|e| TransportError::Decode(e.to_string()))
+    }
+}

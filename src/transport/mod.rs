@@ -1,0 +1,13 @@
+//! The network: the `fetch` transport of the core's [`ferry_core::ports::Transport`] and the
+//! server-sent events stream that pokes a sync when something changed on the server.
+
+mod http;
+mod live;
+
+pub use http::FetchTransport;
+pub use live::LiveStream;
+
+/// The default request timeout, in milliseconds.
+pub fn http_timeout_default() -> u32 {
+    http::DEFAULT_TIMEOUT_MS
+}
