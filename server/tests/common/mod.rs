@@ -1,0 +1,205 @@
+//! Shared test helpers: servers on SQLite (always) or PostgreSQL (when
+//! `FERRY_TEST_POSTGRES_URL` is set), bound to `127.0.0.1:0`, and a small HTTP client.
+#![allow(dead_code)]
+
+pub mod transport;
+
+use ferry_server::auth::TokenSigner;
+use ferry_server::{RunningServer, ServerConfig};
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+/// Where a test server keeps its data.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn postgres() -> Option<Backend> {
+        std::env::var("FERRY_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(Backend::Postgres)
+    }
+}
+
+/// Runs a scenario `async fn name(backend: &Backend)` as two tests: `name::sqlite` and
+/// `name::postgres` (which passes with a note when PostgreSQL is not configured).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(&$crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::common::Backend::postgres() {
+                    Some(backend) => super::$name(&backend).await,
+                    None => eprintln!("skipped: FERRY_TEST_POSTGRES_URL is not set"),
+                }
+            }
+        }
+    )*};
+}
+
+/// A tenant name no other test (or earlier run on the same PostgreSQL) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+/// A running in-process server and what a test needs to talk to it.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub signer: TokenSigner,
+    /// The database URL (shared by a second server in scale-out tests).
+    pub database: String,
+    pub dir: Option<std::sync::Arc<TempDir>>,
+}
+
+impl TestServer {
+    pub async fn start(backend: &Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after `tune` adjusted its config.
+    pub async fn start_with(backend: &Backend, tune: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let (database, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                (
+                    format!("sqlite://{}", dir.path().join("ferry.db").display()),
+                    Some(std::sync::Arc::new(dir)),
+                )
+            }
+            Backend::Postgres(url) => (url.clone(), None),
+        };
+        Self::start_on(&database, dir, tune).await
+    }
+
+    /// Starts a server on an existing database.
+    pub async fn start_on(
+        database: &str,
+        dir: Option<std::sync::Arc<TempDir>>,
+        tune: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
+        let mut config = ServerConfig::new(database, SECRET.as_bytes().to_vec());
+        config.rules = ferry_server::validation::Rules::new().with_demo_rules();
+        config.db.max_connections = 4;
+        tune(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let server = ferry_server::start(config, listener)
+            .await
+            .expect("server starts");
+        TestServer {
+            url: server.url(),
+            server,
+            http: reqwest::Client::new(),
+            signer: TokenSigner::new(SECRET.as_bytes()),
+            database: database.to_owned(),
+            dir,
+        }
+    }
+
+    /// A second server (own pools, own hub) on the same database.
+    pub async fn sibling(&self) -> TestServer {
+        Self::start_on(&self.database, self.dir.clone(), |_| {}).await
+    }
+
+    pub fn token(&self, tenant: &str, user: &str) -> String {
+        self.signer.issue(tenant, user, 3600, None).unwrap()
+    }
+
+    pub fn admin_token(&self, tenant: &str) -> String {
+        self.signer
+            .issue(tenant, "admin", 3600, Some("admin"))
+            .unwrap()
+    }
+
+    /// POSTs a push body with an Idempotency-Key.
+    pub async fn push(&self, token: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/sync/mutations", self.url))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("push request");
+        read(resp).await
+    }
+
+    pub async fn pull(&self, token: &str, cursor: u64, limit: u32) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/v1/sync/changes?cursor={cursor}&limit={limit}",
+                self.url
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("pull request");
+        read(resp).await
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// Status and JSON body (Null when the body is not JSON).
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// One mutation as JSON.
+pub fn mutation(
+    op_id: &str,
+    client: &str,
+    seq: u64,
+    collection: &str,
+    id: &str,
+    op: &str,
+    base: u64,
+    patch: Value,
+) -> Value {
+    json!({
+        "op_id": op_id, "client_id": client, "seq": seq, "collection": collection, "record_id": id,
+        "op": op, "base_version": base, "patch": patch,
+        "hlc": format!("{:015}-{:010}-{client}", 1_700_000_000_000u64 + seq, 0),
+    })
+}
+
+/// A push body of one client.
+pub fn batch(client: &str, mutations: Vec<Value>) -> Value {
+    json!({"client_id": client, "mutations": mutations})
+}
+
+/// Asserts the error body shape and code.
+pub fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "unexpected error body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no message: {body}"
+    );
+}

@@ -1,0 +1,114 @@
+//! ferry-core's `Transport` over real HTTP (reqwest), so an `Engine` syncs through the server.
+
+use ferry_core::ports::{RequestMeta, TokenSource, Transport, TransportError};
+use ferry_core::protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
+
+/// Talks to one server.
+#[derive(Clone)]
+pub struct HttpTransport {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl HttpTransport {
+    pub fn new(base: &str) -> Self {
+        HttpTransport {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    async fn send(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        meta: &RequestMeta,
+    ) -> Result<Vec<u8>, TransportError> {
+        req = req.header("traceparent", &meta.traceparent);
+        if let Some(token) = &meta.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let retry_after_ms = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|s| s * 1000);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TransportError::Network(e.to_string()))?
+            .to_vec();
+        match status {
+            200..=299 => Ok(body),
+            401 => Err(TransportError::Unauthorized),
+            410 => Err(TransportError::CursorExpired),
+            _ => {
+                let err: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+                let (code, message) = err
+                    .map(|e| (e.error.code, e.error.message))
+                    .unwrap_or_default();
+                Err(TransportError::Http {
+                    status,
+                    code,
+                    message,
+                    retry_after_ms,
+                })
+            }
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn push(
+        &self,
+        req: &PushRequest,
+        meta: &RequestMeta,
+    ) -> Result<PushResponse, TransportError> {
+        let request = self
+            .http
+            .post(format!("{}/v1/sync/mutations", self.base))
+            .header("Idempotency-Key", &meta.idempotency_key)
+            .json(req);
+        let body = self.send(request, meta).await?;
+        PushResponse::decode(&body).map_err(|e| TransportError::Decode(e.to_string()))
+    }
+
+    async fn pull(
+        &self,
+        cursor: u64,
+        limit: u32,
+        meta: &RequestMeta,
+    ) -> Result<PullResponse, TransportError> {
+        let request = self.http.get(format!(
+            "{}/v1/sync/changes?cursor={cursor}&limit={limit}",
+            self.base
+        ));
+        let body = self.send(request, meta).await?;
+        PullResponse::decode(&body).map_err(|e| TransportError::Decode(e.to_string()))
+    }
+}
+
+/// A fixed token.
+pub struct StaticToken(pub String);
+
+impl TokenSource for StaticToken {
+    async fn token(&self, _refresh: bool) -> Result<Option<String>, String> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl ferry_core::ports::Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
