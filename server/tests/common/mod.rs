@@ -2,6 +2,7 @@
 //! `FERRY_TEST_POSTGRES_URL` is set), bound to `127.0.0.1:0`, and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod transport;
 
 use ferry_server::auth::TokenSigner;
