@@ -172,6 +172,7 @@ pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
 }
 
 /// One mutation as JSON.
+#[allow(clippy::too_many_arguments)]
 pub fn mutation(
     op_id: &str,
     client: &str,
