@@ -23,8 +23,11 @@ pub struct FetchTransport {
     base_url: String,
     fetch: Option<Function>,
     timeout_ms: u32,
-    on_request: Rc<RefCell<Option<Rc<dyn Fn()>>>>,
+    on_request: Rc<RefCell<Option<Hook>>>,
 }
+
+/// Called when a request starts and ends.
+type Hook = Rc<dyn Fn()>;
 
 impl FetchTransport {
     /// `fetch`: a fetch-compatible function to use instead of the global one.
