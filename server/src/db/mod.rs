@@ -3,9 +3,11 @@
 //! Both backends run the same SQL ([`sql`]) and the same apply rules (ferry-core's
 //! `process_push`, through an `ApplyTx` over one database transaction per push). A push that
 //! fails on a serialization failure or deadlock (SQLSTATE 40001 / 40P01, as distributed
-//! engines report under contention) or on a busy SQLite file is retried from the start.
+//! engines report under contention) or on a busy SQLite file is retried from the start
+//! ([`retry`]).
 
 pub mod postgres;
+pub mod retry;
 pub mod schema;
 mod sql;
 pub mod sqlite;
@@ -14,11 +16,6 @@ use crate::hub::Hub;
 use crate::validation::Rules;
 use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferry_core::server::PullError;
-use rand::Rng;
-use std::time::Duration;
-
-/// How often a push is retried after a transient conflict before giving up.
-pub const MAX_PUSH_RETRIES: u32 = 8;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -29,21 +26,6 @@ pub enum DbError {
     Corrupt(String),
     #[error("bad database configuration: {0}")]
     Config(String),
-}
-
-impl DbError {
-    /// Whether the transaction may succeed if run again from the start.
-    pub fn is_transient(&self) -> bool {
-        let DbError::Sql(sqlx::Error::Database(e)) = self else {
-            return false;
-        };
-        // 40001 serialization_failure, 40P01 deadlock_detected; SQLite 5 BUSY, 6 LOCKED,
-        // 517 BUSY_SNAPSHOT, 261 BUSY_RECOVERY.
-        matches!(
-            e.code().as_deref(),
-            Some("40001" | "40P01" | "5" | "6" | "517" | "261")
-        )
-    }
 }
 
 /// What became of a push.
@@ -130,9 +112,8 @@ impl Db {
         req: &PushRequest,
         rules: &Rules,
     ) -> Result<PushOutcome, DbError> {
-        let mut attempt = 0;
-        loop {
-            let result = match self {
+        retry::with_retries(|| async {
+            match self {
                 Db::Sqlite(db) => {
                     db.try_push(tenant, idempotency_key, body_digest, req, rules)
                         .await
@@ -141,16 +122,9 @@ impl Db {
                     db.try_push(tenant, idempotency_key, body_digest, req, rules)
                         .await
                 }
-            };
-            match result {
-                Err(e) if e.is_transient() && attempt < MAX_PUSH_RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(attempt, "retrying a push after a transient conflict");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
             }
-        }
+        })
+        .await
     }
 
     /// One page of changes after `cursor`.
@@ -176,10 +150,13 @@ impl Db {
 
     /// Removes the tenant's tombstones logged at or before `upto` and raises its horizon.
     pub async fn compact(&self, tenant: &str, upto: u64) -> Result<CompactReport, DbError> {
-        match self {
-            Db::Sqlite(db) => db.compact(tenant, upto).await,
-            Db::Postgres(db) => db.compact(tenant, upto).await,
-        }
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.compact(tenant, upto).await,
+                Db::Postgres(db) => db.compact(tenant, upto).await,
+            }
+        })
+        .await
     }
 
     /// A round trip to the database.
@@ -197,10 +174,4 @@ impl Db {
             Db::Postgres(db) => db.close().await,
         }
     }
-}
-
-/// Exponential backoff with full jitter: up to 5 ms, 10 ms, 20 ms, ... capped at 500 ms.
-fn backoff(attempt: u32) -> Duration {
-    let cap = (5u64 << attempt.min(7)).min(500);
-    Duration::from_millis(rand::thread_rng().gen_range(1..=cap))
 }
