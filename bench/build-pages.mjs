@@ -9,6 +9,10 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const WWW = path.join(here, 'results', 'tmp', 'www');
 
+// The engine's npm package the Ferry page uses: a snapshot of pkg/ taken when the run starts
+// (other builds may rewrite pkg/ while a run is going on).
+export const PKG = process.env.FERRY_BENCH_PKG || path.join(here, 'results', 'tmp', 'pkg');
+
 export const ENGINES = ['idb', 'idb-onevalue', 'dexie', 'rxdb', 'pouchdb', 'ferry'];
 
 export async function buildPages(engines = ENGINES) {
@@ -25,7 +29,7 @@ export async function buildPages(engines = ENGINES) {
       minify: true,
       outfile: path.join(WWW, `${engine}.js`),
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
-      alias: { ferry: path.join(here, '..', 'pkg', 'ferry.js') },
+      alias: { ferry: path.join(PKG, 'ferry.js') },
       logLevel: 'error',
       metafile: true,
     });
@@ -35,7 +39,7 @@ export async function buildPages(engines = ENGINES) {
       `<!doctype html><meta charset="utf-8"><title>${engine}</title><script>window.T0 = performance.now();</script><script type="module" src="/${engine}.js"></script>\n`,
     );
     if (engine === 'ferry') {
-      fs.copyFileSync(path.join(here, '..', 'pkg', 'ferry_bg.wasm'), path.join(WWW, 'ferry_bg.wasm'));
+      fs.copyFileSync(path.join(PKG, 'ferry_bg.wasm'), path.join(WWW, 'ferry_bg.wasm'));
     }
   }
   return sizes;

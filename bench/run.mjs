@@ -18,7 +18,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { serve } from './lib/serve.mjs';
 import { summarize } from './lib/stats.mjs';
-import { buildPages, ENGINES, WWW } from './build-pages.mjs';
+import { buildPages, ENGINES, WWW, PKG } from './build-pages.mjs';
 import { writeReport } from './lib/report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -322,6 +322,7 @@ async function benchSync(origin, site, engines) {
             let r;
             const clientId = `pc${rep}${engine.replace(/[^a-z]/g, '')}${Date.now() % 100000}`;
             if (engine === 'ferry') {
+              await page.evaluate(() => window.B.init());
               await ctx.setOffline(true);
               await page.evaluate((o) => window.B.queueOffline(o), { base: origin, token: pushTok, n: PUSH_N });
               await ctx.setOffline(false);
@@ -418,7 +419,7 @@ async function benchServer() {
 }
 
 function benchSize() {
-  const pkg = path.join(root, 'pkg');
+  const pkg = PKG;
   if (!fs.existsSync(pkg)) return;
   for (const f of fs.readdirSync(pkg)) {
     if (!/\.(wasm|js)$/.test(f)) continue;
@@ -430,9 +431,14 @@ function benchSize() {
 // ------------------------------------------------------------------ main
 async function main() {
   fs.mkdirSync(TMP, { recursive: true });
-  const haveFerry = fs.existsSync(path.join(root, 'pkg', 'ferry_bg.wasm')) && fs.existsSync(path.join(here, 'pages', 'ferry.js'));
+  // Snapshot pkg/ (unless scripts/bench.sh already did, right after building it).
+  if (!process.env.FERRY_BENCH_PKG && fs.existsSync(path.join(root, 'pkg', 'ferry_bg.wasm'))) {
+    fs.rmSync(PKG, { recursive: true, force: true });
+    fs.cpSync(path.join(root, 'pkg'), PKG, { recursive: true });
+  }
+  const haveFerry = fs.existsSync(path.join(PKG, 'ferry_bg.wasm')) && fs.existsSync(path.join(here, 'pages', 'ferry.js'));
   const engines = ENGINE_LIST.filter((e) => e !== 'ferry' || haveFerry);
-  if (ENGINE_LIST.includes('ferry') && !haveFerry) results.errors.push({ bench: 'all', engine: 'ferry', error: 'pkg/ferry_bg.wasm missing: run npm run build:wasm' });
+  if (ENGINE_LIST.includes('ferry') && !haveFerry) results.errors.push({ bench: 'all', engine: 'ferry', error: `${PKG}/ferry_bg.wasm missing: run npm run build:wasm` });
   const pageSizes = await buildPages(engines);
   let chromiumVersion = '';
   try {

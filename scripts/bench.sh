@@ -22,6 +22,9 @@ fi
 
 say "building the engine (npm run build:wasm -> pkg/)"
 npm run build:wasm
+# Snapshot the package at once: other builds in this tree may rewrite pkg/ during the run.
+rm -rf bench/results/tmp/pkg && mkdir -p bench/results/tmp && cp -r pkg bench/results/tmp/pkg
+export FERRY_BENCH_PKG="$ROOT/bench/results/tmp/pkg"
 say "building ferry-server (cargo build --release -p ferry-server)"
 cargo build --release -p ferry-server
 say "building the server bench driver (bench/server-bench, standalone)"

@@ -64,6 +64,11 @@ const adapter = {
     return value.filter((r) => r.id.startsWith(`${tag}-`)).length;
   },
   extra: {
+    // Instantiates the wasm (before the driver takes the browser offline).
+    async init() {
+      await ready();
+      return true;
+    },
     // 1b. With a live query subscribed: put() → callback, and put() → promise resolved.
     async subscribeLatency({ warmup, n, tag = 'sub' }) {
       let pendingId = null;
