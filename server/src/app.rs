@@ -11,9 +11,13 @@ use crate::routes;
 use crate::state::{AppState, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// How long a shutdown waits for open requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +44,20 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets open requests finish, closes the database.
-    ///
-    /// Open event streams never finish by themselves: they are cut when the task ends.
+    /// Stops accepting, ends the event streams, lets open requests finish (for up to
+    /// [`SHUTDOWN_GRACE`]), then closes the database.
     pub async fn shutdown(mut self) {
+        self.state.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.abort();
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still open after the grace period: cutting them");
+            self.task.abort();
+        }
         self.state.db.close().await;
     }
 
@@ -77,6 +86,7 @@ pub async fn start(
         limiter: Limiter::new(config.limits),
         demo: config.demo,
         keep_alive: config.keep_alive,
+        closing: tokio::sync::watch::Sender::new(false),
     }));
     let app = routes::router(state.clone(), config.static_dir.as_deref());
     let addr = listener.local_addr()?;

@@ -25,6 +25,8 @@ pub struct Shared {
     pub demo: bool,
     /// Interval of keep-alive comments on event streams.
     pub keep_alive: Duration,
+    /// Set to `true` on shutdown, which ends every event stream.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A cheap-to-clone handle on [`Shared`].

@@ -44,6 +44,7 @@ async fn events_poke_on_push(backend: &Backend) {
         }
     }
     s.shutdown().await;
+    assert!(stream.ended().await, "a shutdown ends open streams cleanly");
 }
 
 async fn health_and_metrics(backend: &Backend) {

@@ -15,6 +15,7 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use std::convert::Infallible;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
+use tokio::sync::watch;
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -26,6 +27,8 @@ struct Watch {
     state: AppState,
     tenant: String,
     rx: Receiver<Poke>,
+    /// Becomes `true` when the server shuts down: the stream ends.
+    closing: watch::Receiver<bool>,
     /// The last cursor sent; `None` before the first poke.
     sent: Option<u64>,
     /// The cursor read on connect, sent first.
@@ -51,7 +54,11 @@ impl Watch {
             return Some(cursor);
         }
         loop {
-            let reread = match self.rx.recv().await {
+            let received = tokio::select! {
+                poke = self.rx.recv() => poke,
+                _ = self.closing.wait_for(|closing| *closing) => return None,
+            };
+            let reread = match received {
                 Ok(Poke::Cursor { tenant, cursor }) if *tenant == *self.tenant => {
                     if self.sent.is_none_or(|sent| cursor > sent) {
                         return Some(cursor);
@@ -91,10 +98,12 @@ pub async fn events(
     let keep_alive = KeepAlive::new()
         .interval(state.keep_alive)
         .text("keep-alive");
+    let closing = state.closing.subscribe();
     let watch = Watch {
         state,
         tenant: claims.tenant,
         rx,
+        closing,
         sent: None,
         initial: Some(initial),
     };

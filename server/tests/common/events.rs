@@ -61,4 +61,15 @@ impl EventStream {
             return value["cursor"].as_u64().unwrap();
         }
     }
+
+    /// Whether the server ended the stream cleanly (after whatever it still had to send).
+    pub async fn ended(&mut self) -> bool {
+        loop {
+            match self.resp.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
 }
