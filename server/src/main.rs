@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ferry_server::config::Cli;
+use std::io::IsTerminal;
 
 #[tokio::main]
 async fn main() {
@@ -11,6 +12,7 @@ async fn main() {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     if let Err(e) = ferry_server::cli::run(cli).await {

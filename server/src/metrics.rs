@@ -196,7 +196,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     state
         .metrics
         .record_request(&route, status, elapsed.as_secs_f64());
-    tracing::info!(%method, %path, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    tracing::info!(%method, %path, status, latency_ms = elapsed.as_micros() as f64 / 1000.0, "request");
     response
 }
 
