@@ -37,6 +37,7 @@ try {
   await page.goto(`${site.origin}/${engine}.html`);
   await page.waitForFunction(() => window.B);
   await page.evaluate(() => window.B.open());
+  await ctx.setOffline(true); // as in run.mjs: no network loop competes
   const cdp = await ctx.newCDPSession(page);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 100 });

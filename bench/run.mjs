@@ -199,9 +199,11 @@ async function benchWrite1(origin, engines) {
     for (const engine of orderFor(engines, rep)) {
       const profile = freshProfile(`${engine}-w1`);
       try {
-        await withBrowser(profile, async (page, _ctx, errors) => {
+        await withBrowser(profile, async (page, ctx, errors) => {
           await openEngine(page, origin, engine, errors);
           await page.evaluate(() => window.B.open());
+          // Local benchmarks run with the browser offline: no engine's network loop competes.
+          await ctx.setOffline(true);
           const r = await page.evaluate((o) => window.B.writeOne(o), { warmup: WARMUP, n: WRITE1 });
           push(results.write1, engine, r.lat);
           if (engine === 'ferry') {
@@ -225,9 +227,10 @@ async function benchWriteMany(origin, engines) {
     for (const engine of orderFor(engines, rep)) {
       const profile = freshProfile(`${engine}-wm`);
       try {
-        await withBrowser(profile, async (page, _ctx, errors) => {
+        await withBrowser(profile, async (page, ctx, errors) => {
           await openEngine(page, origin, engine, errors);
           await page.evaluate(() => window.B.open());
+          await ctx.setOffline(true);
           const r = await page.evaluate((o) => window.B.writeMany(o), { n: N });
           if (r.count !== N) throw new Error(`stored ${r.count} of ${N}`);
           push(results.writeMany, engine, r.ms);
