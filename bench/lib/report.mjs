@@ -162,6 +162,11 @@ export function renderMarkdown(results, a) {
     out.push(`## 3. Cold start: open and read ${m.n} stored records`, '');
     out.push(`A new browser on a profile that holds ${m.n} records (seeded by each engine's own bulk path; Ferry's by a pull from ferry-server, so its outbox is empty), one page load: time from the page's first inline script until all ${m.n} records are in JavaScript (includes fetching and compiling the page's code and, for Ferry, instantiating the wasm; served with no-store, so no code cache helps).`, '');
     out.push(engTable(s.cold, lim(s.cold), '(ms)'), '');
+    const fc = results.cold.ferry || [];
+    if (fc.length && fc[0].marks) {
+      const mm = (k) => summarize(fc.map((c) => c.marks?.[k]))?.median;
+      out.push(`Ferry's cold start, split (medians): wasm fetch + instantiation ${fmt(mm('wasmInitMs'))} ms, \`Ferry.open\` (IndexedDB open and load, leadership) ${fmt(mm('openMs'))} ms, first query result ${fmt(mm('firstQueryMs'))} ms.`, '');
+    }
     out.push('The same, counted from navigation start (adds the fresh browser\'s first-navigation costs):', '');
     out.push(engTable(s.coldSinceNav, lim(s.coldSinceNav), '(ms)'), '');
     out.push('The same, counted from the first line of the page\'s own module (after its code is loaded):', '');

@@ -107,7 +107,7 @@ export async function coldStartIfAsked(adapter, scriptStart) {
     await adapter.open();
     const rows = await adapter.readAll();
     const end = performance.now();
-    window.COLD = { sinceNav: end, sincePage: end - (window.T0 ?? 0), inScript: end - scriptStart, rows: rows.length };
+    window.COLD = { sinceNav: end, sincePage: end - (window.T0 ?? 0), inScript: end - scriptStart, rows: rows.length, marks: adapter.marks };
   } catch (e) {
     window.COLD = { error: String(e && e.stack ? e.stack : e) };
   }

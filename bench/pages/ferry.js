@@ -13,8 +13,14 @@ const COLLECTIONS = { notes: { policy: 'merge-fields' } };
 let ferry;
 let token = null;
 
+// Where an open spends its time (reported with the cold-start figures).
+const marks = {};
+
 async function openFerry({ base = location.origin, live = false } = {}) {
+  const t0 = performance.now();
   await ready();
+  const t1 = performance.now();
+  marks.wasmInitMs = t1 - t0;
   ferry = await Ferry.open({
     name: 'bench',
     url: `${base}/v1`,
@@ -22,6 +28,7 @@ async function openFerry({ base = location.origin, live = false } = {}) {
     collections: COLLECTIONS,
     live,
   });
+  marks.openMs = performance.now() - t1;
   return ferry;
 }
 
@@ -56,9 +63,12 @@ const adapter = {
     await Promise.all(recs.map((r) => ferry.put('notes', r)));
   },
   async readAll() {
+    const t0 = performance.now();
     const { value } = await when(ferry.query('notes', {}), () => true);
+    marks.firstQueryMs = performance.now() - t0;
     return value;
   },
+  marks,
   async count(tag) {
     const { value } = await when(ferry.query('notes', {}), () => true);
     return value.filter((r) => r.id.startsWith(`${tag}-`)).length;
