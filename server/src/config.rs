@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Requests per second one tenant may make on average (0: no limit); bursts of twice that.
     #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 500.0)]
     pub rate_limit: f64,
+    /// PostgreSQL: run pushes SERIALIZABLE (the default of CockroachDB/YugabyteDB); contended
+    /// pushes are then retried on SQLSTATE 40001.
+    #[arg(long, env = "FERRY_SERIALIZABLE")]
+    pub serializable: bool,
     /// PostgreSQL connections per process.
     #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
@@ -120,6 +124,7 @@ impl ServerConfig {
     pub fn from_args(database: &str, secret: Vec<u8>, args: &ServeArgs) -> Self {
         let mut config = ServerConfig::new(database, secret);
         config.db.max_connections = args.max_connections;
+        config.db.serializable = args.serializable;
         config.static_dir = args.static_dir.clone();
         config.demo = args.demo;
         config.limits = LimitConfig::new(args.max_in_flight, args.rate_limit);

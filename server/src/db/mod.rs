@@ -55,6 +55,9 @@ pub struct DbOptions {
     pub url: String,
     /// PostgreSQL pool size per process.
     pub max_connections: u32,
+    /// PostgreSQL: run pushes SERIALIZABLE (as CockroachDB and YugabyteDB do by default)
+    /// instead of READ COMMITTED. Contended pushes then fail with 40001 and are retried.
+    pub serializable: bool,
 }
 
 impl DbOptions {
@@ -62,6 +65,7 @@ impl DbOptions {
         DbOptions {
             url: url.into(),
             max_connections: 10,
+            serializable: false,
         }
     }
 }
@@ -82,9 +86,7 @@ impl Db {
     /// Connects and migrates; pokes of committed pushes go to `hub`.
     pub async fn connect(options: &DbOptions, hub: Hub) -> Result<Db, DbError> {
         if is_postgres_url(&options.url) {
-            Ok(Db::Postgres(
-                postgres::PgDb::connect(&options.url, hub, options.max_connections).await?,
-            ))
+            Ok(Db::Postgres(postgres::PgDb::connect(options, hub).await?))
         } else if options.url.starts_with("sqlite:") {
             Ok(Db::Sqlite(
                 sqlite::SqliteDb::connect(&options.url, hub).await?,

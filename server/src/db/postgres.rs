@@ -6,7 +6,7 @@
 //! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
-use super::{sql::sql_store, PushOutcome};
+use super::{sql::sql_store, DbOptions, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
 use crate::validation::Rules;
 use ferry_core::apply::{process_push, PushError};
@@ -41,17 +41,19 @@ impl Drop for ListenTask {
 #[derive(Clone, Debug)]
 pub struct PgDb {
     pool: PgPool,
+    /// How a push transaction starts (its isolation level).
+    begin_push: &'static str,
     _listen: Arc<ListenTask>,
 }
 
 impl PgDb {
     /// Connects, migrates (under an advisory lock, so processes may start together) and
     /// starts listening for pokes before it returns.
-    pub async fn connect(url: &str, hub: Hub, max_connections: u32) -> Result<Self, DbError> {
+    pub async fn connect(db: &DbOptions, hub: Hub) -> Result<Self, DbError> {
         let options =
-            PgConnectOptions::from_str(url).map_err(|e| DbError::Config(e.to_string()))?;
+            PgConnectOptions::from_str(&db.url).map_err(|e| DbError::Config(e.to_string()))?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
+            .max_connections(db.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
@@ -68,8 +70,14 @@ impl PgDb {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let task = tokio::spawn(listen_loop(listener, pool.clone(), hub));
+        let begin_push = if db.serializable {
+            "BEGIN ISOLATION LEVEL SERIALIZABLE"
+        } else {
+            "BEGIN ISOLATION LEVEL READ COMMITTED"
+        };
         Ok(PgDb {
             pool,
+            begin_push,
             _listen: Arc::new(ListenTask(task)),
         })
     }
@@ -82,10 +90,7 @@ impl PgDb {
         req: &PushRequest,
         rules: &Rules,
     ) -> Result<PushOutcome, DbError> {
-        let tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .await?;
+        let tx = self.pool.begin_with(self.begin_push).await?;
         let mut ptx = PushTx::lock(tx, tenant).await?;
         if !ptx.claim_key(key, body_digest).await? {
             ptx.tx.rollback().await?;

@@ -6,10 +6,18 @@
 use super::DbError;
 use rand::Rng;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How often a transaction is retried before the failure is returned.
 pub const MAX_RETRIES: u32 = 8;
+
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Transactions retried by this process so far (exported as a metric).
+pub fn retries_total() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
 
 /// SQLSTATEs (PostgreSQL and compatibles) and SQLite result codes worth a retry.
 const TRANSIENT_CODES: [&str; 6] = ["40001", "40P01", "5", "6", "517", "261"];
@@ -37,6 +45,7 @@ where
         match attempt().await {
             Err(e) if e.is_transient() && retries < MAX_RETRIES => {
                 retries += 1;
+                RETRIES.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(retries, "retrying a transaction after a transient failure");
                 tokio::time::sleep(backoff(retries)).await;
             }
