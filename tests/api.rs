@@ -223,8 +223,10 @@ async fn writes_reach_the_server_with_idempotency_and_trace_headers() {
         .expect("a push");
     assert!(push.idempotency_key.is_some_and(|k| !k.is_empty()));
     assert!(push.traceparent.is_some_and(|t| t.starts_with("00-")));
-    let s = snapshot(&state);
-    assert_eq!(s["isLeader"], true);
-    assert!(s["lastSyncedAt"].is_number());
+    until("a whole cycle (push and pull) completes", || {
+        snapshot(&state)["lastSyncedAt"].is_number()
+    })
+    .await;
+    assert_eq!(snapshot(&state)["isLeader"], true);
     done(ferry.close()).await;
 }

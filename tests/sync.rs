@@ -46,7 +46,11 @@ async fn offline_writes_go_out_when_the_network_returns() {
     })
     .await;
     until("the outbox drains", || snapshot(&state)["outboxDepth"] == 0).await;
-    assert_eq!(snapshot(&state)["status"], "idle");
+    until("the engine settles back to idle", || {
+        snapshot(&state)["status"] == "idle"
+    })
+    .await;
+    assert!(snapshot(&state)["lastError"].is_null());
     done(ferry.close()).await;
 }
 
