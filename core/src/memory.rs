@@ -137,3 +137,59 @@ impl Entropy for SeededEntropy {
         z ^ (z >> 31)
     }
 }
+
+/// A transport that calls an in-memory server directly, for tests and examples. Switch it
+/// offline to see the engine back off; it never loses or duplicates anything itself.
+#[derive(Clone)]
+pub struct LoopbackTransport {
+    pub server: Rc<RefCell<crate::server::MemoryServer>>,
+    pub tenant: String,
+    pub online: Rc<Cell<bool>>,
+}
+
+impl LoopbackTransport {
+    pub fn new(server: Rc<RefCell<crate::server::MemoryServer>>, tenant: &str) -> Self {
+        LoopbackTransport {
+            server,
+            tenant: tenant.to_owned(),
+            online: Rc::new(Cell::new(true)),
+        }
+    }
+}
+
+impl crate::ports::Transport for LoopbackTransport {
+    async fn push(
+        &self,
+        req: &crate::protocol::PushRequest,
+        _: &crate::ports::RequestMeta,
+    ) -> Result<crate::protocol::PushResponse, crate::ports::TransportError> {
+        use crate::ports::TransportError;
+        if !self.online.get() {
+            return Err(TransportError::Network("offline".into()));
+        }
+        let result = self
+            .server
+            .borrow_mut()
+            .push(&self.tenant, req, &crate::apply::AcceptAll);
+        result.map_err(|e| TransportError::Http {
+            status: 422,
+            code: "op_id_reused".into(),
+            message: format!("{e:?}"),
+            retry_after_ms: None,
+        })
+    }
+
+    async fn pull(
+        &self,
+        cursor: u64,
+        limit: u32,
+        _: &crate::ports::RequestMeta,
+    ) -> Result<crate::protocol::PullResponse, crate::ports::TransportError> {
+        use crate::ports::TransportError;
+        if !self.online.get() {
+            return Err(TransportError::Network("offline".into()));
+        }
+        let page = self.server.borrow().pull(&self.tenant, cursor, limit);
+        page.map_err(|_| TransportError::CursorExpired)
+    }
+}

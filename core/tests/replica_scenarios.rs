@@ -471,3 +471,33 @@ fn offline_then_online_resumes_with_backoff_state() {
     let m = a.engine.metrics();
     assert_eq!((m.cycles_ok, m.cycles_failed), (1, 1));
 }
+
+#[test]
+fn the_loopback_transport_connects_engines_to_an_in_memory_server() {
+    use ferry_core::memory::LoopbackTransport;
+    let server = Rc::new(RefCell::new(MemoryServer::default()));
+    let open = |seed| {
+        let transport = LoopbackTransport::new(server.clone(), "tenant");
+        let clock = ManualClock::new(5_000);
+        block_on(Engine::open(
+            MemoryStore::new(),
+            transport,
+            NoAuth,
+            clock,
+            SeededEntropy::new(seed),
+            config(),
+        ))
+        .unwrap()
+    };
+    let (a, b) = (open(1), open(2));
+    let (_, t) = a
+        .write("tasks", "t1", Change::Put(obj(json!({"title": "call"}))))
+        .unwrap();
+    block_on(a.flush(t)).unwrap();
+    assert_eq!(block_on(a.sync()), CycleOutcome::Synced);
+    assert_eq!(block_on(b.sync()), CycleOutcome::Synced);
+    assert_eq!(
+        b.replica().record("tasks", "t1").unwrap().state.fields["title"],
+        json!("call")
+    );
+}

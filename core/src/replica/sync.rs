@@ -230,6 +230,12 @@ impl Replica {
         );
         self.dirty.dead_letters.insert(letter_id);
         // The server refused the change: show what it holds until the user retries.
+        if code == "not_found" {
+            // It holds nothing: the record was deleted and compacted away.
+            if let Some(rec) = self.records.get_mut(&k) {
+                rec.base = None;
+            }
+        }
         let (base, hlc) = match self.records.get(&k) {
             Some(r) => (
                 r.base.as_ref().map(State::of),
@@ -320,6 +326,12 @@ impl Replica {
 
     /// Folds one pulled page in and advances the cursor (never backwards).
     pub fn on_pull_page(&mut self, page: &PullResponse, now_ms: u64) {
+        if self.meta.cursor == 0 && !self.meta.resyncing {
+            // A pull from 0 is a snapshot without compacted tombstones: records this device
+            // synced (by pushing them) but does not see in it were deleted meanwhile.
+            self.meta.resyncing = true;
+            self.resync_seen.clear();
+        }
         for server in &page.changes {
             let k = key(&server.collection, &server.id);
             if self.meta.resyncing {
@@ -371,15 +383,22 @@ impl Replica {
         let gone: Vec<Key> = self
             .records
             .iter()
-            .filter(|(k, r)| {
-                r.base.is_some()
-                    && !self.resync_seen.contains(*k)
-                    && !self.entries_by_record.contains_key(*k)
-            })
+            .filter(|(k, r)| r.base.is_some() && !self.resync_seen.contains(*k))
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
-            self.records.remove(&k);
+            if self.entries_by_record.contains_key(&k) {
+                // Deleted and compacted on the server while edited here: the local edit
+                // survives as a new record rather than being refused as `not_found`.
+                self.records.get_mut(&k).expect("listed above").base = None;
+                let pending = self.entries_of(&k).into_iter().find(|e| !e.is_sent());
+                if let Some(hlc) = pending.map(|e| e.hlc.clone()) {
+                    let now = self.meta.hlc.wall_ms;
+                    self.reconcile_entry(&k, &hlc, hlc.clone(), now, false);
+                }
+            } else {
+                self.records.remove(&k);
+            }
             self.touch_record(&k);
         }
         self.meta.resyncing = false;

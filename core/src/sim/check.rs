@@ -94,7 +94,7 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
                 local.state.deleted && local.base.as_ref().is_none_or(|b| b.deleted);
             if !on_server && !gone_everywhere {
                 return Err(Violation::new(format!(
-                    "client {} holds {}/{} that the server does not have",
+                    "client {} holds {}/{} that the server does not have: {local:?}",
                     c.index, local.collection, local.id
                 )));
             }
