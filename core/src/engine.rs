@@ -65,11 +65,11 @@ pub struct Engine<S, T, A, C, E> {
     tokens: A,
     clock: C,
     entropy: E,
-    config: ReplicaConfig,
     replica: RefCell<Replica>,
     state: RefCell<SyncState>,
     token: RefCell<Option<String>>,
     generation: Cell<u64>,
+    commits: CommitTracker,
     events: RefCell<Vec<Event>>,
     metrics: RefCell<Metrics>,
     progress: RefCell<Progress>,
@@ -86,18 +86,18 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         config: ReplicaConfig,
     ) -> Result<Self, CoreError> {
         let stored = store.load().await?;
-        let replica = Replica::open(stored, config.clone(), || new_client_id(&entropy));
+        let replica = Replica::open(stored, config, || new_client_id(&entropy));
         let engine = Engine {
             store,
             transport,
             tokens,
             clock,
             entropy,
-            config,
             replica: RefCell::new(replica),
             state: RefCell::new(SyncState::default()),
             token: RefCell::new(None),
             generation: Cell::new(0),
+            commits: CommitTracker::default(),
             events: RefCell::new(Vec::new()),
             metrics: RefCell::new(Metrics::default()),
             progress: RefCell::new(Progress::default()),
@@ -157,6 +157,9 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     /// the ticket's writes were rolled back by an earlier failed commit.
     pub async fn flush(&self, ticket: WriteTicket) -> Result<(), CoreError> {
         self.commit().await?;
+        // A commit started earlier (by a sync cycle, say) may carry this ticket's writes:
+        // they are durable only once it has finished.
+        self.commits.settled(self.commits.started.get()).await;
         if ticket.0 != self.generation.get() {
             return Err(CoreError::new(
                 ErrorCode::Storage,
@@ -176,7 +179,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             }
             (r.take_writes(), r.take_events())
         };
-        match self.store.commit(&batch).await {
+        let id = self.commits.begin();
+        let result = self.store.commit(&batch).await;
+        self.commits.end(id);
+        match result {
             Ok(()) => {
                 self.events.borrow_mut().extend(events);
                 Ok(())
@@ -184,9 +190,11 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             Err(error) => {
                 self.generation.set(self.generation.get() + 1);
                 let stored = self.store.load().await?;
-                let client_id = self.replica.borrow().client_id().to_owned();
-                *self.replica.borrow_mut() =
-                    Replica::open(stored, self.config.clone(), || client_id);
+                let (client_id, config) = {
+                    let r = self.replica.borrow();
+                    (r.client_id().to_owned(), r.config().clone())
+                };
+                *self.replica.borrow_mut() = Replica::open(stored, config, || client_id);
                 Err(error.into())
             }
         }
@@ -433,6 +441,42 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                 m.record_applied(*attempts, now.saturating_sub(*created));
             }
         }
+    }
+}
+
+/// Which commits are running, so a flush can wait for the ones that started before it.
+#[derive(Default)]
+struct CommitTracker {
+    started: Cell<u64>,
+    running: RefCell<std::collections::BTreeSet<u64>>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl CommitTracker {
+    fn begin(&self) -> u64 {
+        let id = self.started.get() + 1;
+        self.started.set(id);
+        self.running.borrow_mut().insert(id);
+        id
+    }
+
+    fn end(&self, id: u64) {
+        self.running.borrow_mut().remove(&id);
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once every commit numbered up to `upto` has finished.
+    fn settled(&self, upto: u64) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.running.borrow().range(..=upto).next().is_none() {
+                Poll::Ready(())
+            } else {
+                self.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
     }
 }
 
