@@ -29,4 +29,4 @@ fi
 
 echo
 echo "==> ferry-server on http://$LISTEN (database $DB, static files from $STATIC)"
-exec cargo run --release -p ferry-server -- --database "$DB" --listen "$LISTEN" --static "$STATIC"
+exec cargo run --release -p ferry-server -- --database "$DB" --listen "$LISTEN" --static "$STATIC" --demo
