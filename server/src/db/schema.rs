@@ -1,8 +1,9 @@
 //! The schema, as ordered migrations shared by SQLite and PostgreSQL (the SQL is portable).
 //!
 //! Every table leads with `tenant` in its primary key, so a distributed engine can shard all
-//! of them by tenant (see ARCHITECTURE.md, "The server, scale-out and distributed PostgreSQL"). A record's `version` is its change position in the
-//! tenant's log: pulls read `version > cursor ORDER BY version`.
+//! of them by tenant (see ARCHITECTURE.md, "The server, scale-out and distributed
+//! PostgreSQL"). A record's `version` is its change position in the tenant's log: pulls read
+//! `version > cursor ORDER BY version`.
 
 /// One migration: a version and its statements, run in one transaction.
 pub struct Migration {
