@@ -223,6 +223,9 @@ pub struct Replica {
     dirty: Dirty,
     events: Vec<Event>,
     resync_seen: BTreeSet<Key>,
+    /// Collections whose records changed (view or base) since the last
+    /// [`Replica::take_changed_collections`].
+    changed_collections: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -246,6 +249,13 @@ impl Replica {
         new_client_id: impl FnOnce() -> String,
     ) -> Replica {
         let fresh = stored.meta.is_none();
+        // A replica just opened is new to whoever watches it: every collection counts as changed.
+        let changed_collections: BTreeSet<String> = config
+            .collections
+            .keys()
+            .cloned()
+            .chain(stored.records.iter().map(|r| r.collection.clone()))
+            .collect();
         let mut meta = stored.meta.unwrap_or_else(|| {
             let client_id = new_client_id();
             Meta {
@@ -290,6 +300,7 @@ impl Replica {
             },
             events: Vec::new(),
             resync_seen: BTreeSet::new(),
+            changed_collections,
         };
         for entry in stored.outbox {
             replica.insert_entry(entry);
@@ -414,6 +425,22 @@ impl Replica {
             || !d.dead_letters.is_empty()
     }
 
+    /// The collections whose records changed since the last call — by local writes, pulls,
+    /// acks, settles, conflict and dead-letter actions, or a resync dropping records — so a
+    /// UI recomputes only the views of those. A freshly opened replica reports every
+    /// configured collection (and every collection it holds records of).
+    ///
+    /// Unlike [`Replica::take_events`] this is about what the replica shows now, committed
+    /// or not, and it covers pulled records too.
+    pub fn take_changed_collections(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed_collections)
+    }
+
+    /// The collections changed since the last [`Replica::take_changed_collections`].
+    pub fn changed_collections(&self) -> &BTreeSet<String> {
+        &self.changed_collections
+    }
+
     /// The events since the last call. Report them only once their batch is committed.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -461,8 +488,13 @@ impl Replica {
         list
     }
 
+    /// Every change to a record goes through here: it is persisted and its collection
+    /// reported as changed.
     fn touch_record(&mut self, k: &Key) {
         self.dirty.records.insert(k.clone());
+        if !self.changed_collections.contains(&k.0) {
+            self.changed_collections.insert(k.0.clone());
+        }
     }
 
     fn touch_meta(&mut self) {
