@@ -5,6 +5,8 @@
 #
 # Stages: setup, PostgreSQL, rustfmt, clippy, native cargo tests (core, server, ferry rlib),
 # browser tests (wasm32 in headless Chromium via wasm-bindgen-test-runner + chromedriver),
+# the JS suites (npm run test:packaging: the packed npm package in webpack 5 + Chromium and
+# its type declarations; npm run test:engine: the engine against the real ferry-server),
 # and the npm end-to-end suite when package.json has a `test:e2e` script.
 # Stops at the first failing stage with a non-zero exit code.
 set -euo pipefail
@@ -16,7 +18,7 @@ export CI="${CI:-true}"
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-STAGES=8
+STAGES=9
 stage_no=0
 stage() {
     stage_no=$((stage_no + 1))
@@ -86,7 +88,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 # ---------------------------------------------------------------------------------------
 stage "cargo test --workspace (native: ferry-core, ferry-server, ferry rlib)"
-cargo test --workspace
+# The seeded simulation runs on its own right after, uncaptured, so its seed count, fault
+# counts and the invariants it checked are printed.
+cargo test --workspace -- --skip seeded_simulation_keeps_every_guarantee
+echo
+echo "--- the seeded simulation (ferry-core) ---"
+cargo test -p ferry-core --test simulation seeded_simulation_keeps_every_guarantee -- --nocapture
 
 # ---------------------------------------------------------------------------------------
 stage "browser tests: cargo test --target wasm32-unknown-unknown -p ferry (headless Chromium)"
@@ -99,6 +106,13 @@ export WASM_BINDGEN_USE_BROWSER="${WASM_BINDGEN_USE_BROWSER:-1}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 [ -x "$CHROMEDRIVER" ] || { echo "chromedriver not found at $CHROMEDRIVER" >&2; exit 1; }
 cargo test --target wasm32-unknown-unknown -p ferry
+
+# ---------------------------------------------------------------------------------------
+stage "JS suites: npm run test:packaging, npm run test:engine (node --test, Chromium, ferry-server)"
+# Both build what they need: pkg/ (scripts/build-pkg.sh, skipped when newer than the sources)
+# and, for test:engine, ferry-server in release mode.
+npm run test:packaging
+npm run test:engine
 
 # ---------------------------------------------------------------------------------------
 stage "end-to-end tests (npm run test:e2e, if present)"
