@@ -13,7 +13,7 @@ export const WWW = path.join(here, 'results', 'tmp', 'www');
 // (other builds may rewrite pkg/ while a run is going on).
 export const PKG = process.env.FERRY_BENCH_PKG || path.join(here, 'results', 'tmp', 'pkg');
 
-export const ENGINES = ['idb', 'idb-onevalue', 'dexie', 'rxdb', 'pouchdb', 'ferry'];
+export const ENGINES = ['idb', 'idb-onevalue', 'dexie', 'rxdb', 'pouchdb', 'ferry', 'idb-ferrylike'];
 
 export async function buildPages(engines = ENGINES) {
   fs.mkdirSync(WWW, { recursive: true });

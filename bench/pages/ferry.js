@@ -3,6 +3,9 @@
 // proxied by bench/lib/serve.mjs).
 import init, { Ferry } from 'ferry';
 import { expose, coldStartIfAsked, makeRecord } from './common.js';
+import { installTrace } from './idb-trace.js';
+
+if (new URLSearchParams(location.search).has('trace')) installTrace();
 
 const scriptStart = performance.now();
 // The wasm is instantiated inside the timed region of every benchmark that opens Ferry.

@@ -1,7 +1,14 @@
 // Raw IndexedDB: the limit. A record store and an outbox store, written in one readwrite
 // transaction, durable at `oncomplete`. Variant `onevalue` stores all outbox entries of a
 // transaction as ONE value (the DESIGN's observation); `perentry` one value per entry.
+// Variant `ferrylike` is a diagnostic, not a limit: it replays the request pattern of Ferry's
+// IndexedDB commit (src/store/mod.rs, IdbStore::write) in plain JS — read and write a meta
+// row, then for each record read it and write it, then write each outbox entry, awaiting
+// every request before issuing the next — to tell that pattern's cost from the engine's.
 import { expose, coldStartIfAsked } from './common.js';
+import { installTrace } from './idb-trace.js';
+
+if (new URLSearchParams(location.search).has('trace')) installTrace();
 
 export function rawIdb(variant) {
   const scriptStart = performance.now();
@@ -20,7 +27,25 @@ export function rawIdb(variant) {
     });
   const range = (tag) => IDBKeyRange.bound(`${tag}-`, `${tag}-\uffff`);
 
+  async function writeFerryLike(recs, entries) {
+    const tx = db.transaction(['records', 'outbox', 'meta'], 'readwrite');
+    const ms = tx.objectStore('meta');
+    const rs = tx.objectStore('records');
+    const os = tx.objectStore('outbox');
+    const finished = done(tx);
+    const meta = (await req2p(ms.get('meta'))) || { seq: 0 };
+    await req2p(ms.put({ ...meta, seq: meta.seq + entries.length }, 'meta'));
+    for (const r of recs) {
+      await req2p(rs.get(r.id));
+      await req2p(rs.put(r));
+    }
+    for (const e of entries) await req2p(os.put(e, e.seq));
+    tx.commit();
+    return finished;
+  }
+
   function write(recs, entries) {
+    if (variant === 'ferrylike') return writeFerryLike(recs, entries);
     const tx = db.transaction(['records', 'outbox'], 'readwrite');
     const rs = tx.objectStore('records');
     const os = tx.objectStore('outbox');
@@ -35,12 +60,13 @@ export function rawIdb(variant) {
   }
 
   const adapter = {
-    name: variant === 'onevalue' ? 'idb-onevalue' : 'idb',
+    name: variant === 'perentry' ? 'idb' : `idb-${variant}`,
     async open() {
       const req = indexedDB.open('bench', 1);
       req.onupgradeneeded = () => {
         req.result.createObjectStore('records', { keyPath: 'id' });
         req.result.createObjectStore('outbox');
+        req.result.createObjectStore('meta');
       };
       db = await req2p(req);
     },

@@ -1,0 +1,2 @@
+import { rawIdb } from './raw-idb.js';
+rawIdb('ferrylike');
