@@ -171,6 +171,12 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
 
     /// Commits what the replica changed. On failure the replica is reloaded from the store,
     /// so memory never shows what storage refused.
+    ///
+    /// Commits are stored in the order their batches were taken. A batch taken before an
+    /// earlier commit failed (or while the replica was being reloaded after it) comes from
+    /// the replica the reload threw away: it may carry part of the refused changes (say, an
+    /// outbox entry frozen for a push while its record's commit was failing), so it is
+    /// dropped instead of stored.
     async fn commit(&self) -> Result<(), CoreError> {
         let (batch, events) = {
             let mut r = self.replica.borrow_mut();
@@ -179,25 +185,45 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             }
             (r.take_writes(), r.take_events())
         };
+        let generation = self.generation.get();
         let id = self.commits.begin();
+        self.commits.settled(id - 1).await;
+        if self.generation.get() != generation {
+            self.commits.end(id);
+            return Err(CoreError::new(
+                ErrorCode::Storage,
+                "rolled back because storing an earlier change failed",
+            ));
+        }
         let result = self.store.commit(&batch).await;
-        self.commits.end(id);
         match result {
             Ok(()) => {
+                self.commits.end(id);
                 self.events.borrow_mut().extend(events);
                 Ok(())
             }
             Err(error) => {
+                // Later commits wait (they are still behind `id`) until the reload is done
+                // and the generation has moved on; then they see they are stale.
+                let reloaded = self.store.load().await.map(|stored| {
+                    let (client_id, config) = {
+                        let r = self.replica.borrow();
+                        (r.client_id().to_owned(), r.config().clone())
+                    };
+                    *self.replica.borrow_mut() = Replica::open(stored, config, || client_id);
+                });
                 self.generation.set(self.generation.get() + 1);
-                let stored = self.store.load().await?;
-                let (client_id, config) = {
-                    let r = self.replica.borrow();
-                    (r.client_id().to_owned(), r.config().clone())
-                };
-                *self.replica.borrow_mut() = Replica::open(stored, config, || client_id);
+                self.commits.end(id);
+                reloaded?;
                 Err(error.into())
             }
         }
+    }
+
+    /// Whether a commit is under way (its batch is taken from the replica but not yet
+    /// stored, or the replica is being reloaded after a failed one).
+    pub fn is_committing(&self) -> bool {
+        !self.commits.running.borrow().is_empty()
     }
 
     /// Events of committed changes since the last call.
