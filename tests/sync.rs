@@ -150,3 +150,47 @@ async fn refused_writes_become_dead_letters_that_can_be_retried_or_discarded() {
     assert!(server.record("expenses", "e2").is_none());
     done(ferry.close()).await;
 }
+
+#[wasm_bindgen_test]
+async fn a_sync_cycle_recomputes_only_the_queries_of_collections_it_changed() {
+    let server = FakeServer::default();
+    let a = open(&unique_name("views-a"), &server).await;
+    let b = open(&unique_name("views-b"), &server).await;
+    let notes = b.query(js(json!("notes")), None).unwrap();
+    let _tasks = b.query(js(json!("tasks")), None).unwrap();
+    // Let b take the lead and finish its first cycle (which reloads every view once).
+    until("b has synced once", || {
+        let s = snapshot(&b.sync_state());
+        s["isLeader"] == true && s["status"] == "idle" && !s["lastSyncedAt"].is_null()
+    })
+    .await;
+    done(
+        a.put(
+            js(json!("notes")),
+            js(json!({"id": "n1", "title": "from a"})),
+        )
+        .unwrap(),
+    )
+    .await;
+    a.sync_now();
+    until("a's note reaches the server", || {
+        server.record("notes", "n1").is_some()
+    })
+    .await;
+
+    let (tasks_before, notes_before) =
+        (b.query_computations("tasks"), b.query_computations("notes"));
+    b.sync_now();
+    until("b pulls the note", || {
+        snapshot(&notes).as_array().is_some_and(|r| r.len() == 1)
+    })
+    .await;
+    assert!(b.query_computations("notes") > notes_before);
+    assert_eq!(
+        b.query_computations("tasks"),
+        tasks_before,
+        "a pull of notes leaves the tasks query alone"
+    );
+    done(a.close()).await;
+    done(b.close()).await;
+}

@@ -210,6 +210,14 @@ impl Ferry {
     }
 }
 
+impl Ferry {
+    /// How many times the live queries of `collection` were computed (Rust only, for tests
+    /// and profiling: a sync cycle recomputes only the collections it changed).
+    pub fn query_computations(&self, collection: &str) -> u64 {
+        self.client.query_computations(collection)
+    }
+}
+
 /// `orderBy`: a field name or `[field, 'asc' | 'desc']`.
 fn parse_order(value: &JsValue) -> Result<Option<(String, bool)>, JsValue> {
     if value.is_undefined() || value.is_null() {

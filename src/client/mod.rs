@@ -23,6 +23,7 @@ use ferry_core::{CoreError, ErrorCode};
 use js_sys::{Function, Promise};
 use signal::Signal;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 pub use views::Query;
 use wasm_bindgen::JsValue;
@@ -69,6 +70,7 @@ pub struct Client {
     pub(crate) conflicts: Rc<Subject>,
     pub(crate) dead_letters: Rc<Subject>,
     queries: RefCell<Vec<Weak<Query>>>,
+    computations: RefCell<BTreeMap<String, u64>>,
     storage: RefCell<serde_json::Value>,
     leader_state: RefCell<Option<serde_json::Value>>,
     leadership: RefCell<Option<Leadership>>,
@@ -124,6 +126,7 @@ impl Client {
             conflicts: Rc::new(Subject::default()),
             dead_letters: Rc::new(Subject::default()),
             queries: RefCell::new(Vec::new()),
+            computations: RefCell::new(BTreeMap::new()),
             storage: RefCell::new(
                 serde_json::json!({"persisted": false, "usage": null, "quota": null}),
             ),
@@ -166,7 +169,7 @@ impl Client {
     pub fn write(&self, collection: &str, id: &str, change: Change) -> Result<Promise, CoreError> {
         self.check_open()?;
         let (_, ticket) = self.engine.write(collection, id, change)?;
-        self.changed(Some(collection));
+        self.changed(false);
         Ok(self.durable(ticket))
     }
 
@@ -179,7 +182,7 @@ impl Client {
         let now = self.engine.now_ms();
         change(&mut self.engine.replica_mut(), now)?;
         self.engine.nudge();
-        self.changed(None);
+        self.changed(true);
         Ok(self.durable(self.engine.ticket()))
     }
 
@@ -242,13 +245,15 @@ impl Client {
         self.after_commit(result.is_ok());
     }
 
-    /// After a local commit: tell the other tabs, update the views, nudge the network loop.
+    /// After a local commit: tell the other tabs, update the views (after a failed commit
+    /// the engine reloaded the replica, which reports every collection as changed), nudge
+    /// the network loop.
     fn after_commit(&self, ok: bool) {
         if ok {
             self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
             self.wake_network(true);
         }
-        self.publish_all();
+        self.changed(true);
     }
 
     /// Asks for a sync now (`syncNow()`); followers ask the leader.

@@ -113,7 +113,8 @@ impl Client {
             if self.engine.is_due() {
                 self.engine.sync().await;
                 self.engine.replica_mut().set_coalesce(true);
-                self.publish_all();
+                // Only the live queries of collections the cycle changed are recomputed.
+                self.changed(true);
                 self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
                 self.broadcast(serde_json::json!({"t": "state", "state": self.own_sync_state()}));
                 self.clone().after_cycle().await;

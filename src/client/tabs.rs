@@ -63,7 +63,7 @@ impl Client {
             crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
         }
         self.engine.nudge();
-        self.publish_all();
+        self.changed(true);
         self.run_network().await;
     }
 
@@ -111,6 +111,7 @@ impl Client {
         };
         let busy = self.engine.replica().has_unsaved_changes()
             || self.store.is_committing()
+            || self.engine.is_committing()
             || self.flush_scheduled.get()
             || self.engine.sync_state().status == Status::Syncing;
         if busy {
@@ -120,7 +121,7 @@ impl Client {
         let mut config = self.config.clone();
         config.coalesce = self.is_leader();
         *self.engine.replica_mut() = Replica::open(stored, config, || client_id);
-        self.publish_all();
+        self.changed(true);
         true
     }
 }

@@ -11,6 +11,7 @@ use ferry_core::protocol::Fields;
 use ferry_core::replica::Replica;
 use serde_json::{json, Value};
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// Whether a reload from the store is running, and whether another one was asked for.
@@ -97,6 +98,11 @@ impl Client {
     pub fn query(&self, query: Query) -> Rc<Query> {
         let query = Rc::new(query);
         let text = query.compute(&self.engine.replica());
+        *self
+            .computations
+            .borrow_mut()
+            .entry(query.collection.clone())
+            .or_default() += 1;
         query.publish(text);
         let mut queries = self.queries.borrow_mut();
         queries.retain(|q| q.strong_count() > 0);
@@ -113,36 +119,65 @@ impl Client {
         Some(row_value(&record.id, &record.state.fields))
     }
 
-    /// Something changed locally: in `collection`, or anywhere (`None`).
-    pub(super) fn changed(&self, collection: Option<&str>) {
-        self.publish_queries(collection);
-        self.publish_sync_state();
-        if collection.is_none() {
+    /// The replica changed (a local write, an inbox action, a commit): recomputes the live
+    /// queries of the collections it reports as changed, and the sync state; the inbox too
+    /// when `inbox`.
+    pub(super) fn changed(&self, inbox: bool) {
+        self.publish_changes();
+        if inbox {
             self.publish_inbox();
         }
     }
 
+    /// Recomputes the live queries of the collections whose records changed since the last
+    /// call (ferry-core's [`Replica::take_changed_collections`]: local writes, pulled
+    /// records, acks, settles), then the sync state. A sync cycle that pulled only `notes`
+    /// leaves every `tasks` query alone.
+    pub(super) fn publish_changes(&self) {
+        let changed = self.engine.replica_mut().take_changed_collections();
+        if !changed.is_empty() {
+            self.publish_queries(Some(&changed));
+        }
+        self.publish_sync_state();
+    }
+
     /// Recomputes every view.
     pub fn publish_all(&self) {
+        self.engine.replica_mut().take_changed_collections();
         self.publish_queries(None);
         self.publish_inbox();
         self.publish_sync_state();
     }
 
-    fn publish_queries(&self, collection: Option<&str>) {
+    /// How many times live queries of `collection` were computed (for tests and profiling).
+    pub fn query_computations(&self, collection: &str) -> u64 {
+        self.computations
+            .borrow()
+            .get(collection)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Recomputes the live queries of `collections` (`None`: all of them).
+    fn publish_queries(&self, collections: Option<&BTreeSet<String>>) {
         let queries: Vec<Rc<Query>> = self
             .queries
             .borrow()
             .iter()
             .filter_map(|q| q.upgrade())
+            .filter(|q| collections.is_none_or(|c| c.contains(&q.collection)))
             .collect();
+        if queries.is_empty() {
+            return;
+        }
         // Compute everything first: a subscriber may write, which needs the replica.
         let texts: Vec<(Rc<Query>, String)> = {
             let replica = self.engine.replica();
+            let mut counts = self.computations.borrow_mut();
             queries
                 .into_iter()
-                .filter(|q| collection.is_none_or(|c| c == q.collection))
                 .map(|q| {
+                    *counts.entry(q.collection.clone()).or_default() += 1;
                     let text = q.compute(&replica);
                     (q, text)
                 })

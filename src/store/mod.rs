@@ -49,10 +49,20 @@ pub struct IdbStore(Rc<Inner>);
 impl IdbStore {
     /// Opens (creating or upgrading) the database `name`.
     pub async fn open(name: &str, cipher: Option<Cipher>) -> Result<IdbStore, StoreError> {
+        Self::open_with_blocked_timeout(name, cipher, schema::DEFAULT_BLOCKED_TIMEOUT_MS).await
+    }
+
+    /// [`IdbStore::open`], failing with [`StoreError::Unavailable`] when another tab blocks
+    /// the upgrade for longer than `blocked_timeout_ms`.
+    pub async fn open_with_blocked_timeout(
+        name: &str,
+        cipher: Option<Cipher>,
+        blocked_timeout_ms: u32,
+    ) -> Result<IdbStore, StoreError> {
         let store = IdbStore(Rc::new(Inner {
             name: name.to_owned(),
             codec: Codec::new(cipher),
-            blocked_timeout_ms: schema::DEFAULT_BLOCKED_TIMEOUT_MS,
+            blocked_timeout_ms,
             db: RefCell::new(None),
             on_version_change: RefCell::new(None),
             tail: RefCell::new(Promise::resolve(&JsValue::UNDEFINED)),
@@ -260,7 +270,7 @@ impl Store for IdbStore {
 }
 
 /// Maps an IndexedDB failure to a store error; a full disk is `QuotaExceeded`.
-pub(crate) fn idb_error(what: &str, e: indexed_db_futures::error::Error) -> StoreError {
+pub fn idb_error(what: &str, e: indexed_db_futures::error::Error) -> StoreError {
     let name = match &e {
         indexed_db_futures::error::Error::DomException(d) => {
             js_error_name(&JsValue::from(d.clone()))

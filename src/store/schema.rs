@@ -16,7 +16,6 @@ use futures::future::{select, Either};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::KeyPath;
-use std::pin::pin;
 
 /// The schema version this build writes.
 pub const VERSION: u32 = 2;
@@ -52,13 +51,27 @@ pub async fn open(
             StoreError::Unavailable(format!("cannot open IndexedDB database `{name}`: {e}"))
         })?;
     let timeout = gloo_timers::future::TimeoutFuture::new(blocked_timeout_ms);
-    match select(pin!(request), timeout).await {
+    match select(Box::pin(request), timeout).await {
         Either::Left((Ok(db), _)) => Ok(db),
-        Either::Left((Err(e), _)) => Err(StoreError::Unavailable(format!("cannot open IndexedDB database `{name}`: {e}"))),
-        Either::Right(_) => Err(StoreError::Unavailable(format!(
-            "opening IndexedDB database `{name}` was blocked for {blocked_timeout_ms} ms by another tab that keeps an \
-             older version open; close or reload the other tabs of this app"
+        Either::Left((Err(e), _)) => Err(StoreError::Unavailable(format!(
+            "cannot open IndexedDB database `{name}`: {e}"
         ))),
+        Either::Right((_, request)) => {
+            // An open request cannot be cancelled: it stays queued and upgrades the database
+            // once the other tab lets go. Dropping it would drop its upgrade handler too, and
+            // the upgrade would then raise the version WITHOUT creating the new stores —
+            // leaving a database no later open can use. So keep it alive, and close the
+            // connection it finally yields.
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(db) = request.await {
+                    db.close();
+                }
+            });
+            Err(StoreError::Unavailable(format!(
+                "opening IndexedDB database `{name}` was blocked for {blocked_timeout_ms} ms by another tab that keeps an \
+                 older version open; close or reload the other tabs of this app"
+            )))
+        }
     }
 }
 
