@@ -2,6 +2,7 @@
 //
 //   node bench/run.mjs [--reps 5] [--n 10000] [--write1 200] [--push 1000]
 //                      [--only write1,writeMany,cold,sync,server,size] [--engines idb,dexie,...]
+//                      [--reps-many N] [--report-only]
 //
 // Browser benchmarks run in headless Chromium (Debian's /usr/bin/chromium via playwright-core),
 // each engine in a fresh profile per repetition, engines interleaved (rotated, alternating
@@ -32,6 +33,7 @@ const opt = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt;
 };
 const REPS = Number(opt('reps', 5));
+const REPS_MANY = Number(opt('reps-many', REPS)); // the 10,000-write benchmark (peers take ~1 min each)
 const N = Number(opt('n', 10000));
 const WRITE1 = Number(opt('write1', 200));
 const WARMUP = Number(opt('warmup', 20));
@@ -147,7 +149,7 @@ async function benchWrite1(origin, engines) {
 }
 
 async function benchWriteMany(origin, engines) {
-  for (let rep = 0; rep < REPS; rep++) {
+  for (let rep = 0; rep < REPS_MANY; rep++) {
     for (const engine of orderFor(engines, rep)) {
       const profile = freshProfile(`${engine}-wm`);
       try {
@@ -158,7 +160,7 @@ async function benchWriteMany(origin, engines) {
           const r = await page.evaluate((o) => window.B.writeMany(o), { n: N });
           if (r.count !== N) throw new Error(`stored ${r.count} of ${N}`);
           push(results.writeMany, engine, r.ms);
-          log(`writeMany rep ${rep + 1}/${REPS} ${engine}: ${r.ms.toFixed(0)} ms`);
+          log(`writeMany rep ${rep + 1}/${REPS_MANY} ${engine}: ${r.ms.toFixed(0)} ms`);
         });
       } catch (e) {
         results.errors.push({ bench: 'writeMany', engine, rep, error: String(e.message || e) });
@@ -357,6 +359,14 @@ function benchSize() {
 
 // ------------------------------------------------------------------ main
 async function main() {
+  if (argv.includes('--report-only')) {
+    // Re-render latest.md from latest.json (e.g. after editing results/findings.md).
+    const saved = JSON.parse(fs.readFileSync(path.join(here, 'results', 'latest.json'), 'utf8'));
+    for (const k of ['summary', 'headline']) delete saved[k];
+    const { md } = writeReport(saved, path.join(here, 'results'));
+    log(`rewrote ${path.relative(root, md)}`);
+    return;
+  }
   fs.mkdirSync(TMP, { recursive: true });
   // Snapshot pkg/ (unless scripts/bench.sh already did, right after building it).
   if (!process.env.FERRY_BENCH_PKG && fs.existsSync(path.join(root, 'pkg', 'ferry_bg.wasm'))) {
@@ -383,6 +393,7 @@ async function main() {
     memGiB: Math.round(os.totalmem() / 2 ** 30),
     loadavgAtStart: os.loadavg(),
     reps: REPS,
+    repsMany: REPS_MANY,
     n: N,
     write1: WRITE1,
     warmup: WARMUP,
