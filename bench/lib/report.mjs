@@ -156,7 +156,7 @@ export function renderMarkdown(results, a) {
   }
   if (Object.keys(s.writeMany).length) {
     out.push(`## 2. ${m.n} writes issued at once`, '');
-    out.push(`All ${m.n} writes started in the same tick, then `Promise.all`; one sample per repetition (${m.repsMany ?? m.reps} repetitions). Raw IndexedDB writes them in one transaction (both outbox layouts; the faster is the limit). Peers get ${m.n} separate write calls, as an app would make them.`, '');
+    out.push(`All ${m.n} writes started in the same tick, then \`Promise.all\`; one sample per repetition (${m.repsMany ?? m.reps} repetitions). Raw IndexedDB writes them in one transaction (both outbox layouts; the faster is the limit). Peers get ${m.n} separate write calls, as an app would make them.`, '');
     out.push(engTable(s.writeMany, lim(s.writeMany), '(ms)'), '');
   }
   if (Object.keys(s.cold).length) {
