@@ -15,6 +15,12 @@ const FIELD_LABELS = {
 };
 export const fieldLabel = (f) => FIELD_LABELS[f] || f;
 
+/** A field's value for people: timestamps as dates, the rest as displayValue does. */
+export function showField(f, v, displayValue) {
+  if ((f === 'createdAt' || f === 'updatedAt') && typeof v === 'number') return new Date(v).toLocaleString();
+  return displayValue(v);
+}
+
 export function recordLabel(collection, fields) {
   const key = COLLECTIONS[collection]?.titleField || 'title';
   return (fields && fields[key]) || '(untitled)';

@@ -2,7 +2,7 @@
 // server refused for good (dead letters), and a history of how each was settled.
 import { h, keyedList, displayValue, sameValue, relativeTime, formatTimestamp } from './dom.js';
 import { fieldsOf, META } from './edits.js';
-import { COLLECTIONS, recordLabel, fieldLabel } from './common.js';
+import { COLLECTIONS, recordLabel, fieldLabel, showField } from './common.js';
 import { expenseFields } from './expenses.js';
 import { toast } from './toast.js';
 
@@ -108,8 +108,9 @@ function conflictCard(conflict, ctx) {
   const base = fieldsOf(conflict.base);
   const local = fieldsOf(conflict.local);
   const server = fieldsOf(conflict.server);
-  const serverDeleted = !!(conflict.server && conflict.server.deleted);
-  const localDeleted = !!(conflict.local && conflict.local.deleted) || conflict.local === null;
+  // `null` stands for a deleted record.
+  const serverDeleted = conflict.server === null;
+  const localDeleted = conflict.local === null;
   const names = [...new Set([...Object.keys(base), ...Object.keys(local), ...Object.keys(server)])].filter((f) => !META(f));
   const flagged = new Set(Array.isArray(conflict.fields) ? conflict.fields : []);
   const differs = (f) => !sameValue(local[f], server[f]);
@@ -121,10 +122,11 @@ function conflictCard(conflict, ctx) {
   const gid = `c-${String(conflict.id).replace(/[^a-zA-Z0-9_-]/g, '_')}`;
   const el = h('article', { class: 'card conflict', testid: 'conflict-card', dataset: { id: conflict.id, collection: conflict.collection, recordId: conflict.recordId }, 'aria-labelledby': `${gid}-title` });
 
-  const rows = names.map((f) => {
+  const same = names.filter((f) => !differs(f));
+  const rows = names.filter(differs).map((f) => {
     const d = differs(f);
     const cell = (side, value, extra) => h('td', { class: `conflict__cell conflict__cell--${side}${extra || ''}`, dataset: { label: side === 'base' ? 'Before' : side === 'local' ? 'Mine' : 'Theirs' } },
-      h('span', { class: 'conflict__value', testid: `conflict-${side}-${f}`, text: displayValue(value) }));
+      h('span', { class: 'conflict__value', testid: `conflict-${side}-${f}`, text: showField(f, value, displayValue) }));
     const pick = d
       ? h('td', { class: 'conflict__pick' },
         h('fieldset', { class: 'pick' },
@@ -183,6 +185,9 @@ function conflictCard(conflict, ctx) {
           h('th', { scope: 'col', text: 'Field' }), h('th', { scope: 'col', text: 'Before' }),
           h('th', { scope: 'col', text: 'Mine' }), h('th', { scope: 'col', text: 'Theirs' }), h('th', { scope: 'col', text: 'Keep' }))),
         h('tbody', {}, rows))),
+    same.length ? h('details', { class: 'conflict__same' },
+      h('summary', { text: `${same.length} other field${same.length === 1 ? ' is' : 's are'} the same on both sides` }),
+      h('dl', { class: 'letter__fields' }, same.flatMap((f) => [h('dt', { text: fieldLabel(f) }), h('dd', { text: showField(f, server[f] ?? local[f], displayValue) })]))) : null,
     h('div', { class: 'conflict__actions' },
       h('button', { type: 'button', class: 'btn', testid: 'resolve-server', text: 'Take theirs', onclick: () => resolve('server') }),
       h('button', { type: 'button', class: 'btn', testid: 'resolve-local', text: 'Keep mine', onclick: () => resolve('local') }),
@@ -216,7 +221,9 @@ function explain(collection, serverDeleted) {
 // One dead letter.
 
 function letterCard(letter, ctx) {
-  const desired = fieldsOf(letter.desired);
+  const desiredRecord = letter.desired;
+  const isDelete = desiredRecord === null;
+  const desired = fieldsOf(desiredRecord);
   const kind = COLLECTIONS[letter.collection]?.label || letter.collection;
   const label = recordLabel(letter.collection, desired);
   const el = h('article', { class: 'card letter', role: 'alert', testid: 'dead-letter', dataset: { id: letter.id, collection: letter.collection, recordId: letter.recordId } });
@@ -238,11 +245,11 @@ function letterCard(letter, ctx) {
   function summary() {
     const names = Object.keys(desired).filter((f) => !META(f)).sort((a, b) => order(a) - order(b));
     body.replaceChildren(
-      h('dl', { class: 'letter__fields' }, names.flatMap((f) => [h('dt', { text: fieldLabel(f) }), h('dd', { text: displayValue(desired[f]) })])),
+      isDelete ? h('p', { class: 'muted', text: 'You deleted this record; the server did not accept the delete.' }) : h('dl', { class: 'letter__fields' }, names.flatMap((f) => [h('dt', { text: fieldLabel(f) }), h('dd', { text: showField(f, desired[f], displayValue) })])),
       h('div', { class: 'conflict__actions' },
         h('button', { type: 'button', class: 'btn btn--ghost btn--danger', testid: 'letter-discard', text: 'Discard', onclick: () => act('discard', () => letter.discard()) }),
         h('button', { type: 'button', class: 'btn', testid: 'letter-retry', text: 'Retry', onclick: () => act('retry', () => letter.retry()) }),
-        h('button', { type: 'button', class: 'btn btn--primary', testid: 'letter-edit', text: 'Edit', onclick: editor })));
+        isDelete ? null : h('button', { type: 'button', class: 'btn btn--primary', testid: 'letter-edit', text: 'Edit', onclick: editor })));
   }
 
   function editor() {
