@@ -56,15 +56,15 @@ impl Default for SyncState {
 }
 
 impl SyncState {
-    /// The browser says the network is back: try at once.
+    /// The browser says the network is back: try at once — from `auth-required` too, since
+    /// the app's token callback may have failed only because the network was gone (one more
+    /// 401 puts the client straight back).
     pub fn network_up(&mut self, now_ms: u64) {
         self.online = true;
         if matches!(self.status, Status::Offline | Status::Backoff) {
             self.status = Status::Idle;
         }
-        if self.status != Status::AuthRequired {
-            self.next_retry_at_ms = Some(now_ms);
-        }
+        self.next_retry_at_ms = Some(now_ms);
     }
 
     /// The browser says the network is gone. A probe stays scheduled: the event can lie.
@@ -170,5 +170,18 @@ mod tests {
         assert!(!s.is_due(u64::MAX));
         s.nudge(10);
         assert!(s.is_due(10));
+    }
+
+    #[test]
+    fn the_network_returning_retries_after_an_auth_failure() {
+        // getToken fails while offline (its own fetch cannot reach the server): the engine
+        // must not wait in auth-required for the app once the network is back.
+        let mut s = SyncState::default();
+        s.network_down();
+        s.failed(Failure::Auth, "getToken failed".into(), 0, 0);
+        assert!(!s.is_due(u64::MAX));
+        s.network_up(20);
+        assert_eq!(s.status, Status::AuthRequired, "until a request says otherwise");
+        assert!(s.is_due(20));
     }
 }
