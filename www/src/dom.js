@@ -54,6 +54,9 @@ export function field(label, input, hint) {
       input.setAttribute('aria-describedby', errorEl.id);
     } else input.removeAttribute('aria-describedby');
   };
+  // Typing clears the message (validators that run on input may set it again). Not on
+  // 'change': that fires on blur, and the layout shift would move the button being clicked.
+  input.addEventListener('input', () => { if (!errorEl.hidden) setError(''); });
   return { wrap, input, setError };
 }
 

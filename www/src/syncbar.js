@@ -41,6 +41,7 @@ export function mountSyncBar(ferry, { onSignInNeeded }) {
   const syncBtn = $('#sync-now');
   const offlineSwitch = $('#offline-switch');
   const errorBox = $('#sync-error');
+  const footer = $('#footer-info');
   let current = null;
 
   function render() {
@@ -57,6 +58,12 @@ export function mountSyncBar(ferry, { onSignInNeeded }) {
       lastEl.title = formatTimestamp(s.lastSyncedAt);
     }
     offlineSwitch.checked = isOffline();
+    if (s) {
+      const parts = [s.isLeader ? 'This tab syncs for every open tab' : 'Another open tab is syncing'];
+      if (s.storage) parts.push(s.storage.persisted ? 'storage: persistent' : 'storage: best effort');
+      if (s.conflicts || s.deadLetters) parts.push(`${s.conflicts} to review, ${s.deadLetters} refused`);
+      footer.textContent = `Ferry Field · ${parts.join(' · ')}`;
+    }
     syncBtn.disabled = key === 'syncing';
     if (s && (s.status === 'error' || s.status === 'auth-required') && s.lastError) {
       errorBox.hidden = false;
