@@ -254,7 +254,11 @@ describe('Ferry Field, end to end', { concurrency: false }, () => {
     await a.getByText('The amount cannot be negative', { exact: false }).first().waitFor();
     await a.getByText('Say what the expense was for.').waitFor();
     assert.equal(await a.getByTestId('expense-row').count(), rowsBefore);
+    // Typing clears the messages.
     await a.getByTestId('expense-amount').fill('');
+    await a.getByTestId('expense-description').fill('T');
+    await a.getByTestId('expense-description').fill('');
+    assert.equal(await a.locator('#view-expenses .field-error:not([hidden])').count(), 0);
 
     // Empty titles too.
     await showView(a, 'notes');

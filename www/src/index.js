@@ -188,17 +188,21 @@ function mountApp(ferry, session) {
     if (s && (s.outboxDepth || 0) === 0 && !s.inFlight && s.status !== 'syncing') tracker.allAcked();
   });
 
+  let closeConflictToast = null;
+  let closeLetterToast = null;
   ferry.conflicts.subscribe((list) => {
     const prev = inbox.conflicts.length;
     inbox.conflicts = [...(list || [])];
     notifyInbox();
-    if (inbox.conflicts.length > prev) toast('A change needs your review — see the Inbox.', 'warn', { testid: 'conflict-toast' });
+    if (inbox.conflicts.length > prev) closeConflictToast = toast('A change needs your review — see the Inbox.', 'warn', { testid: 'conflict-toast' });
+    if (inbox.conflicts.length === 0) closeConflictToast?.();
   });
   ferry.deadLetters.subscribe((list) => {
     const prev = inbox.deadLetters.length;
     inbox.deadLetters = [...(list || [])];
     notifyInbox();
-    if (inbox.deadLetters.length > prev) toast('The server refused a change — see the Inbox.', 'error', { testid: 'dead-letter-toast' });
+    if (inbox.deadLetters.length > prev) closeLetterToast = toast('The server refused a change — see the Inbox.', 'error', { testid: 'dead-letter-toast' });
+    if (inbox.deadLetters.length === 0) closeLetterToast?.();
   });
 
   mountNotes($('#view-notes'), ctx);

@@ -10,4 +10,5 @@ export function toast(message, kind = 'info', { timeout = 5000, testid } = {}) {
     h('button', { class: 'toast__close', type: 'button', 'aria-label': 'Dismiss', onclick: close, text: '×' }));
   box.appendChild(el);
   if (timeout) setTimeout(close, timeout);
+  return close;
 }
