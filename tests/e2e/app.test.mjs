@@ -304,6 +304,28 @@ describe('Ferry Field, end to end', { concurrency: false }, () => {
     await screenshot(a, '08-expenses');
   });
 
+  it('the badge shows retries while the server is in trouble, and recovers by itself', T, async () => {
+    const b = bob.page;
+    await bob.context.route('**/v1/sync/**', (route) => route.fulfill({
+      status: 503,
+      headers: { 'Content-Type': 'application/json', 'Retry-After': '3' },
+      body: JSON.stringify({ error: { code: 'unavailable', message: 'down for maintenance' } }),
+    }));
+    await showView(b, 'tasks');
+    await b.getByTestId('task-title').fill('Call the crane operator');
+    await b.getByTestId('task-add').click();
+    const badge = b.getByTestId('sync-badge');
+    await eventually(async () => assert.equal(await badge.getAttribute('data-status'), 'backoff'));
+    assert.match(await badge.textContent(), /Retrying (in \d+ s|now|soon)/);
+    assert.equal(await b.getByTestId('outbox-depth').textContent(), '1');
+    await screenshot(b, '10-retrying');
+    await bob.context.unroute('**/v1/sync/**');
+    // No click needed: the engine retries when the wait is over.
+    await eventually(async () => assert.equal(await badge.getAttribute('data-status'), 'synced'), { timeout: 60_000 });
+    const onServer = [...(await server.records()).values()];
+    assert.ok(onServer.some((r) => r.collection === 'tasks' && r.fields.title === 'Call the crane operator'));
+  });
+
   it('the app shell loads with no network after the first visit (service worker), and works offline', T, async () => {
     const carol = await openDevice(browser, server.url, 'carol', { serviceWorkers: 'allow', viewport: { width: 390, height: 844 } });
     const p = carol.page;

@@ -228,6 +228,15 @@ function history_replace(view) {
 
 function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) return;
+  // A page that was already controlled and gets a new worker runs the old version until a
+  // reload: say so, and let the person choose when.
+  let controlled = !!navigator.serviceWorker.controller;
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (controlled) {
+      toast('Ferry Field was updated.', 'info', { timeout: 0, action: { label: 'Reload', run: () => location.reload() } });
+    }
+    controlled = true;
+  });
   window.addEventListener('load', () => {
     navigator.serviceWorker.register('/sw.js').catch((err) => console.warn('service worker not registered', err));
   });
