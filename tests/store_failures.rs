@@ -183,10 +183,11 @@ async fn an_aborted_indexeddb_transaction_rejects_the_write_and_keeps_the_stored
 
 #[wasm_bindgen_test]
 fn a_quota_exceeded_dom_exception_maps_to_the_quota_exceeded_code() {
-    // Chromium's quota cannot be lowered from inside a page, so this checks the mapping at
-    // the store boundary with the DOMException IndexedDB throws when the disk is full.
-    // (tests/engine-e2e/quota.test.mjs provokes the real thing through the DevTools
-    // protocol's Storage.overrideQuotaForOrigin.)
+    // A real QuotaExceededError could not be provoked in headless Chromium: a page cannot
+    // lower its quota, and lowering it through the DevTools protocol
+    // (Storage.overrideQuotaForOrigin, tried from playwright) did not make IndexedDB refuse
+    // 8 MB of writes. So this checks the mapping at the store boundary with the DOMException
+    // IndexedDB throws when the disk is full, and the next test injects the failure there.
     let dom = web_sys::DomException::new_with_message_and_name(
         "The transaction was aborted, so the request cannot be fulfilled.",
         "QuotaExceededError",

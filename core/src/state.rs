@@ -181,7 +181,11 @@ mod tests {
         s.failed(Failure::Auth, "getToken failed".into(), 0, 0);
         assert!(!s.is_due(u64::MAX));
         s.network_up(20);
-        assert_eq!(s.status, Status::AuthRequired, "until a request says otherwise");
+        assert_eq!(
+            s.status,
+            Status::AuthRequired,
+            "until a request says otherwise"
+        );
         assert!(s.is_due(20));
     }
 }

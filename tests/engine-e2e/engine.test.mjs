@@ -1,0 +1,206 @@
+// The browser engine (the ferry-sync package) against the real ferry-server, in Chromium:
+// leader takeover between tabs, two devices converging through server-sent-event pokes,
+// offline -> online, a 401 answered by a token refresh, and a dead letter from the server's
+// validation rule that is retried with an edited value.
+//
+//   node --test tests/engine-e2e/        (npm run test:engine)
+//
+// Every wait is for an outcome, with a generous limit (harness WAIT_MS); nothing is timed.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Server,
+  ensurePackage,
+  ensureServerBinary,
+  launchChromium,
+  openPage,
+  uniqueName,
+  until,
+  untilServer,
+} from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  ensurePackage();
+  const bin = ensureServerBinary();
+  server = await Server.start(bin);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const put = (page, collection, record) =>
+  page.evaluate(([c, r]) => window.ferry.put(c, r).then(() => true), [collection, record]);
+
+test('leader takeover: the surviving tab leads and pushes what the closed tab wrote', async () => {
+  const context = await browser.newContext();
+  try {
+    const name = uniqueName('tabs');
+    const first = await openPage(context, server);
+    const second = await openPage(context, server);
+    await first.evaluate((n) => window.startFerry(n), name);
+    await second.evaluate((n) => window.startFerry(n), name);
+    const leads = (p) => p.evaluate(() => window.lastState?.isLeader === true);
+    await until(first, () => window.lastState?.isLeader === true, null, 'the first tab leads');
+    assert.equal(await leads(second), false, 'exactly one tab leads');
+    assert.equal(await second.evaluate(() => window.ferry.isLeader), false);
+
+    // Offline, so nothing leaves before the leader is gone.
+    await context.setOffline(true);
+    const [a, b] = [uniqueName('from-leader'), uniqueName('from-follower')];
+    await put(first, 'notes', { id: a, title: 'written by the leader' });
+    await put(second, 'notes', { id: b, title: 'written by the follower' });
+    await until(second, (id) => window.ferry.get('notes', id) !== undefined, a, 'the follower sees the leader\'s write');
+    assert.equal(await leads(second), false);
+
+    await first.close({ runBeforeUnload: false });
+    await until(second, () => window.lastState?.isLeader === true, null, 'the other tab takes over');
+    await context.setOffline(false);
+    await untilServer(
+      async () => (await server.record('notes', a)) && (await server.record('notes', b)),
+      'both notes — the closed tab\'s too — are on the server',
+    );
+    assert.equal((await server.record('notes', a)).fields.title, 'written by the leader');
+    assert.equal((await server.record('notes', b)).fields.title, 'written by the follower');
+    await until(second, () => window.lastState?.outboxDepth === 0, null, 'the outbox empties');
+  } finally {
+    await context.close();
+  }
+});
+
+test('two devices converge through the server; a poke makes B pull without syncNow', async () => {
+  const [ctxA, ctxB] = [await browser.newContext(), await browser.newContext()];
+  try {
+    const name = uniqueName('devices');
+    const a = await openPage(ctxA, server);
+    const b = await openPage(ctxB, server);
+    await a.evaluate((n) => window.startFerry(n, { user: 'alice' }), name);
+    await b.evaluate((n) => window.startFerry(n, { user: 'bob' }), name);
+    for (const p of [a, b]) {
+      await until(p, () => window.lastState?.lastSyncedAt != null, null, 'a first sync');
+    }
+
+    const fromA = uniqueName('note-a');
+    await put(a, 'notes', { id: fromA, title: 'from device A' });
+    // No syncNow on B: the server's poke (or, failing that, polling) brings the change.
+    const seen = await until(b, (id) => window.ferry.get('notes', id), fromA, 'device B has A\'s note');
+    assert.deepEqual(seen, { id: fromA, title: 'from device A' });
+
+    const fromB = uniqueName('note-b');
+    await put(b, 'notes', { id: fromB, title: 'from device B' });
+    await until(a, (id) => window.ferry.get('notes', id), fromB, 'device A has B\'s note');
+
+    // Concurrent edits of different fields (merge-fields) settle to the same record on both
+    // devices and the server.
+    await Promise.all([
+      a.evaluate((id) => window.ferry.patch('notes', id, { done: true }), fromA),
+      b.evaluate((id) => window.ferry.patch('notes', id, { title: 'renamed on B' }), fromA),
+    ]);
+    const converged = (p) =>
+      until(
+        p,
+        (id) => {
+          const n = window.ferry.get('notes', id);
+          return n && n.done === true && n.title === 'renamed on B' && window.lastState.outboxDepth === 0 && n;
+        },
+        fromA,
+        'both edits are merged',
+      );
+    const [onA, onB] = [await converged(a), await converged(b)];
+    assert.deepEqual(onA, onB);
+    await untilServer(async () => {
+      const r = await server.record('notes', fromA);
+      return r && r.fields.done === true && r.fields.title === 'renamed on B';
+    }, 'the server holds the merge');
+  } finally {
+    await ctxA.close();
+    await ctxB.close();
+  }
+});
+
+test('offline -> online: the outbox empties by itself', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server);
+    await page.evaluate((n) => window.startFerry(n), uniqueName('offline'));
+    await until(page, () => window.lastState?.lastSyncedAt != null, null, 'a first sync');
+    await context.setOffline(true);
+    const id = uniqueName('note');
+    await put(page, 'notes', { id, title: 'written offline' });
+    await until(page, () => window.lastState?.status === 'offline', null, 'the engine reports offline');
+    assert.equal(await page.evaluate(() => window.lastState.outboxDepth), 1);
+    assert.equal(await server.record('notes', id), undefined);
+
+    await context.setOffline(false);
+    await until(page, () => window.lastState?.outboxDepth === 0, null, 'the outbox empties');
+    assert.equal((await server.record('notes', id)).fields.title, 'written offline');
+    await until(page, () => window.lastState?.status === 'idle', null, 'the engine is idle again');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a 401 makes the engine ask getToken(true) and the write reaches the server', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server);
+    const expired = server.expiredToken('alice');
+    await page.evaluate(([n, t]) => window.startFerry(n, { firstToken: t, live: false }), [uniqueName('auth'), expired]);
+    const id = uniqueName('note');
+    await put(page, 'notes', { id, title: 'after a refresh' });
+    await untilServer(() => server.record('notes', id), 'the note reaches the server');
+    const calls = await page.evaluate(() => window.tokenCalls);
+    assert.equal(calls[0], false, 'the first token was asked without refresh');
+    assert.ok(calls.includes(true), `getToken(true) was called after the 401: ${JSON.stringify(calls)}`);
+    await until(page, () => window.lastState?.outboxDepth === 0 && window.lastState.status === 'idle', null, 'idle with an empty outbox');
+    assert.equal(await page.evaluate(() => window.lastState.lastError), null);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a dead letter from the server\'s validation rule, retried with an edited value, lands', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server);
+    await page.evaluate((n) => window.startFerry(n), uniqueName('letters'));
+    const id = uniqueName('expense');
+    await put(page, 'expenses', { id, label: 'taxi', amount: -12 });
+    const letter = await until(
+      page,
+      () => {
+        const [l] = window.ferry.deadLetters.getSnapshot();
+        return l && { code: l.code, message: l.message, recordId: l.recordId, desired: l.desired };
+      },
+      null,
+      'the refused expense becomes a dead letter',
+    );
+    assert.equal(letter.code, 'validation_failed');
+    assert.equal(letter.recordId, id);
+    assert.match(letter.message, /amount/);
+    assert.deepEqual(letter.desired, { id, label: 'taxi', amount: -12 });
+    assert.equal(await server.record('expenses', id), undefined, 'the server refused it');
+    assert.equal(await page.evaluate(() => window.lastState.deadLetters), 1);
+
+    await page.evaluate(() => {
+      const [l] = window.ferry.deadLetters.getSnapshot();
+      return l.retry({ ...l.desired, amount: 12 });
+    });
+    const stored = await untilServer(() => server.record('expenses', id), 'the edited expense lands on the server');
+    assert.deepEqual(stored.fields, { label: 'taxi', amount: 12 });
+    await until(
+      page,
+      () => window.ferry.deadLetters.getSnapshot().length === 0 && window.lastState.outboxDepth === 0,
+      null,
+      'no dead letter and an empty outbox',
+    );
+    assert.deepEqual(await page.evaluate((i) => window.ferry.get('expenses', i), id), { id, label: 'taxi', amount: 12 });
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,239 @@
+// Harness for the engine tests against the real server (node --test tests/engine-e2e/).
+//
+// - builds the npm package (bash scripts/build-pkg.sh) unless pkg/ is newer than the engine's
+//   sources, and ferry-server (cargo build --release -p ferry-server; a no-op when fresh);
+// - starts ferry-server on a free 127.0.0.1 port with a fresh SQLite file, --demo, a known
+//   --secret and --static <temp dir> holding the package and a tiny test page, so the page,
+//   the wasm and the sync API share one origin;
+// - launches Debian's Chromium through playwright-core (never downloads a browser).
+//
+// The test page (PAGE below) exposes `window.startFerry(name, options)`, which opens Ferry
+// with a `getToken(refresh)` that asks the server for demo tokens, and keeps the latest
+// sync state in `window.lastState`.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(join(ROOT, 'package.json'));
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Generous: the tests wait for outcomes, they never assert on timings. */
+export const WAIT_MS = 90_000;
+
+const log = (...a) => process.stderr.write(`engine-e2e: ${a.join(' ')}\n`);
+
+function newestMtime(path) {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
+  return newest;
+}
+
+/** Builds pkg/ unless it is newer than src/, core/, pkg-template/ and the manifests. */
+export function ensurePackage() {
+  const built = ['index.js', 'ferry.js', 'ferry_bg.wasm'].map((f) => join(ROOT, 'pkg', f));
+  const sources = ['src', 'core/src', 'pkg-template', 'Cargo.toml', 'Cargo.lock', 'core/Cargo.toml'];
+  const sourceTime = Math.max(...sources.map((p) => newestMtime(join(ROOT, p))));
+  if (built.every(existsSync) && Math.min(...built.map((f) => statSync(f).mtimeMs)) > sourceTime) {
+    log('pkg/ is up to date');
+    return;
+  }
+  log('building pkg/ (bash scripts/build-pkg.sh)');
+  execFileSync('bash', ['scripts/build-pkg.sh'], { cwd: ROOT, stdio: ['ignore', process.stderr, process.stderr] });
+}
+
+/** Builds ferry-server in release mode (cargo skips the work when it is up to date). */
+export function ensureServerBinary() {
+  const targetDir = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
+  const bin = join(targetDir, 'release', 'ferry-server');
+  log('cargo build --release -p ferry-server');
+  execFileSync('cargo', ['build', '--release', '-p', 'ferry-server'], {
+    cwd: ROOT,
+    stdio: ['ignore', process.stderr, process.stderr],
+  });
+  if (!existsSync(bin)) throw new Error(`ferry-server not found at ${bin}`);
+  return bin;
+}
+
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>ferry engine-e2e</title>
+<script type="module">
+import { Ferry, init } from './pkg/index.js';
+window.Ferry = Ferry;
+window.tokenCalls = [];
+async function demoToken(user) {
+  const r = await fetch('/v1/demo/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user }),
+  });
+  if (!r.ok) throw new Error('demo token: ' + r.status);
+  return (await r.json()).token;
+}
+// Opens Ferry as window.ferry. firstToken: what getToken(false) answers the first time
+// (an expired or garbage token), before the server's good ones.
+window.startFerry = async (name, { user = 'alice', firstToken = null, live = true } = {}) => {
+  let first = firstToken;
+  const ferry = await Ferry.open({
+    name,
+    url: '/v1',
+    live,
+    collections: {
+      notes: { policy: 'merge-fields' },
+      tasks: { policy: 'last-writer-wins' },
+      expenses: { policy: 'server-wins-review' },
+    },
+    getToken: async (refresh) => {
+      window.tokenCalls.push(refresh);
+      if (!refresh && first !== null) {
+        const t = first;
+        first = null;
+        return t;
+      }
+      return demoToken(user);
+    },
+  });
+  window.ferry = ferry;
+  ferry.syncState.subscribe((s) => { window.lastState = s; });
+  return true;
+};
+await init();
+window.ready = true;
+</script>
+`;
+
+/** A running ferry-server serving the test page. */
+export class Server {
+  static async start(bin) {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-engine-e2e-'));
+    const www = join(dir, 'www');
+    cpSync(join(ROOT, 'pkg'), join(www, 'pkg'), { recursive: true });
+    writeFileSync(join(www, 'index.html'), PAGE);
+    const secret = randomBytes(32).toString('hex');
+    const child = spawn(
+      bin,
+      ['--database', `sqlite://${join(dir, 'ferry.db')}`, '--listen', '127.0.0.1:0', '--demo', '--static', www],
+      {
+        env: { ...process.env, FERRY_SECRET: secret, RUST_LOG: process.env.RUST_LOG || 'warn' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const url = await new Promise((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout });
+      lines.once('line', (line) => resolve(line.trim().split(' ').pop()));
+      child.once('exit', (code) => reject(new Error(`ferry-server exited (${code}) before listening`)));
+    });
+    if (!url.startsWith('http://127.0.0.1:')) throw new Error(`unexpected ferry-server startup line: ${url}`);
+    child.stdout.resume();
+    log(`ferry-server at ${url} (data in ${dir})`);
+    return new Server(child, url, dir, secret);
+  }
+
+  constructor(child, url, dir, secret) {
+    Object.assign(this, { child, url, dir, secret });
+  }
+
+  async token(user = 'alice') {
+    const r = await fetch(`${this.url}/v1/demo/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user }),
+    });
+    if (!r.ok) throw new Error(`demo token: ${r.status}`);
+    return (await r.json()).token;
+  }
+
+  /** A correctly signed token of tenant `demo` that expired long ago. */
+  expiredToken(user = 'alice') {
+    const payload = Buffer.from(JSON.stringify({ tenant: 'demo', user, exp: 1 })).toString('base64url');
+    const sig = createHmac('sha256', this.secret).update(payload).digest('base64url');
+    return `${payload}.${sig}`;
+  }
+
+  /** Every live record on the server (GET /v1/sync/changes from cursor 0, all pages). */
+  async records() {
+    const token = await this.token('checker');
+    const out = new Map();
+    let cursor = 0;
+    for (;;) {
+      const r = await fetch(`${this.url}/v1/sync/changes?cursor=${cursor}&limit=1000`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      if (!r.ok) throw new Error(`pull: ${r.status} ${await r.text()}`);
+      const page = await r.json();
+      for (const rec of page.changes) out.set(`${rec.collection}/${rec.id}`, rec);
+      cursor = page.cursor;
+      if (!page.has_more) return out;
+    }
+  }
+
+  async record(collection, id) {
+    return (await this.records()).get(`${collection}/${id}`);
+  }
+
+  async stop() {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function launchChromium() {
+  const { chromium } = require('playwright-core');
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+/** A page of `context` with the test page loaded and the package initialised. */
+export async function openPage(context, server) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => log(`page error: ${e.stack || e}`));
+  await page.goto(`${server.url}/index.html`);
+  await page.waitForFunction(() => window.ready === true, null, { timeout: WAIT_MS });
+  return page;
+}
+
+/** Waits until `fn(arg)` evaluated in the page is truthy; returns its value. */
+export async function until(page, fn, arg, what) {
+  try {
+    const handle = await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 100 });
+    return await handle.jsonValue();
+  } catch (e) {
+    const state = await page.evaluate(() => window.lastState).catch(() => undefined);
+    throw new Error(`gave up waiting until ${what}: ${e.message}\nlast sync state: ${JSON.stringify(state)}`);
+  }
+}
+
+/** Waits (polling the server) until `check()` resolves truthy; returns its value. */
+export async function untilServer(check, what) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export function uniqueName(prefix) {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
