@@ -263,7 +263,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         let now = self.clock.now_ms();
         match result {
             Ok(()) => {
-                self.state.borrow_mut().succeeded();
+                self.state.borrow_mut().succeeded(now);
                 self.metrics.borrow_mut().cycles_ok += 1;
                 CycleOutcome::Synced
             }

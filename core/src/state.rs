@@ -40,6 +40,9 @@ pub struct SyncState {
     pub next_retry_at_ms: Option<u64>,
     pub last_error: Option<String>,
     pub backoff: Backoff,
+    /// A nudge arrived during a cycle (a poke for a change the cycle's pull may have
+    /// missed): run another cycle right after this one.
+    pub again: bool,
 }
 
 impl Default for SyncState {
@@ -51,6 +54,7 @@ impl Default for SyncState {
             next_retry_at_ms: Some(0),
             last_error: None,
             backoff: Backoff::default(),
+            again: false,
         }
     }
 }
@@ -77,6 +81,10 @@ impl SyncState {
 
     /// Something asks for a sync soon (a local write, a poke, the tab became visible).
     pub fn nudge(&mut self, now_ms: u64) {
+        if self.status == Status::Syncing {
+            self.again = true;
+            return;
+        }
         if matches!(
             self.status,
             Status::Idle | Status::Error | Status::AuthRequired
@@ -94,14 +102,16 @@ impl SyncState {
     pub fn started(&mut self) {
         self.status = Status::Syncing;
         self.next_retry_at_ms = None;
+        self.again = false;
     }
 
-    pub fn succeeded(&mut self) {
+    /// The cycle succeeded; if something asked for a sync meanwhile, the next is due now.
+    pub fn succeeded(&mut self, now_ms: u64) {
         self.status = Status::Idle;
         self.online = true;
         self.failures = 0;
         self.last_error = None;
-        self.next_retry_at_ms = None;
+        self.next_retry_at_ms = std::mem::take(&mut self.again).then_some(now_ms);
     }
 
     /// A cycle failed; `random` feeds the jitter.
@@ -170,6 +180,21 @@ mod tests {
         assert!(!s.is_due(u64::MAX));
         s.nudge(10);
         assert!(s.is_due(10));
+    }
+
+    #[test]
+    fn a_nudge_during_a_cycle_runs_another_one_after_it() {
+        // A poke for a change made after the cycle's pull must not be lost.
+        let mut s = SyncState::default();
+        s.nudge(0);
+        s.started();
+        s.nudge(5);
+        assert!(!s.is_due(5), "not while syncing");
+        s.succeeded(10);
+        assert!(s.is_due(10));
+        s.started();
+        s.succeeded(20);
+        assert!(!s.is_due(u64::MAX), "no nudge, no extra cycle");
     }
 
     #[test]
