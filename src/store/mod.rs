@@ -145,47 +145,57 @@ impl IdbStore {
             .build()
             .map_err(|e| idb_error("commit", e))?;
         let err = |e| idb_error("commit", e);
-        if let Some(meta) = &batch.meta {
-            let store = tx.object_store(META).map_err(err)?;
-            let stored: Option<JsValue> = store
-                .get(META_KEY)
-                .primitive()
-                .map_err(err)?
-                .await
-                .map_err(err)?;
-            let stored = stored.map(|row| read_meta(&row)).transpose()?;
-            store
-                .put(meta_row(&merge_meta(stored, meta)))
-                .primitive()
-                .map_err(err)?
-                .await
-                .map_err(err)?;
-        }
-        let store = tx.object_store(RECORDS).map_err(err)?;
-        for (key, row) in records {
-            match row {
-                Some(row) => {
-                    let stored: Option<JsValue> = store
-                        .get(key.clone())
-                        .primitive()
-                        .map_err(err)?
-                        .await
-                        .map_err(err)?;
-                    keep_newer_base(stored.as_ref(), &row);
-                    store
-                        .put(row)
-                        .primitive()
-                        .map_err(err)?
-                        .await
-                        .map_err(err)?;
-                }
-                None => store
-                    .delete(key)
-                    .primitive()
-                    .map_err(err)?
-                    .await
-                    .map_err(err)?,
+        // Every request is issued before any is awaited: a transaction runs its requests in
+        // order, so pipelining keeps the semantics and costs one round trip per phase instead
+        // of one per request. Phase 1 reads what the multi-tab contract needs (the stored meta,
+        // the stored bases); phase 2 writes everything; then the transaction commits.
+        let meta_store = tx.object_store(META).map_err(err)?;
+        let record_store = tx.object_store(RECORDS).map_err(err)?;
+        let meta_read = match &batch.meta {
+            Some(_) => Some(meta_store.get(META_KEY).primitive().map_err(err)?),
+            None => None,
+        };
+        let mut base_reads = Vec::with_capacity(records.len());
+        for (key, row) in &records {
+            if row.is_some() {
+                base_reads.push(Some(
+                    record_store.get(key.clone()).primitive().map_err(err)?,
+                ));
+            } else {
+                base_reads.push(None);
             }
+        }
+        let stored_meta: Option<JsValue> = match meta_read {
+            Some(read) => read.await.map_err(err)?,
+            None => None,
+        };
+        let mut stored_bases = Vec::with_capacity(base_reads.len());
+        for read in base_reads {
+            let stored: Option<JsValue> = match read {
+                Some(read) => read.await.map_err(err)?,
+                None => None,
+            };
+            stored_bases.push(stored);
+        }
+
+        let mut writes = Vec::new();
+        if let Some(meta) = &batch.meta {
+            let stored = stored_meta.map(|row| read_meta(&row)).transpose()?;
+            writes.push(
+                meta_store
+                    .put(meta_row(&merge_meta(stored, meta)))
+                    .primitive()
+                    .map_err(err)?,
+            );
+        }
+        for ((key, row), stored) in records.into_iter().zip(stored_bases) {
+            writes.push(match row {
+                Some(row) => {
+                    keep_newer_base(stored.as_ref(), &row);
+                    record_store.put(row).primitive().map_err(err)?
+                }
+                None => record_store.delete(key).primitive().map_err(err)?,
+            });
         }
         for (name, rows) in [
             (OUTBOX, outbox),
@@ -194,21 +204,14 @@ impl IdbStore {
         ] {
             let store = tx.object_store(name).map_err(err)?;
             for (key, row) in rows {
-                match row {
-                    Some(row) => store
-                        .put(row)
-                        .primitive()
-                        .map_err(err)?
-                        .await
-                        .map_err(err)?,
-                    None => store
-                        .delete(key)
-                        .primitive()
-                        .map_err(err)?
-                        .await
-                        .map_err(err)?,
-                }
+                writes.push(match row {
+                    Some(row) => store.put(row).primitive().map_err(err)?,
+                    None => store.delete(key).primitive().map_err(err)?,
+                });
             }
+        }
+        for write in writes {
+            write.await.map_err(err)?;
         }
         tx.commit().await.map_err(err)
     }
