@@ -242,6 +242,10 @@ impl Client {
             };
             let _ = settle;
         }
+        // Let the callers' continuations run first: publishing (broadcast, live-query
+        // recompute, sync state) is not what their `await` is waiting for.
+        let _ = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&JsValue::UNDEFINED))
+            .await;
         self.after_commit(result.is_ok());
     }
 

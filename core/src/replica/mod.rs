@@ -202,7 +202,8 @@ impl ReplicaConfig {
         ReplicaConfig {
             collections: collections.into_iter().collect(),
             batch_size: DEFAULT_BATCH_SIZE,
-            pull_limit: 500,
+            // The largest page the protocol allows: fewer round trips and commits.
+            pull_limit: crate::protocol::limits::MAX_PULL_LIMIT,
             instance: String::new(),
             coalesce: true,
         }
