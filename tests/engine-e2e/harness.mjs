@@ -219,7 +219,10 @@ export async function until(page, fn, arg, what) {
     return await handle.jsonValue();
   } catch (e) {
     const state = await page.evaluate(() => window.lastState).catch(() => undefined);
-    throw new Error(`gave up waiting until ${what}: ${e.message}\nlast sync state: ${JSON.stringify(state)}`);
+    const locks = await page.evaluate(() => navigator.locks?.query()).catch(() => undefined);
+    throw new Error(
+      `gave up waiting until ${what}: ${e.message}\nlast sync state: ${JSON.stringify(state)}\nweb locks: ${JSON.stringify(locks)}`,
+    );
   }
 }
 
