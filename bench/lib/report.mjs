@@ -127,7 +127,7 @@ export function renderMarkdown(results, a) {
   const out = [];
   out.push('# Ferry benchmarks — latest run', '');
   out.push(`${m.date} · commit ${m.commit} · ${m.chromium} · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · load average at start ${m.loadavgAtStart.map((x) => x.toFixed(2)).join(' ')}, at end ${(m.loadavgAtEnd || []).map((x) => x.toFixed(2)).join(' ')}`, '');
-  out.push(`${m.reps} repetitions per browser benchmark, each engine in a fresh Chromium profile per repetition, engine order rotated and reversed between repetitions. Figures are medians (p95/p99 below) over all samples of all repetitions; "× limit" compares with the limit measured in the same run. Run to run, figures on this machine move by ±30%: compare within one run.`, '');
+  out.push(`${m.reps} repetitions per browser benchmark, each engine in a fresh Chromium profile per repetition, engine order rotated and reversed between repetitions. Figures are medians (p95/p99 below) over all samples of all repetitions; "× limit" compares with the limit measured in the same run. Percentiles are nearest-rank: where a benchmark gives one sample per repetition (2, 3, 4), p95 and p99 are the slowest repetition. Run to run, figures on this machine move by ±30%: compare within one run.`, '');
   out.push('## Headline', '');
   out.push(
     table(
