@@ -501,3 +501,23 @@ fn the_loopback_transport_connects_engines_to_an_in_memory_server() {
         json!("call")
     );
 }
+
+#[test]
+fn a_replica_loaded_from_its_store_has_nothing_unsaved() {
+    use ferry_core::replica::Replica;
+    let server = Server::default();
+    server.offline.set(true);
+    let a = device(&server, 1);
+    a.put("notes", "n1", json!({"title": "queued"}));
+    a.put("notes", "n2", json!({"title": "queued too"}));
+    let stored = a.store.snapshot();
+    assert_eq!(stored.outbox.len(), 2);
+    let reloaded = Replica::open(stored, config(), || {
+        unreachable!("the store has an identity")
+    });
+    assert_eq!(reloaded.outbox_depth(), 2);
+    assert!(
+        !reloaded.has_unsaved_changes(),
+        "a reload must not look like pending local changes"
+    );
+}

@@ -306,6 +306,9 @@ impl Replica {
         for entry in stored.outbox {
             replica.insert_entry(entry);
         }
+        // Loaded entries are what the store holds: nothing to save. (Marking them unsaved
+        // made a reloaded follower tab look busy forever, so it could never take over.)
+        replica.dirty.outbox.clear();
         replica
     }
 
