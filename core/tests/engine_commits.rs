@@ -2,7 +2,7 @@
 //! running (a sync cycle took them into its own transaction).
 
 use ferry_core::engine::Engine;
-use ferry_core::memory::{ManualClock, MemoryStore, SeededEntropy};
+use ferry_core::memory::{LoopbackTransport, ManualClock, MemoryStore, SeededEntropy};
 use ferry_core::policy::Policy;
 use ferry_core::ports::{NoAuth, Store, StoreError};
 use ferry_core::replica::{Change, ReplicaConfig, StoredState, WriteBatch};
@@ -38,14 +38,16 @@ impl Store for GatedStore {
     }
 }
 
-#[test]
-fn flush_waits_for_a_commit_already_carrying_its_writes() {
+type GatedEngine = Engine<GatedStore, LoopbackTransport, NoAuth, ManualClock, SeededEntropy>;
+
+/// An engine over a gated store (open) and an in-memory server.
+fn gated_engine() -> (GatedStore, GatedEngine) {
     let store = GatedStore {
         inner: MemoryStore::new(),
         open: Rc::new(Cell::new(true)),
     };
     let server = Rc::new(RefCell::new(MemoryServer::default()));
-    let transport = ferry_core::memory::LoopbackTransport::new(server, "t");
+    let transport = LoopbackTransport::new(server, "t");
     let config = ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]);
     let engine = ferry_core::engine::block_on(Engine::open(
         store.clone(),
@@ -56,6 +58,12 @@ fn flush_waits_for_a_commit_already_carrying_its_writes() {
         config,
     ))
     .unwrap();
+    (store, engine)
+}
+
+#[test]
+fn flush_waits_for_a_commit_already_carrying_its_writes() {
+    let (store, engine) = gated_engine();
     let fields = serde_json::json!({"title": "x"})
         .as_object()
         .cloned()
@@ -81,22 +89,7 @@ fn flush_waits_for_a_commit_already_carrying_its_writes() {
 
 #[test]
 fn a_batch_taken_before_an_earlier_commit_failed_is_not_stored() {
-    let store = GatedStore {
-        inner: MemoryStore::new(),
-        open: Rc::new(Cell::new(true)),
-    };
-    let server = Rc::new(RefCell::new(MemoryServer::default()));
-    let transport = ferry_core::memory::LoopbackTransport::new(server, "t");
-    let config = ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]);
-    let engine = ferry_core::engine::block_on(Engine::open(
-        store.clone(),
-        transport,
-        NoAuth,
-        ManualClock::new(1),
-        SeededEntropy::new(1),
-        config,
-    ))
-    .unwrap();
+    let (store, engine) = gated_engine();
     let fields = |t: &str| {
         serde_json::json!({ "title": t })
             .as_object()

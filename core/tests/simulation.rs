@@ -30,27 +30,6 @@ fn replay_command(seed: u64) -> String {
     )
 }
 
-fn add(total: &mut SimReport, r: &SimReport) {
-    total.writes += r.writes;
-    total.durable_writes += r.durable_writes;
-    total.lost_on_crash += r.lost_on_crash;
-    total.crashes += r.crashes;
-    total.sync_cycles += r.sync_cycles;
-    total.applied_ops += r.applied_ops;
-    total.conflicts_seen += r.conflicts_seen;
-    total.dead_letters_seen += r.dead_letters_seen;
-    total.storage_failures += r.storage_failures;
-    let (f, g) = (&mut total.faults, &r.faults);
-    f.requests += g.requests;
-    f.dropped_requests += g.dropped_requests;
-    f.dropped_responses += g.dropped_responses;
-    f.duplicates += g.duplicates;
-    f.delayed += g.delayed;
-    f.server_errors += g.server_errors;
-    f.throttled += g.throttled;
-    f.unauthorized += g.unauthorized;
-}
-
 #[test]
 fn seeded_simulation_keeps_every_guarantee() {
     let seeds = env_u64("FERRY_SIM_SEEDS").unwrap_or(500);
@@ -59,7 +38,7 @@ fn seeded_simulation_keeps_every_guarantee() {
     let mut failures = Vec::new();
     for seed in first..first + seeds {
         match run_seed(SimConfig::new(seed)) {
-            Ok(r) => add(&mut total, &r),
+            Ok(r) => total.absorb(&r),
             Err(message) => {
                 eprintln!(
                     "seed {seed} FAILED: {message}\n  replay: {}",

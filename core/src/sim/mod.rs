@@ -55,6 +55,22 @@ pub struct SimReport {
     pub faults: FaultCounts,
 }
 
+impl SimReport {
+    /// Adds another run's counts to these (for totals over many seeds).
+    pub fn absorb(&mut self, r: &SimReport) {
+        self.writes += r.writes;
+        self.durable_writes += r.durable_writes;
+        self.lost_on_crash += r.lost_on_crash;
+        self.crashes += r.crashes;
+        self.sync_cycles += r.sync_cycles;
+        self.applied_ops += r.applied_ops;
+        self.conflicts_seen += r.conflicts_seen;
+        self.dead_letters_seen += r.dead_letters_seen;
+        self.storage_failures += r.storage_failures;
+        self.faults.absorb(&r.faults);
+    }
+}
+
 /// Runs one seed and checks every invariant after the heal.
 pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     let rng = SeededEntropy::new(config.seed);

@@ -42,6 +42,20 @@ pub struct FaultCounts {
     pub unauthorized: u64,
 }
 
+impl FaultCounts {
+    /// Adds another run's counts to these.
+    pub fn absorb(&mut self, g: &FaultCounts) {
+        self.requests += g.requests;
+        self.dropped_requests += g.dropped_requests;
+        self.dropped_responses += g.dropped_responses;
+        self.duplicates += g.duplicates;
+        self.delayed += g.delayed;
+        self.server_errors += g.server_errors;
+        self.throttled += g.throttled;
+        self.unauthorized += g.unauthorized;
+    }
+}
+
 /// The shared world: server, tenant, fault switches and the queue of delayed pushes.
 pub struct World {
     pub server: RefCell<MemoryServer>,
