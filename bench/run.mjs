@@ -350,7 +350,9 @@ async function benchServer() {
 function benchSize() {
   const pkg = PKG;
   if (!fs.existsSync(pkg)) return;
-  for (const f of fs.readdirSync(pkg)) {
+  // Every .wasm and .js the package ships, including wasm-bindgen's snippets/ (the JS half
+  // of the IndexedDB store).
+  for (const f of fs.readdirSync(pkg, { recursive: true })) {
     if (!/\.(wasm|js)$/.test(f)) continue;
     const data = fs.readFileSync(path.join(pkg, f));
     results.size[f] = { raw: data.length, gzip: zlib.gzipSync(data, { level: 9 }).length };

@@ -521,3 +521,51 @@ fn a_replica_loaded_from_its_store_has_nothing_unsaved() {
         "a reload must not look like pending local changes"
     );
 }
+
+#[test]
+fn a_reopened_replica_stamps_after_everything_it_stored_though_writes_do_not_save_the_clock() {
+    let server = Server::default();
+    let a = device(&server, 1);
+    a.put("notes", "n1", json!({"title": "first"}));
+    let meta_before = a
+        .store
+        .snapshot()
+        .meta
+        .expect("a fresh replica saves its meta");
+    // Same millisecond: each write only moves the counter.
+    a.put("notes", "n2", json!({"title": "second"}));
+    a.put("notes", "n1", json!({"title": "third"}));
+    let stored = a.store.snapshot();
+    assert_eq!(
+        stored.meta.as_ref().map(|m| m.hlc.clone()),
+        Some(meta_before.hlc.clone()),
+        "local writes commit their record and outbox entry without the meta row"
+    );
+    let latest_stored = stored.records.iter().map(|r| r.hlc.clone()).max().unwrap();
+    assert!(latest_stored > meta_before.hlc);
+
+    // Reopen from the store with the wall clock set back: the clock must not go back.
+    a.clock.set(1);
+    let reopened = block_on(Engine::open(
+        a.store.clone(),
+        server.clone(),
+        NoAuth,
+        a.clock.clone(),
+        SeededEntropy::new(2),
+        config(),
+    ))
+    .unwrap();
+    let (_, ticket) = reopened
+        .write("notes", "n3", Change::Put(obj(json!({"title": "after"}))))
+        .unwrap();
+    block_on(reopened.flush(ticket)).unwrap();
+    let replica = reopened.replica();
+    let new_stamp = replica.record("notes", "n3").unwrap().hlc.clone();
+    assert!(
+        new_stamp > latest_stored,
+        "{new_stamp:?} must order after {latest_stored:?}"
+    );
+    let ids: Vec<&str> = replica.outbox().map(|e| e.entry_id.as_str()).collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "entry ids stay unique: {ids:?}");
+}

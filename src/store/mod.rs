@@ -1,8 +1,10 @@
 //! The IndexedDB store: [`ferry_core::ports::Store`] for the browser.
 //!
-//! `commit` first encodes (and, with a key, encrypts) the whole batch, then writes it in ONE
-//! readwrite transaction in which nothing but IndexedDB requests is awaited. The commit
-//! contract that makes tabs sharing one database safe is kept inside that transaction:
+//! `commit` first encodes (and, with a key, encrypts) the whole batch, then hands it to
+//! `commit.js`, which writes it in ONE readwrite transaction scoped to the stores the batch
+//! touches, issuing every request in one loop (only the transaction's end comes back into
+//! wasm). The commit contract that makes tabs sharing one database safe is kept inside that
+//! transaction:
 //! - meta: the larger of the stored and the new `next_seq` and clock is kept;
 //! - records: a record's base version never goes backwards (a newer stored base is kept).
 //!
@@ -19,16 +21,30 @@ use ferry_core::ports::{Store, StoreError};
 use ferry_core::replica::{StoredState, WriteBatch};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
-use indexed_db_futures::prelude::*;
-use indexed_db_futures::transaction::TransactionMode;
-use js_sys::{Array, Function, Object, Promise};
-use rows::{get, merge_meta, meta_row, read_meta, set, Codec, META_KEY};
-use schema::{ALL_STORES, CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
+use js_sys::{Array, Function, Promise};
+use rows::{meta_row, Codec, META_KEY};
+use schema::{CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(module = "/src/store/commit.js")]
+extern "C" {
+    /// Writes one batch in one transaction; see `commit.js`.
+    #[wasm_bindgen(js_name = commitBatch)]
+    fn commit_batch(
+        db: &web_sys::IdbDatabase,
+        scope: &Array,
+        meta: &JsValue,
+        meta_store: &str,
+        record_store: &str,
+        records: &Array,
+        others: &Array,
+    ) -> Promise;
+}
 
 struct Inner {
     name: String,
@@ -123,125 +139,77 @@ impl IdbStore {
         Ok(db)
     }
 
-    /// Encodes the batch, then writes it in one transaction.
+    /// Encodes the batch, then writes it in one transaction (see `commit.js`).
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let codec = &self.0.codec;
-        let mut records = Vec::new();
-        for ((collection, id), record) in &batch.records {
-            let row = match record {
-                Some(r) => Some(codec.record_row(r).await?),
-                None => None,
+        let records = Array::new_with_length((batch.records.len() * 2) as u32);
+        for (i, ((collection, id), record)) in batch.records.iter().enumerate() {
+            let row: JsValue = match record {
+                Some(r) => codec.record_row(r).await?.into(),
+                None => JsValue::UNDEFINED,
             };
-            records.push((Array::of2(&collection.into(), &id.into()), row));
-        }
-        let outbox = keyed(codec, "e", "outbox", &batch.outbox).await?;
-        let conflicts = keyed(codec, "k", "conflict", &batch.conflicts).await?;
-        let dead = keyed(codec, "k", "dead-letter", &batch.dead_letters).await?;
-
-        let db = self.db().await?;
-        let tx = db
-            .transaction(ALL_STORES)
-            .with_mode(TransactionMode::Readwrite)
-            .build()
-            .map_err(|e| idb_error("commit", e))?;
-        let err = |e| idb_error("commit", e);
-        // Every request is issued before any is awaited: a transaction runs its requests in
-        // order, so pipelining keeps the semantics and costs one round trip per phase instead
-        // of one per request. Phase 1 reads what the multi-tab contract needs (the stored meta,
-        // the stored bases); phase 2 writes everything; then the transaction commits.
-        let meta_store = tx.object_store(META).map_err(err)?;
-        let record_store = tx.object_store(RECORDS).map_err(err)?;
-        let meta_read = match &batch.meta {
-            Some(_) => Some(meta_store.get(META_KEY).primitive().map_err(err)?),
-            None => None,
-        };
-        let mut base_reads = Vec::with_capacity(records.len());
-        for (key, row) in &records {
-            if row.is_some() {
-                base_reads.push(Some(
-                    record_store.get(key.clone()).primitive().map_err(err)?,
-                ));
-            } else {
-                base_reads.push(None);
-            }
-        }
-        let stored_meta: Option<JsValue> = match meta_read {
-            Some(read) => read.await.map_err(err)?,
-            None => None,
-        };
-        let mut stored_bases = Vec::with_capacity(base_reads.len());
-        for read in base_reads {
-            let stored: Option<JsValue> = match read {
-                Some(read) => read.await.map_err(err)?,
-                None => None,
-            };
-            stored_bases.push(stored);
-        }
-
-        let mut writes = Vec::new();
-        if let Some(meta) = &batch.meta {
-            let stored = stored_meta.map(|row| read_meta(&row)).transpose()?;
-            writes.push(
-                meta_store
-                    .put(meta_row(&merge_meta(stored, meta)))
-                    .primitive()
-                    .map_err(err)?,
+            records.set(
+                2 * i as u32,
+                Array::of2(&collection.into(), &id.into()).into(),
             );
+            records.set(2 * i as u32 + 1, row);
         }
-        for ((key, row), stored) in records.into_iter().zip(stored_bases) {
-            writes.push(match row {
-                Some(row) => {
-                    keep_newer_base(stored.as_ref(), &row);
-                    record_store.put(row).primitive().map_err(err)?
-                }
-                None => record_store.delete(key).primitive().map_err(err)?,
-            });
-        }
+        let others = Array::new();
+        let scope = Array::new();
         for (name, rows) in [
-            (OUTBOX, outbox),
-            (CONFLICTS, conflicts),
-            (DEAD_LETTERS, dead),
+            (OUTBOX, keyed(codec, "e", "outbox", &batch.outbox).await?),
+            (
+                CONFLICTS,
+                keyed(codec, "k", "conflict", &batch.conflicts).await?,
+            ),
+            (
+                DEAD_LETTERS,
+                keyed(codec, "k", "dead-letter", &batch.dead_letters).await?,
+            ),
         ] {
-            let store = tx.object_store(name).map_err(err)?;
-            for (key, row) in rows {
-                writes.push(match row {
-                    Some(row) => store.put(row).primitive().map_err(err)?,
-                    None => store.delete(key).primitive().map_err(err)?,
-                });
+            if rows.length() > 0 {
+                scope.push(&name.into());
+                others.push(&name.into());
+                others.push(&rows);
             }
         }
-        for write in writes {
-            write.await.map_err(err)?;
+        let meta = match &batch.meta {
+            Some(meta) => {
+                scope.push(&META.into());
+                meta_row(meta).into()
+            }
+            None => JsValue::UNDEFINED,
+        };
+        if records.length() > 0 {
+            scope.push(&RECORDS.into());
         }
-        tx.commit().await.map_err(err)
+        if scope.length() == 0 {
+            return Ok(());
+        }
+        let db = self.db().await?;
+        let done = commit_batch(db.as_sys(), &scope, &meta, META, RECORDS, &records, &others);
+        JsFuture::from(done)
+            .await
+            .map(|_| ())
+            .map_err(|e| js_store_error("commit", &e))
     }
 }
 
-/// Keeps a stored base that is newer than the one being written.
-fn keep_newer_base(stored: Option<&JsValue>, row: &Object) {
-    let Some(stored) = stored else { return };
-    let stored_bv = get(stored, "bv").as_f64().unwrap_or(0.0);
-    if stored_bv > get(row, "bv").as_f64().unwrap_or(0.0) {
-        set(row, "bv", &JsValue::from_f64(stored_bv));
-        set(row, "b", &get(stored, "b"));
-    }
-}
-
-type Rows = Vec<(String, Option<Object>)>;
-
+/// `[key, row, key, row, ...]` for one keyed store (row `undefined` = delete).
 async fn keyed<T: serde::Serialize>(
     codec: &Codec,
     key_field: &str,
     prefix: &str,
     items: &std::collections::BTreeMap<String, Option<T>>,
-) -> Result<Rows, StoreError> {
-    let mut rows = Vec::with_capacity(items.len());
-    for (key, item) in items {
-        let row = match item {
-            Some(item) => Some(codec.keyed_row(key_field, prefix, key, item).await?),
-            None => None,
+) -> Result<Array, StoreError> {
+    let rows = Array::new_with_length((items.len() * 2) as u32);
+    for (i, (key, item)) in items.iter().enumerate() {
+        let row: JsValue = match item {
+            Some(item) => codec.keyed_row(key_field, prefix, key, item).await?.into(),
+            None => JsValue::UNDEFINED,
         };
-        rows.push((key.clone(), row));
+        rows.set(2 * i as u32, key.into());
+        rows.set(2 * i as u32 + 1, row);
     }
     Ok(rows)
 }
@@ -249,7 +217,7 @@ async fn keyed<T: serde::Serialize>(
 impl Store for IdbStore {
     async fn load(&self) -> Result<StoredState, StoreError> {
         let db = self.db().await?;
-        load::load(&db, &self.0.codec).await
+        load::load(db.as_sys(), &self.0.codec).await
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
@@ -281,8 +249,22 @@ pub fn idb_error(what: &str, e: indexed_db_futures::error::Error) -> StoreError 
         indexed_db_futures::error::Error::Unknown(j) => js_error_name(j.as_ref()),
         _ => String::new(),
     };
-    let message = format!("IndexedDB {what} failed: {e}");
-    match name.as_str() {
+    store_error(&name, format!("IndexedDB {what} failed: {e}"))
+}
+
+/// [`idb_error`] for an error thrown or rejected by the JS side of the store.
+pub fn js_store_error(what: &str, e: &JsValue) -> StoreError {
+    let name = js_error_name(e);
+    let detail = js_sys::Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_default();
+    store_error(&name, format!("IndexedDB {what} failed: {name}: {detail}"))
+}
+
+fn store_error(name: &str, message: String) -> StoreError {
+    match name {
         "QuotaExceededError" => StoreError::QuotaExceeded(message),
         "InvalidStateError" | "TransactionInactiveError" => StoreError::Unavailable(message),
         _ => StoreError::Other(message),

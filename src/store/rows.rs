@@ -4,12 +4,13 @@
 //! |-------|-----|
 //! | `records` | `{c, i, bv, b, s}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` |
 //! | `outbox` | `{e, v}`: entry id and the entry |
-//! | `meta` | `{k: "replica", seq, v}`: the next seq (plain) and the meta |
+//! | `meta` | `{k: "replica", cid, seq, hlc, v}`: client id, next seq and clock (plain) and the meta |
 //! | `conflicts`, `dead_letters` | `{k, v}` |
 //!
 //! `b`, `s` and `v` are JSON text, or with encryption at rest sealed bytes (`Uint8Array`)
-//! bound to the row's identity. Meta holds no user data and is never sealed, so the commit
-//! contract (keep the larger `next_seq` and clock) can be kept inside the transaction.
+//! bound to the row's identity. Meta (`{k, cid, seq, hlc, v}`) holds no user data and is
+//! never sealed, so the commit contract (keep the larger `next_seq` and clock) can be kept
+//! inside the transaction.
 
 use crate::crypto::Cipher;
 use ferry_core::hlc::Hlc;
@@ -40,6 +41,11 @@ pub struct Codec {
 impl Codec {
     pub fn new(cipher: Option<Cipher>) -> Self {
         Codec { cipher }
+    }
+
+    /// Whether values are sealed (encryption at rest).
+    pub fn is_sealed(&self) -> bool {
+        self.cipher.is_some()
     }
 
     pub async fn seal<T: Serialize>(&self, aad: &str, value: &T) -> Result<JsValue, StoreError> {
@@ -153,11 +159,14 @@ fn record_aads(collection: &str, id: &str) -> (String, String) {
     )
 }
 
-/// The meta row (plain JSON; see the module docs).
+/// The meta row (plain JSON; see the module docs). `cid`, `seq` and `hlc` are repeated
+/// as plain fields so the commit can keep the larger stored ones without decoding `v`.
 pub fn meta_row(meta: &Meta) -> Object {
     let row = Object::new();
     set(&row, "k", &META_KEY.into());
+    set(&row, "cid", &meta.client_id.as_str().into());
     set(&row, "seq", &JsValue::from_f64(meta.next_seq as f64));
+    set(&row, "hlc", &meta.hlc.to_string().into());
     set(
         &row,
         "v",
@@ -166,25 +175,42 @@ pub fn meta_row(meta: &Meta) -> Object {
     row
 }
 
+/// Reads the meta row; the plain `seq` and `hlc` win over `v`'s, since the commit may have
+/// raised them (another tab had moved them on).
 pub fn read_meta(row: &JsValue) -> Result<Meta, StoreError> {
     let text = get(row, "v")
         .as_string()
         .ok_or_else(|| StoreError::Corrupt("the meta row has no value".into()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt(format!("the meta row does not decode: {e}")))
-}
-
-/// The stored meta merged with a new one: the larger seq and clock win (another tab may
-/// have moved them on since this tab loaded), everything else is the new one's.
-pub fn merge_meta(stored: Option<Meta>, new: &Meta) -> Meta {
-    let mut merged = new.clone();
-    if let Some(stored) = stored.filter(|s| s.client_id == new.client_id) {
-        merged.next_seq = merged.next_seq.max(stored.next_seq);
-        if stored.hlc > merged.hlc {
-            merged.hlc = stored.hlc;
+    let mut meta: Meta = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("the meta row does not decode: {e}")))?;
+    if let Some(seq) = get(row, "seq").as_f64() {
+        meta.next_seq = meta.next_seq.max(seq as u64);
+    }
+    if let Some(hlc) = get(row, "hlc").as_string() {
+        let stored = Hlc::parse(&hlc)
+            .map_err(|e| StoreError::Corrupt(format!("the meta row's clock: {e}")))?;
+        if stored > meta.hlc {
+            meta.hlc = stored;
         }
     }
-    merged
+    Ok(meta)
+}
+
+/// One record row as [`super::load`] receives it in bulk: `[c, i, b, s]` with `b` and `s`
+/// decoded in place.
+#[derive(Deserialize)]
+pub struct PlainRecordRow(String, String, Option<Record>, RecordBody);
+
+impl From<PlainRecordRow> for LocalRecord {
+    fn from(PlainRecordRow(collection, id, base, body): PlainRecordRow) -> LocalRecord {
+        LocalRecord {
+            collection,
+            id,
+            base,
+            state: body.state,
+            hlc: body.hlc,
+        }
+    }
 }
 
 pub fn set(row: &Object, key: &str, value: &JsValue) {

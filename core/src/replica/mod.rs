@@ -250,6 +250,12 @@ impl Replica {
         new_client_id: impl FnOnce() -> String,
     ) -> Replica {
         let fresh = stored.meta.is_none();
+        let stored_meta_hlc = stored
+            .meta
+            .as_ref()
+            .map(|m| m.hlc.clone())
+            .unwrap_or_default();
+        let latest = latest_stamp(&stored_meta_hlc, &stored);
         // A replica just opened is new to whoever watches it: every collection counts as changed.
         let changed_collections: BTreeSet<String> = config
             .collections
@@ -275,6 +281,8 @@ impl Replica {
             // The pages seen before a restart are not remembered: start the resync over.
             meta.cursor = 0;
         }
+        meta.hlc.wall_ms = latest.wall_ms;
+        meta.hlc.counter = latest.counter;
         let mut replica = Replica {
             config,
             meta,
@@ -462,6 +470,9 @@ impl Replica {
 
     fn remove_entry(&mut self, entry_id: &str) -> Option<OutboxEntry> {
         let entry = self.outbox.remove(entry_id)?;
+        // The entry's id and stamp leave the store with it: save the clock instead (see
+        // `tick`), or a restart could hand out the same id or an older stamp again.
+        self.touch_meta();
         let k = key(&entry.collection, &entry.record_id);
         if let Some(ids) = self.entries_by_record.get_mut(&k) {
             ids.retain(|id| id != entry_id);
@@ -510,11 +521,39 @@ impl Replica {
         self.config.coalesce = coalesce;
     }
 
+    /// The next local stamp. The meta row is NOT marked for saving: every stamp that matters
+    /// after a restart is stored with what it stamped (record, outbox entry and its id,
+    /// conflict), and [`Replica::open`] moves the clock past all of them. So a local write
+    /// commits its record and outbox entry only, with no meta row.
     fn tick(&mut self, now_ms: u64) -> Hlc {
         self.meta.hlc = Hlc::tick(&self.meta.hlc, now_ms, &self.meta.client_id);
-        self.touch_meta();
         self.meta.hlc.clone()
     }
+}
+
+/// The clock a reopened replica continues from: the latest of the stored meta's clock and
+/// every stamp stored with the data (see [`Replica::tick`]). Only wall time and counter
+/// matter; the node stays this replica's.
+fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> Hlc {
+    let entry_ids = stored
+        .outbox
+        .iter()
+        .filter_map(|e| Hlc::parse(&e.entry_id).ok());
+    let stamps = stored
+        .records
+        .iter()
+        .map(|r| r.hlc.clone())
+        .chain(stored.outbox.iter().map(|e| e.hlc.clone()))
+        .chain(entry_ids)
+        .chain(stored.conflicts.iter().map(|c| c.local_hlc.clone()));
+    let mut latest = meta_hlc.clone();
+    for stamp in stamps {
+        if (stamp.wall_ms, stamp.counter) > (latest.wall_ms, latest.counter) {
+            latest.wall_ms = stamp.wall_ms;
+            latest.counter = stamp.counter;
+        }
+    }
+    latest
 }
 
 /// Applies one op's effect to a state, as the server does.

@@ -1,0 +1,144 @@
+// Ferry's IndexedDB commit and bulk read, in plain JS (bundled by wasm-bindgen as a snippet).
+//
+// Why JS: a commit issues one request per row. Driving each request from Rust costs a
+// wasm->JS call, a closure and a promise per request; here every request is issued in one
+// synchronous loop and the only thing that crosses back into wasm is the transaction's end.
+// The rows themselves are built by `src/store/rows.rs`; this file knows only their keys.
+//
+// The multi-tab commit contract (see src/store/mod.rs) is kept inside the transaction by
+// compare-and-put in the read's `onsuccess` — still within the transaction, nothing awaited:
+// - meta: the larger stored `seq` and `hlc` are kept when the stored row is the same replica's;
+// - records: a stored base newer (`bv`) than the one being written is kept.
+
+/**
+ * Writes one batch in one readwrite transaction and resolves when it has committed.
+ *
+ * @param {IDBDatabase} db
+ * @param {string[]} scope the object stores the batch touches
+ * @param {object|undefined} meta the meta row to merge and put
+ * @param {string} metaStore
+ * @param {string} recordStore
+ * @param {Array} records alternating key, row (row `undefined` = delete)
+ * @param {Array} others [storeName, [key, row, key, row, ...]] pairs (row `undefined` = delete)
+ * @returns {Promise<void>} rejects with the error that aborted the transaction
+ */
+export function commitBatch(db, scope, meta, metaStore, recordStore, records, others) {
+  return new Promise((resolve, reject) => {
+    let tx;
+    try {
+      tx = db.transaction(scope, 'readwrite');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error || new DOMException('the transaction was aborted', 'AbortError'));
+    // Reads whose put is still to be issued; the transaction commits when they are done.
+    let reads = 0;
+    const readDone = () => {
+      reads -= 1;
+      if (reads === 0 && typeof tx.commit === 'function') tx.commit();
+    };
+    try {
+      if (meta !== undefined) {
+        const store = tx.objectStore(metaStore);
+        const read = store.get(meta.k);
+        reads += 1;
+        read.onsuccess = () => {
+          const stored = read.result;
+          if (stored && stored.cid !== undefined && stored.cid === meta.cid) {
+            if (stored.seq > meta.seq) meta.seq = stored.seq;
+            if (stored.hlc > meta.hlc) meta.hlc = stored.hlc;
+          }
+          store.put(meta);
+          readDone();
+        };
+      }
+      if (records.length > 0) {
+        const store = tx.objectStore(recordStore);
+        for (let i = 0; i < records.length; i += 2) {
+          const row = records[i + 1];
+          if (row === undefined) {
+            store.delete(records[i]);
+            continue;
+          }
+          const read = store.get(records[i]);
+          reads += 1;
+          read.onsuccess = () => {
+            const stored = read.result;
+            if (stored && stored.bv > row.bv) {
+              row.bv = stored.bv;
+              row.b = stored.b;
+            }
+            store.put(row);
+            readDone();
+          };
+        }
+      }
+      for (let s = 0; s < others.length; s += 2) {
+        const store = tx.objectStore(others[s]);
+        const rows = others[s + 1];
+        for (let i = 0; i < rows.length; i += 2) {
+          if (rows[i + 1] === undefined) store.delete(rows[i]);
+          else store.put(rows[i + 1]);
+        }
+      }
+      if (reads === 0 && typeof tx.commit === 'function') tx.commit();
+    } catch (e) {
+      // A put that throws synchronously (DataCloneError, a bad key): nothing is written.
+      try {
+        tx.abort();
+      } catch (_) {
+        // already finished
+      }
+      reject(e);
+    }
+  });
+}
+
+/**
+ * Everything stored, read in one readonly transaction: `{meta, records, outbox, conflicts,
+ * deadLetters}` with the raw rows of each store.
+ */
+export function readAll(db, stores, metaKey) {
+  return new Promise((resolve, reject) => {
+    let tx;
+    try {
+      tx = db.transaction(stores.all, 'readonly');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const out = {};
+    tx.objectStore(stores.meta).get(metaKey).onsuccess = (e) => {
+      out.meta = e.target.result;
+    };
+    for (const [field, name] of [
+      ['records', stores.records],
+      ['outbox', stores.outbox],
+      ['conflicts', stores.conflicts],
+      ['deadLetters', stores.deadLetters],
+    ]) {
+      tx.objectStore(name).getAll().onsuccess = (e) => {
+        out[field] = e.target.result;
+      };
+    }
+    tx.oncomplete = () => resolve(out);
+    tx.onabort = () => reject(tx.error || new DOMException('the transaction was aborted', 'AbortError'));
+  });
+}
+
+/**
+ * The record rows as ONE JSON text `[[c, i, b, s], ...]`, for rows whose `b` and `s` are
+ * JSON text (no encryption): wasm then decodes all of them in one pass instead of reading
+ * every row's fields across the boundary.
+ */
+export function recordsAsJson(rows) {
+  const parts = new Array(rows.length);
+  for (let i = 0; i < rows.length; i += 1) {
+    const r = rows[i];
+    if (typeof r.b !== 'string' || typeof r.s !== 'string') return undefined;
+    parts[i] = `[${JSON.stringify(r.c)},${JSON.stringify(r.i)},${r.b},${r.s}]`;
+  }
+  return `[${parts.join(',')}]`;
+}
