@@ -42,7 +42,10 @@ fi
 if [ -n "$WASM_OPT" ]; then
     echo "build-wasm: wasm-opt -Os ($("$WASM_OPT" --version))"
     # Features come from the module's target_features section (rustc writes it).
-    if "$WASM_OPT" -Os "$OUT" -o "$OUT.opt"; then
+    # FERRY_WASM_NAMES=1 keeps the name section, for CPU profiles (bench/profile.mjs).
+    keep_names=()
+    [ "${FERRY_WASM_NAMES:-0}" = 1 ] && keep_names=(-g)
+    if "$WASM_OPT" -Os "${keep_names[@]}" "$OUT" -o "$OUT.opt"; then
         mv "$OUT.opt" "$OUT"
     else
         rm -f "$OUT.opt"

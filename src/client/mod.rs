@@ -65,6 +65,7 @@ pub struct Client {
     wake: Signal,
     pending: RefCell<Vec<Pending>>,
     flush_scheduled: Cell<bool>,
+    sync_state_scheduled: Cell<bool>,
     refresh: Cell<views::RefreshState>,
     pub(crate) sync_state: Rc<Subject>,
     pub(crate) conflicts: Rc<Subject>,
@@ -121,6 +122,7 @@ impl Client {
             wake: Signal::default(),
             pending: RefCell::new(Vec::new()),
             flush_scheduled: Cell::new(false),
+            sync_state_scheduled: Cell::new(false),
             refresh: Cell::new(views::RefreshState::Idle),
             sync_state: Rc::new(Subject::default()),
             conflicts: Rc::new(Subject::default()),
@@ -278,6 +280,7 @@ impl Client {
         if self.flush_scheduled.get() || !self.pending.borrow().is_empty() {
             self.store.barrier().await;
         }
+        self.store.set_bases_are_mine(false);
         if let Some(leadership) = self.leadership.borrow_mut().take() {
             leadership.release();
         }

@@ -62,6 +62,11 @@ impl Client {
         while !self.refresh_from_store().await {
             crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
         }
+        // Reloaded after every earlier leader's last commit (the lock is held), and no other
+        // tab pulls while this one leads: no stored base can be newer than this tab's.
+        if !self.is_closed() {
+            self.store.set_bases_are_mine(true);
+        }
         self.engine.nudge();
         self.changed(true);
         self.run_network().await;

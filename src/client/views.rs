@@ -138,7 +138,22 @@ impl Client {
         if !changed.is_empty() {
             self.publish_queries(Some(&changed));
         }
-        self.publish_sync_state();
+        self.schedule_sync_state();
+    }
+
+    /// Publishes the sync state once, after the current task: 10,000 writes issued in one
+    /// loop change the outbox depth 10,000 times, but only the last figure is worth showing
+    /// (and computing it walks the outbox).
+    fn schedule_sync_state(&self) {
+        if self.sync_state_scheduled.replace(true) {
+            return;
+        }
+        if let Some(me) = self.rc() {
+            wasm_bindgen_futures::spawn_local(async move {
+                me.sync_state_scheduled.set(false);
+                me.publish_sync_state();
+            });
+        }
     }
 
     /// Recomputes every view.

@@ -19,10 +19,12 @@
  * @param {string} metaStore
  * @param {string} recordStore
  * @param {Array} records alternating key, row (row `undefined` = delete)
+ * @param {boolean} keepNewerBases whether to read each record first and keep a newer stored
+ *   base (false only in the leader tab, the one tab that advances bases)
  * @param {Array} others [storeName, [key, row, key, row, ...]] pairs (row `undefined` = delete)
  * @returns {Promise<void>} rejects with the error that aborted the transaction
  */
-export function commitBatch(db, scope, meta, metaStore, recordStore, records, others) {
+export function commitBatch(db, scope, meta, metaStore, recordStore, records, keepNewerBases, others) {
   return new Promise((resolve, reject) => {
     let tx;
     try {
@@ -60,6 +62,10 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ot
           const row = records[i + 1];
           if (row === undefined) {
             store.delete(records[i]);
+            continue;
+          }
+          if (!keepNewerBases) {
+            store.put(row);
             continue;
           }
           const read = store.get(records[i]);

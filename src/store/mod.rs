@@ -42,6 +42,7 @@ extern "C" {
         meta_store: &str,
         record_store: &str,
         records: &Array,
+        keep_newer_bases: bool,
         others: &Array,
     ) -> Promise;
 }
@@ -56,6 +57,9 @@ struct Inner {
     tail: RefCell<Promise>,
     commits: Cell<u64>,
     in_flight: Cell<u32>,
+    /// Whether no other tab can store a newer base than this one holds (see
+    /// [`IdbStore::set_bases_are_mine`]).
+    bases_are_mine: Cell<bool>,
 }
 
 /// An IndexedDB-backed store. Clones share one connection.
@@ -84,6 +88,7 @@ impl IdbStore {
             tail: RefCell::new(Promise::resolve(&JsValue::UNDEFINED)),
             commits: Cell::new(0),
             in_flight: Cell::new(0),
+            bases_are_mine: Cell::new(false),
         }));
         store.db().await?;
         Ok(store)
@@ -96,6 +101,14 @@ impl IdbStore {
     /// How many commits succeeded through this handle.
     pub fn commit_count(&self) -> u64 {
         self.0.commits.get()
+    }
+
+    /// Declares that this handle's writer is the only one that advances record bases — the
+    /// leader tab (only it pulls), once it has reloaded what the tabs before it stored. Its
+    /// commits then skip the read that keeps a newer stored base (there cannot be one);
+    /// everyone else's commits keep doing it.
+    pub fn set_bases_are_mine(&self, mine: bool) {
+        self.0.bases_are_mine.set(mine);
     }
 
     /// Whether a commit is under way.
@@ -187,7 +200,16 @@ impl IdbStore {
             return Ok(());
         }
         let db = self.db().await?;
-        let done = commit_batch(db.as_sys(), &scope, &meta, META, RECORDS, &records, &others);
+        let done = commit_batch(
+            db.as_sys(),
+            &scope,
+            &meta,
+            META,
+            RECORDS,
+            &records,
+            !self.0.bases_are_mine.get(),
+            &others,
+        );
         JsFuture::from(done)
             .await
             .map(|_| ())
