@@ -4,6 +4,7 @@
 //! opened on its own (outside the transaction, since decryption awaits WebCrypto).
 
 use super::js_store_error;
+use super::outbox_rows::OutboxRows;
 use super::rows::{read_meta, Codec, PlainRecordRow, META_KEY};
 use super::schema::{ALL_STORES, CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
 use ferry_core::ports::StoreError;
@@ -29,8 +30,11 @@ fn rows(raw: &JsValue, name: &str) -> Array {
     field(raw, name).dyn_into::<Array>().unwrap_or_default()
 }
 
-/// Everything stored in `db`, decoded.
-pub async fn load(db: &web_sys::IdbDatabase, codec: &Codec) -> Result<StoredState, StoreError> {
+/// Everything stored in `db`, decoded, and where the outbox entries are stored.
+pub async fn load(
+    db: &web_sys::IdbDatabase,
+    codec: &Codec,
+) -> Result<(StoredState, OutboxRows), StoreError> {
     let stores = Object::new();
     let all = Array::new();
     for name in ALL_STORES {
@@ -57,11 +61,8 @@ pub async fn load(db: &web_sys::IdbDatabase, codec: &Codec) -> Result<StoredStat
         ..StoredState::default()
     };
     state.records = read_records(codec, &rows(&raw, "records")).await?;
-    for row in rows(&raw, "outbox").iter() {
-        state
-            .outbox
-            .push(codec.read_keyed("e", "outbox", &row).await?);
-    }
+    let (outbox_rows, outbox) = OutboxRows::load(codec, &rows(&raw, "outbox")).await?;
+    state.outbox = outbox;
     for row in rows(&raw, "conflicts").iter() {
         state
             .conflicts
@@ -72,7 +73,7 @@ pub async fn load(db: &web_sys::IdbDatabase, codec: &Codec) -> Result<StoredStat
             .dead_letters
             .push(codec.read_keyed("k", "dead-letter", &row).await?);
     }
-    Ok(state)
+    Ok((state, outbox_rows))
 }
 
 async fn read_records(codec: &Codec, rows: &Array) -> Result<Vec<LocalRecord>, StoreError> {

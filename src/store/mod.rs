@@ -12,6 +12,7 @@
 //! before it. A `versionchange` from another tab closes the database; the next use reopens it.
 
 mod load;
+pub mod outbox_rows;
 pub mod rows;
 pub mod schema;
 
@@ -22,6 +23,7 @@ use ferry_core::replica::{StoredState, WriteBatch};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use js_sys::{Array, Function, Promise};
+use outbox_rows::OutboxRows;
 use rows::{meta_row, Codec, META_KEY};
 use schema::{CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
 use std::cell::{Cell, RefCell};
@@ -60,6 +62,8 @@ struct Inner {
     /// Whether no other tab can store a newer base than this one holds (see
     /// [`IdbStore::set_bases_are_mine`]).
     bases_are_mine: Cell<bool>,
+    /// Which row holds each outbox entry (see `outbox_rows`).
+    outbox_rows: RefCell<OutboxRows>,
 }
 
 /// An IndexedDB-backed store. Clones share one connection.
@@ -89,6 +93,7 @@ impl IdbStore {
             commits: Cell::new(0),
             in_flight: Cell::new(0),
             bases_are_mine: Cell::new(false),
+            outbox_rows: RefCell::new(OutboxRows::default()),
         }));
         store.db().await?;
         Ok(store)
@@ -167,10 +172,12 @@ impl IdbStore {
             );
             records.set(2 * i as u32 + 1, row);
         }
+        let staged = self.0.outbox_rows.borrow().stage(&batch.outbox)?;
+        let outbox = staged.encode(codec).await?;
         let others = Array::new();
         let scope = Array::new();
         for (name, rows) in [
-            (OUTBOX, keyed(codec, "e", "outbox", &batch.outbox).await?),
+            (OUTBOX, outbox.writes.clone()),
             (
                 CONFLICTS,
                 keyed(codec, "k", "conflict", &batch.conflicts).await?,
@@ -212,8 +219,14 @@ impl IdbStore {
         );
         JsFuture::from(done)
             .await
-            .map(|_| ())
-            .map_err(|e| js_store_error("commit", &e))
+            .map_err(|e| js_store_error("commit", &e))?;
+        self.0.outbox_rows.borrow_mut().apply(outbox);
+        Ok(())
+    }
+
+    /// How many rows hold the outbox as this handle knows it (for tests).
+    pub fn outbox_row_count(&self) -> usize {
+        self.0.outbox_rows.borrow().row_count()
     }
 }
 
@@ -239,7 +252,15 @@ async fn keyed<T: serde::Serialize>(
 impl Store for IdbStore {
     async fn load(&self) -> Result<StoredState, StoreError> {
         let db = self.db().await?;
-        load::load(db.as_sys(), &self.0.codec).await
+        let quiet = |inner: &Inner| (inner.in_flight.get() == 0).then(|| inner.commits.get());
+        let before = quiet(&self.0);
+        let (state, outbox_rows) = load::load(db.as_sys(), &self.0.codec).await?;
+        // Take in where the outbox rows are only when no commit of this tab ran meanwhile:
+        // the read may predate it, and the rows must always know this tab's own commits.
+        if before.is_some() && before == quiet(&self.0) {
+            *self.0.outbox_rows.borrow_mut() = outbox_rows;
+        }
+        Ok(state)
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {

@@ -51,8 +51,13 @@ impl Codec {
     pub async fn seal<T: Serialize>(&self, aad: &str, value: &T) -> Result<JsValue, StoreError> {
         let json = serde_json::to_string(value)
             .map_err(|e| StoreError::Other(format!("cannot encode {aad}: {e}")))?;
+        self.seal_text(aad, &json).await
+    }
+
+    /// JSON text as stored: the text itself, or sealed bytes bound to `aad`.
+    pub async fn seal_text(&self, aad: &str, json: &str) -> Result<JsValue, StoreError> {
         match &self.cipher {
-            None => Ok(JsValue::from_str(&json)),
+            None => Ok(JsValue::from_str(json)),
             Some(cipher) => {
                 Ok(Uint8Array::from(cipher.seal(aad, json.as_bytes()).await?.as_slice()).into())
             }
@@ -64,31 +69,32 @@ impl Codec {
         aad: &str,
         blob: &JsValue,
     ) -> Result<T, StoreError> {
-        let bytes = match (&self.cipher, blob.as_string()) {
-            (None, Some(text)) => text.into_bytes(),
-            (Some(_), Some(_)) => {
-                return Err(StoreError::Corrupt(format!(
-                    "{aad} is stored unencrypted, but this database is encrypted"
-                )))
-            }
-            (Some(cipher), None) if blob.is_instance_of::<Uint8Array>() => {
-                cipher
-                    .open(aad, &blob.unchecked_ref::<Uint8Array>().to_vec())
-                    .await?
-            }
-            (None, None) if blob.is_instance_of::<Uint8Array>() => {
-                return Err(StoreError::Corrupt(format!(
-                    "{aad} is encrypted: open Ferry with its encryptionKey"
-                )))
-            }
-            _ => {
-                return Err(StoreError::Corrupt(format!(
-                    "{aad} has an unexpected stored type"
-                )))
-            }
-        };
-        serde_json::from_slice(&bytes)
+        let text = self.open_text(aad, blob).await?;
+        serde_json::from_str(&text)
             .map_err(|e| StoreError::Corrupt(format!("{aad} does not decode: {e}")))
+    }
+
+    /// The JSON text of a stored blob, opened when sealed.
+    pub async fn open_text(&self, aad: &str, blob: &JsValue) -> Result<String, StoreError> {
+        match (&self.cipher, blob.as_string()) {
+            (None, Some(text)) => Ok(text),
+            (Some(_), Some(_)) => Err(StoreError::Corrupt(format!(
+                "{aad} is stored unencrypted, but this database is encrypted"
+            ))),
+            (Some(cipher), None) if blob.is_instance_of::<Uint8Array>() => {
+                let bytes = cipher
+                    .open(aad, &blob.unchecked_ref::<Uint8Array>().to_vec())
+                    .await?;
+                String::from_utf8(bytes)
+                    .map_err(|_| StoreError::Corrupt(format!("{aad} is not UTF-8 text")))
+            }
+            (None, None) if blob.is_instance_of::<Uint8Array>() => Err(StoreError::Corrupt(
+                format!("{aad} is encrypted: open Ferry with its encryptionKey"),
+            )),
+            _ => Err(StoreError::Corrupt(format!(
+                "{aad} has an unexpected stored type"
+            ))),
+        }
     }
 
     /// A `records` row.
