@@ -172,3 +172,30 @@ async fn a_version_1_database_upgrades_with_its_data() {
     e.flush(t).await.unwrap();
     assert_eq!(store.load().await.unwrap().records.len(), 2);
 }
+
+#[wasm_bindgen_test]
+async fn a_version_2_database_upgrades_to_3_dropping_the_unused_index_and_keeping_rows() {
+    use indexed_db_futures::internals::SystemRepr;
+    let name = unique_name("upgrade-v2");
+    let v2 = schema::open(&name, 2, 5_000).await.unwrap();
+    common::write_v1_rows(&v2).await;
+    let index_count = |db: &indexed_db_futures::database::Database| {
+        let tx = db.as_sys().transaction_with_str(schema::RECORDS).unwrap();
+        tx.object_store(schema::RECORDS)
+            .unwrap()
+            .index_names()
+            .length()
+    };
+    assert_eq!(index_count(&v2), 1, "version 2 has by_collection");
+    v2.close();
+    let store = IdbStore::open(&name, None).await.unwrap();
+    let stored = store.load().await.unwrap();
+    assert_eq!(stored.records.len(), 1);
+    assert_eq!(stored.outbox.len(), 1);
+    store.close();
+    let v3 = schema::open(&name, schema::VERSION, 5_000).await.unwrap();
+    assert_eq!(schema::VERSION, 3);
+    assert_eq!(index_count(&v3), 0, "dropped in the upgrade");
+    assert_eq!(v3.object_store_names().count(), 5, "no scratch store left");
+    v3.close();
+}

@@ -4,9 +4,12 @@
 //! |---------|---------------|
 //! | 1 | `records` (key `[c, i]`, index `by_collection` on `c`), `outbox` (key `e`), `meta` (key `k`) |
 //! | 2 | version 1 plus `conflicts` (key `k`) and `dead_letters` (key `k`) |
+//! | 3 | version 2 without the `by_collection` index (nothing read through it, and keeping it cost every record write an index update) |
 //!
-//! Upgrades only add stores and indexes, so every row of an older version stays readable
-//! as it is; a version 1 database opens as version 2 with its records and outbox intact.
+//! Upgrades add stores and drop unused indexes, never touching a row, so every row of an
+//! older version stays readable as it is; a version 1 database opens as version 3 with its
+//! records and outbox intact. (The outbox's segmented rows of `outbox_rows.rs` live in the
+//! same `outbox` store beside rows of the per-entry layout, so they needed no new version.)
 //! Opening fails with a clear [`StoreError::Unavailable`] when another tab keeps an older
 //! version open for longer than the timeout, instead of hanging.
 
@@ -14,11 +17,12 @@ use super::idb_error;
 use ferry_core::ports::StoreError;
 use futures::future::{select, Either};
 use indexed_db_futures::database::Database;
+use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::KeyPath;
 
 /// The schema version this build writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 pub const RECORDS: &str = "records";
 pub const BY_COLLECTION: &str = "by_collection";
@@ -26,14 +30,16 @@ pub const OUTBOX: &str = "outbox";
 pub const META: &str = "meta";
 pub const CONFLICTS: &str = "conflicts";
 pub const DEAD_LETTERS: &str = "dead_letters";
+/// Created and deleted within the upgrade to version 3 (see `upgrade`).
+const SCRATCH: &str = "ferry_upgrade_scratch";
 
-/// Every store a version-2 transaction may touch.
+/// Every store a transaction may touch (versions 2 and 3).
 pub const ALL_STORES: [&str; 5] = [RECORDS, OUTBOX, META, CONFLICTS, DEAD_LETTERS];
 
 /// How long an open may stay blocked by another tab before it fails.
 pub const DEFAULT_BLOCKED_TIMEOUT_MS: u32 = 10_000;
 
-/// Opens (creating or upgrading) the database `name` at `version` (1 or 2; tests open 1).
+/// Opens (creating or upgrading) the database `name` at `version` (1 to 3; tests open older ones).
 pub async fn open(
     name: &str,
     version: u32,
@@ -81,9 +87,11 @@ fn upgrade(db: &Database, old: u32, new: u32) -> indexed_db_futures::Result<()> 
             .create_object_store(RECORDS)
             .with_key_path(KeyPath::from(["c", "i"]))
             .build()?;
-        records
-            .create_index(BY_COLLECTION, KeyPath::One("c"))
-            .build()?;
+        if new < 3 {
+            records
+                .create_index(BY_COLLECTION, KeyPath::One("c"))
+                .build()?;
+        }
         db.create_object_store(OUTBOX)
             .with_key_path(KeyPath::One("e"))
             .build()?;
@@ -98,6 +106,15 @@ fn upgrade(db: &Database, old: u32, new: u32) -> indexed_db_futures::Result<()> 
         db.create_object_store(DEAD_LETTERS)
             .with_key_path(KeyPath::One("k"))
             .build()?;
+    }
+    if old >= 1 && new >= 3 && old < 3 {
+        // IndexedDB hands out the upgrade's transaction only through an object store, and
+        // the records store is not reachable from the database object: a scratch store
+        // created (and deleted again) in this upgrade yields it.
+        let scratch = db.create_object_store(SCRATCH).build()?;
+        let tx = scratch.as_sys().transaction();
+        tx.object_store(RECORDS)?.delete_index(BY_COLLECTION)?;
+        db.delete_object_store(SCRATCH)?;
     }
     Ok(())
 }
