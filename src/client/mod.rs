@@ -66,6 +66,8 @@ pub struct Client {
     pending: RefCell<Vec<Pending>>,
     flush_scheduled: Cell<bool>,
     sync_state_scheduled: Cell<bool>,
+    /// Whether a debounced wake of the network loop is pending.
+    wake_pending: Cell<bool>,
     refresh: Cell<views::RefreshState>,
     pub(crate) sync_state: Rc<Subject>,
     pub(crate) conflicts: Rc<Subject>,
@@ -75,6 +77,8 @@ pub struct Client {
     storage: RefCell<serde_json::Value>,
     leader_state: RefCell<Option<serde_json::Value>>,
     leadership: RefCell<Option<Leadership>>,
+    /// The other tabs of this database that have spoken (see `tabs.rs`).
+    peers: RefCell<std::collections::BTreeSet<String>>,
     channel: RefCell<Option<Channel>>,
     live: RefCell<Option<LiveStream>>,
     listeners: RefCell<Vec<network::Listener>>,
@@ -123,6 +127,7 @@ impl Client {
             pending: RefCell::new(Vec::new()),
             flush_scheduled: Cell::new(false),
             sync_state_scheduled: Cell::new(false),
+            wake_pending: Cell::new(false),
             refresh: Cell::new(views::RefreshState::Idle),
             sync_state: Rc::new(Subject::default()),
             conflicts: Rc::new(Subject::default()),
@@ -134,6 +139,7 @@ impl Client {
             ),
             leader_state: RefCell::new(None),
             leadership: RefCell::new(None),
+            peers: RefCell::new(Default::default()),
             channel: RefCell::new(None),
             live: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
@@ -256,7 +262,7 @@ impl Client {
     /// the network loop.
     fn after_commit(&self, ok: bool) {
         if ok {
-            self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
+            self.tell_peers(serde_json::json!({"t": "changed", "from": self.instance}));
             self.wake_network(true);
         }
         self.changed(true);
@@ -284,6 +290,7 @@ impl Client {
         if let Some(leadership) = self.leadership.borrow_mut().take() {
             leadership.release();
         }
+        self.broadcast(serde_json::json!({"t": "bye", "from": self.instance}));
         if let Some(channel) = self.channel.borrow_mut().take() {
             channel.close();
         }
@@ -298,6 +305,13 @@ impl Client {
     fn broadcast(&self, message: serde_json::Value) {
         if let Some(channel) = self.channel.borrow().as_ref() {
             channel.post(&message);
+        }
+    }
+
+    /// [`Client::broadcast`], only when another tab is known to listen.
+    fn tell_peers(&self, message: serde_json::Value) {
+        if !self.peers.borrow().is_empty() {
+            self.broadcast(message);
         }
     }
 }

@@ -90,9 +90,14 @@ impl Client {
     /// Wakes the loop; `debounce` after a write, so a burst goes out as one push.
     pub(super) fn wake_network(&self, debounce: bool) {
         if debounce {
+            // One timer for a burst of commits, not one per commit.
+            if self.wake_pending.replace(true) {
+                return;
+            }
             if let Some(me) = self.rc() {
                 wasm_bindgen_futures::spawn_local(async move {
                     crate::platform::sleep_ms(WRITE_DEBOUNCE_MS).await;
+                    me.wake_pending.set(false);
                     me.wake.notify();
                 });
             }
@@ -115,8 +120,10 @@ impl Client {
                 self.engine.replica_mut().set_coalesce(true);
                 // Only the live queries of collections the cycle changed are recomputed.
                 self.changed(true);
-                self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
-                self.broadcast(serde_json::json!({"t": "state", "state": self.own_sync_state()}));
+                self.tell_peers(serde_json::json!({"t": "changed", "from": self.instance}));
+                self.tell_peers(
+                    serde_json::json!({"t": "state", "from": self.instance, "state": self.own_sync_state()}),
+                );
                 self.clone().after_cycle().await;
                 continue;
             }

@@ -1,6 +1,11 @@
 //! This client among the other tabs of the same database: the notices it sends and gets,
 //! taking over as leader, and reloading the replica after another tab committed.
 //!
+//! Notices go out only while other tabs are known (`peers`): a tab says `hello` when it
+//! joins and `bye` when it closes, and the first message from an unknown tab makes both
+//! reload once, so nothing committed before they knew of each other is missed. A lone tab
+//! then pays nothing per commit for tabs that are not there.
+//!
 //! A follower writes append-only (`coalesce = false`), so it never rewrites an entry the
 //! leader may be freezing; the leader coalesces. A new leader first reloads everything
 //! from the store, so it pushes what the other tabs — including a closed leader — wrote.
@@ -26,6 +31,7 @@ impl Client {
             }
         });
         *self.channel.borrow_mut() = Some(channel);
+        self.broadcast(serde_json::json!({"t": "hello", "from": self.instance}));
         let me = self.me.clone();
         let leadership = Leadership::request(&format!("ferry:{name}:leader"), move || {
             if let Some(c) = me.upgrade() {
@@ -36,8 +42,27 @@ impl Client {
     }
 
     fn on_tab_message(&self, message: &serde_json::Value) {
-        if self.is_closed() || message["from"].as_str() == Some(self.instance.as_str()) {
+        let Some(from) = message["from"].as_str() else {
             return;
+        };
+        if self.is_closed() || from == self.instance {
+            return;
+        }
+        if message["t"].as_str() == Some("bye") {
+            self.peers.borrow_mut().remove(from);
+            return;
+        }
+        if self.peers.borrow_mut().insert(from.to_owned()) {
+            // First word from this tab. Until now this tab's commits were not announced to
+            // it, nor its to this one: reload, and tell it to reload (which, the other way
+            // round, makes it do the same once for this tab).
+            self.request_refresh();
+            self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
+            if self.is_leader() {
+                self.tell_peers(
+                    serde_json::json!({"t": "state", "from": self.instance, "state": self.own_sync_state()}),
+                );
+            }
         }
         match message["t"].as_str() {
             Some("changed") => self.request_refresh(),

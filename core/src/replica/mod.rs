@@ -227,6 +227,9 @@ pub struct Replica {
     /// Collections whose records changed (view or base) since the last
     /// [`Replica::take_changed_collections`].
     changed_collections: BTreeSet<String>,
+    /// How many outbox entries are sent (frozen): kept as entries come, go and are sent, so
+    /// the sync state's `inFlight` does not walk the outbox on every write.
+    sent_entries: usize,
 }
 
 #[derive(Default)]
@@ -310,6 +313,7 @@ impl Replica {
             events: Vec::new(),
             resync_seen: BTreeSet::new(),
             changed_collections,
+            sent_entries: 0,
         };
         for entry in stored.outbox {
             replica.insert_entry(entry);
@@ -376,7 +380,7 @@ impl Replica {
 
     /// How many entries were sent and still wait for a final answer.
     pub fn in_flight(&self) -> usize {
-        self.outbox.values().filter(|e| e.is_sent()).count()
+        self.sent_entries
     }
 
     pub fn conflicts(&self) -> impl Iterator<Item = &ConflictEntry> {
@@ -459,17 +463,21 @@ impl Replica {
     }
 
     fn insert_entry(&mut self, entry: OutboxEntry) {
+        self.sent_entries += usize::from(entry.is_sent());
         let k = key(&entry.collection, &entry.record_id);
         let ids = self.entries_by_record.entry(k).or_default();
         if !ids.contains(&entry.entry_id) {
             ids.push(entry.entry_id.clone());
         }
         self.dirty.outbox.insert(entry.entry_id.clone());
-        self.outbox.insert(entry.entry_id.clone(), entry);
+        if let Some(replaced) = self.outbox.insert(entry.entry_id.clone(), entry) {
+            self.sent_entries -= usize::from(replaced.is_sent());
+        }
     }
 
     fn remove_entry(&mut self, entry_id: &str) -> Option<OutboxEntry> {
         let entry = self.outbox.remove(entry_id)?;
+        self.sent_entries -= usize::from(entry.is_sent());
         // The entry's id and stamp leave the store with it: save the clock instead (see
         // `tick`), or a restart could hand out the same id or an older stamp again.
         self.touch_meta();

@@ -27,7 +27,7 @@ impl Replica {
 
     /// Whether sent entries still wait for a final answer (pull only when none do).
     pub fn has_in_flight(&self) -> bool {
-        self.outbox.values().any(OutboxEntry::is_sent)
+        self.sent_entries > 0
     }
 
     /// Freezes the next batch and returns it. Commit [`Replica::take_writes`] before sending,
@@ -55,6 +55,7 @@ impl Replica {
                 });
                 self.meta.next_seq += 1;
                 self.dirty.meta = true;
+                self.sent_entries += 1;
             }
             entry.attempts += 1;
             mutations.extend(entry.mutation());

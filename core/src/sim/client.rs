@@ -133,6 +133,17 @@ impl SimClient {
             report.storage_failures += 1;
         }
         let result = block_on(self.engine().flush(ticket));
+        {
+            let engine = self.engine();
+            let replica = engine.replica();
+            let counted = replica.outbox().filter(|e| e.is_sent()).count();
+            if replica.in_flight() != counted {
+                return Err(Violation::new(format!(
+                    "the replica counts {} sent entries but holds {counted}",
+                    replica.in_flight()
+                )));
+            }
+        }
         if result.is_err() {
             // The engine rolled back to the stored state; the stored outbox must be intact.
             let stored = self.store.snapshot().outbox.len();
