@@ -58,6 +58,47 @@ impl Leadership {
         Leadership { release, abort }
     }
 
+    /// Takes the lock `name` if no tab holds it, without waiting: `None` when another tab
+    /// leads (or Web Locks are missing; [`Leadership::request`] handles that case). Taking
+    /// it before loading lets a lone tab load once, as the leader.
+    pub async fn try_now(name: &str) -> Option<Leadership> {
+        let locks = Reflect::get(&global_property("navigator"), &"locks".into())
+            .unwrap_or(JsValue::UNDEFINED);
+        let request = Reflect::get(&locks, &"request".into())
+            .ok()
+            .and_then(|r| r.dyn_into::<Function>().ok())?;
+        let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"mode".into(), &"exclusive".into());
+        let _ = Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
+        let mut decide: Option<Function> = None;
+        let decided = Promise::new(&mut |resolve, _| decide = Some(resolve));
+        let decide = decide?;
+        let held = release.clone();
+        let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+            if lock.is_null() {
+                let _ = decide.call1(&JsValue::UNDEFINED, &JsValue::FALSE);
+                return JsValue::UNDEFINED;
+            }
+            let promise = Promise::new(&mut |resolve, _| *held.borrow_mut() = Some(resolve));
+            let _ = decide.call1(&JsValue::UNDEFINED, &JsValue::TRUE);
+            promise.into()
+        });
+        let p = request
+            .call3(&locks, &name.into(), &options, &callback)
+            .ok()?;
+        let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+        if let Ok(p) = p.dyn_into::<Promise>() {
+            let _ = p.catch(&ignore);
+        }
+        ignore.forget();
+        let granted = wasm_bindgen_futures::JsFuture::from(decided).await.ok()?;
+        granted.is_truthy().then_some(Leadership {
+            release,
+            abort: None,
+        })
+    }
+
     /// Gives the lock up (or stops waiting for it).
     pub fn release(&self) {
         if let Some(resolve) = self.release.borrow_mut().take() {

@@ -97,10 +97,13 @@ impl Client {
             None => None,
         };
         let store = IdbStore::open(&options.name, cipher).await?;
+        // The leader lock, when free, is taken before loading: then the load already is the
+        // leader's (no reload once leading), and the replica coalesces from the start.
+        let early = Leadership::try_now(&Self::leader_lock(&options.name)).await;
         let instance = format!("-t{}", random_hex(4));
         let mut config = ReplicaConfig::new(options.collections.clone());
         config.instance = instance.clone();
-        config.coalesce = false;
+        config.coalesce = early.is_some();
         let transport =
             FetchTransport::new(&options.url, options.fetch.clone(), options.timeout_ms);
         let tokens = JsTokens::new(options.get_token.clone());
@@ -112,7 +115,18 @@ impl Client {
             CryptoEntropy,
             config.clone(),
         )
-        .await?;
+        .await;
+        let engine = match engine {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The lock is held until released: give it to the next tab.
+                if let Some(lock) = &early {
+                    lock.release();
+                }
+                store.close();
+                return Err(e);
+            }
+        };
         let client = Rc::new_cyclic(|me| Client {
             engine,
             store,
@@ -145,7 +159,7 @@ impl Client {
             listeners: RefCell::new(Vec::new()),
         });
         client.publish_all();
-        client.join_tabs();
+        client.join_tabs(early);
         client.listen_to_browser();
         client.clone().spawn_storage_check(true);
         Ok(client)

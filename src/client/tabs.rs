@@ -22,7 +22,14 @@ use std::rc::Rc;
 const REFRESH_RETRY_MS: u32 = 20;
 
 impl Client {
-    pub(super) fn join_tabs(&self) {
+    /// The leader lock's name for this database.
+    pub(super) fn leader_lock(name: &str) -> String {
+        format!("ferry:{name}:leader")
+    }
+
+    /// Joins the other tabs. `early` is the leader lock when [`Client::open`] could take it
+    /// before loading: then what was loaded is already the leader's view.
+    pub(super) fn join_tabs(&self, early: Option<Leadership>) {
         let name = &self.options.name;
         let me = self.me.clone();
         let channel = Channel::open(&format!("ferry:{name}"), move |message| {
@@ -32,10 +39,17 @@ impl Client {
         });
         *self.channel.borrow_mut() = Some(channel);
         self.broadcast(serde_json::json!({"t": "hello", "from": self.instance}));
+        if let Some(lock) = early {
+            *self.leadership.borrow_mut() = Some(lock);
+            if let Some(me) = self.rc() {
+                wasm_bindgen_futures::spawn_local(me.become_leader(false));
+            }
+            return;
+        }
         let me = self.me.clone();
-        let leadership = Leadership::request(&format!("ferry:{name}:leader"), move || {
+        let leadership = Leadership::request(&Self::leader_lock(name), move || {
             if let Some(c) = me.upgrade() {
-                wasm_bindgen_futures::spawn_local(c.become_leader());
+                wasm_bindgen_futures::spawn_local(c.become_leader(true));
             }
         });
         *self.leadership.borrow_mut() = Some(leadership);
@@ -78,13 +92,15 @@ impl Client {
         }
     }
 
-    async fn become_leader(self: Rc<Self>) {
+    /// Runs this tab as the leader; `reload`: first replace the replica with what is stored
+    /// (the lock came after the load, so earlier leaders may have committed since).
+    async fn become_leader(self: Rc<Self>, reload: bool) {
         if self.is_closed() {
             return;
         }
         self.leader.set(true);
         *self.leader_state.borrow_mut() = None;
-        while !self.refresh_from_store().await {
+        while reload && !self.refresh_from_store().await {
             crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
         }
         // Reloaded after every earlier leader's last commit (the lock is held), and no other
