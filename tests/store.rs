@@ -10,6 +10,7 @@ use ferry::store::{schema, IdbStore};
 use ferry_core::engine::Engine;
 use ferry_core::ports::{NoAuth, Store};
 use ferry_core::replica::{Change, ReplicaConfig};
+use indexed_db_futures::prelude::*;
 use serde_json::json;
 use wasm_bindgen_test::*;
 
@@ -198,4 +199,83 @@ async fn a_version_2_database_upgrades_to_3_dropping_the_unused_index_and_keepin
     assert_eq!(index_count(&v3), 0, "dropped in the upgrade");
     assert_eq!(v3.object_store_names().count(), 5, "no scratch store left");
     v3.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_record_that_is_its_base_is_stored_compact_and_reads_back_whole() {
+    let name = unique_name("compact");
+    let store = IdbStore::open(&name, None).await.unwrap();
+    let hlc = |wall_ms| ferry_core::Hlc {
+        wall_ms,
+        counter: 0,
+        node: "c1".into(),
+    };
+    let base = |id: &str| ferry_core::Record {
+        collection: "notes".into(),
+        id: id.into(),
+        version: 7,
+        fields: fields(json!({"title": "synced"})),
+        deleted: false,
+        hlc: hlc(1),
+    };
+    let synced = ferry_core::replica::LocalRecord {
+        collection: "notes".into(),
+        id: "synced".into(),
+        base: Some(base("synced")),
+        state: ferry_core::policy::State::live(fields(json!({"title": "synced"}))),
+        hlc: hlc(1),
+    };
+    let edited = ferry_core::replica::LocalRecord {
+        id: "edited".into(),
+        base: Some(base("edited")),
+        state: ferry_core::policy::State::live(fields(json!({"title": "mine"}))),
+        hlc: hlc(2),
+        ..synced.clone()
+    };
+    let mut batch = ferry_core::replica::WriteBatch::default();
+    for r in [&synced, &edited] {
+        batch
+            .records
+            .insert((r.collection.clone(), r.id.clone()), Some(r.clone()));
+    }
+    store.set_bases_are_mine(true);
+    store.commit(&batch).await.unwrap();
+
+    // The raw rows: `s` only where the record differs from its base.
+    let db = schema::open(&name, schema::VERSION, 5_000).await.unwrap();
+    let tx = db.transaction(schema::RECORDS).build().unwrap();
+    let rows: Vec<wasm_bindgen::JsValue> = tx
+        .object_store(schema::RECORDS)
+        .unwrap()
+        .get_all::<wasm_bindgen::JsValue>()
+        .primitive()
+        .unwrap()
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(tx);
+    db.close();
+    let has_s = |id: &str| {
+        let row = rows
+            .iter()
+            .find(|r| {
+                js_sys::Reflect::get(r, &"i".into())
+                    .unwrap()
+                    .as_string()
+                    .as_deref()
+                    == Some(id)
+            })
+            .unwrap();
+        !js_sys::Reflect::get(row, &"s".into())
+            .unwrap()
+            .is_undefined()
+    };
+    assert!(!has_s("synced"), "stored compact");
+    assert!(has_s("edited"), "a local change keeps its state");
+
+    let stored = store.load().await.unwrap();
+    let find = |id: &str| stored.records.iter().find(|r| r.id == id).unwrap().clone();
+    assert_eq!(find("synced"), synced);
+    assert_eq!(find("edited"), edited);
 }

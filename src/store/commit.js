@@ -135,16 +135,16 @@ export function readAll(db, stores, metaKey) {
 }
 
 /**
- * The record rows as ONE JSON text `[[c, i, b, s], ...]`, for rows whose `b` and `s` are
- * JSON text (no encryption): wasm then decodes all of them in one pass instead of reading
+ * The record rows as ONE JSON text `[[c, i, b, s], ...]` (`s` null in a compact row), for
+ * rows whose `b` and `s` are JSON text (no encryption): wasm then decodes all of them in one pass instead of reading
  * every row's fields across the boundary.
  */
 export function recordsAsJson(rows) {
   const parts = new Array(rows.length);
   for (let i = 0; i < rows.length; i += 1) {
     const r = rows[i];
-    if (typeof r.b !== 'string' || typeof r.s !== 'string') return undefined;
-    parts[i] = `[${JSON.stringify(r.c)},${JSON.stringify(r.i)},${r.b},${r.s}]`;
+    if (typeof r.b !== 'string' || (r.s !== undefined && typeof r.s !== 'string')) return undefined;
+    parts[i] = `[${JSON.stringify(r.c)},${JSON.stringify(r.i)},${r.b},${r.s === undefined ? 'null' : r.s}]`;
   }
   return `[${parts.join(',')}]`;
 }

@@ -85,7 +85,7 @@ async fn read_records(codec: &Codec, rows: &Array) -> Result<Vec<LocalRecord>, S
                 StoreError::Corrupt(format!("a stored record does not decode: {e}"))
             })?;
             if decoded.len() == rows.length() as usize {
-                return Ok(decoded.into_iter().map(LocalRecord::from).collect());
+                return decoded.into_iter().map(LocalRecord::try_from).collect();
             }
             return Err(StoreError::Corrupt(
                 "the stored records do not decode to one record per row".into(),

@@ -160,10 +160,11 @@ impl IdbStore {
     /// Encodes the batch, then writes it in one transaction (see `commit.js`).
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let codec = &self.0.codec;
+        let compact = self.0.bases_are_mine.get();
         let records = Array::new_with_length((batch.records.len() * 2) as u32);
         for (i, ((collection, id), record)) in batch.records.iter().enumerate() {
             let row: JsValue = match record {
-                Some(r) => codec.record_row(r).await?.into(),
+                Some(r) => codec.record_row(r, compact).await?.into(),
                 None => JsValue::UNDEFINED,
             };
             records.set(

@@ -2,7 +2,7 @@
 //!
 //! | store | row |
 //! |-------|-----|
-//! | `records` | `{c, i, bv, b, s}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` |
+//! | `records` | `{c, i, bv, b, s}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` (no `s`: the record is its base) |
 //! | `outbox` | `{e, v}`: entry id and the entry |
 //! | `meta` | `{k: "replica", cid, seq, hlc, v}`: client id, next seq and clock (plain) and the meta |
 //! | `conflicts`, `dead_letters` | `{k, v}` |
@@ -98,18 +98,29 @@ impl Codec {
     }
 
     /// A `records` row.
-    pub async fn record_row(&self, record: &LocalRecord) -> Result<Object, StoreError> {
+    ///
+    /// With `compact`, a record that is exactly its base (no local change: what sync leaves
+    /// behind) is stored without `s`; reading derives it from the base. That halves what a
+    /// synced record stores, loads and decodes. Only a writer whose base cannot be replaced
+    /// by the commit contract (see `IdbStore::set_bases_are_mine`) may write compact rows.
+    pub async fn record_row(
+        &self,
+        record: &LocalRecord,
+        compact: bool,
+    ) -> Result<Object, StoreError> {
         let (b_aad, s_aad) = record_aads(&record.collection, &record.id);
-        let body = RecordBody {
-            state: record.state.clone(),
-            hlc: record.hlc.clone(),
-        };
         let row = Object::new();
         set(&row, "c", &record.collection.as_str().into());
         set(&row, "i", &record.id.as_str().into());
         set(&row, "bv", &JsValue::from_f64(record.version() as f64));
         set(&row, "b", &self.seal(&b_aad, &record.base).await?);
-        set(&row, "s", &self.seal(&s_aad, &body).await?);
+        if !(compact && is_its_base(record)) {
+            let body = RecordBody {
+                state: record.state.clone(),
+                hlc: record.hlc.clone(),
+            };
+            set(&row, "s", &self.seal(&s_aad, &body).await?);
+        }
         Ok(row)
     }
 
@@ -118,14 +129,11 @@ impl Codec {
         let id = get_string(row, "i")?;
         let (b_aad, s_aad) = record_aads(&collection, &id);
         let base: Option<Record> = self.open(&b_aad, &get(row, "b")).await?;
-        let body: RecordBody = self.open(&s_aad, &get(row, "s")).await?;
-        Ok(LocalRecord {
-            collection,
-            id,
-            base,
-            state: body.state,
-            hlc: body.hlc,
-        })
+        let body = match get(row, "s") {
+            s if s.is_undefined() => None,
+            s => Some(self.open::<RecordBody>(&s_aad, &s).await?),
+        };
+        PlainRecordRow(collection, id, base, body).try_into()
     }
 
     /// A `{k, v}` (or `{e, v}`) row whose value is sealed with `prefix:key` as identity.
@@ -202,20 +210,40 @@ pub fn read_meta(row: &JsValue) -> Result<Meta, StoreError> {
     Ok(meta)
 }
 
-/// One record row as [`super::load`] receives it in bulk: `[c, i, b, s]` with `b` and `s`
-/// decoded in place.
-#[derive(Deserialize)]
-pub struct PlainRecordRow(String, String, Option<Record>, RecordBody);
+/// Whether the record is exactly its base (so a compact row can leave out `s`).
+fn is_its_base(record: &LocalRecord) -> bool {
+    record.base.as_ref().is_some_and(|b| {
+        b.deleted == record.state.deleted && b.hlc == record.hlc && b.fields == record.state.fields
+    })
+}
 
-impl From<PlainRecordRow> for LocalRecord {
-    fn from(PlainRecordRow(collection, id, base, body): PlainRecordRow) -> LocalRecord {
-        LocalRecord {
+/// One record row as [`super::load`] receives it in bulk: `[c, i, b, s]` with `b` and `s`
+/// decoded in place (`s` is `null` in a compact row).
+#[derive(Deserialize)]
+pub struct PlainRecordRow(String, String, Option<Record>, Option<RecordBody>);
+
+impl TryFrom<PlainRecordRow> for LocalRecord {
+    type Error = StoreError;
+
+    fn try_from(
+        PlainRecordRow(collection, id, base, body): PlainRecordRow,
+    ) -> Result<Self, StoreError> {
+        let (state, hlc) = match (body, &base) {
+            (Some(body), _) => (body.state, body.hlc),
+            (None, Some(base)) => (State::of(base), base.hlc.clone()),
+            (None, None) => {
+                return Err(StoreError::Corrupt(format!(
+                    "record {collection}/{id} has neither a state nor a base"
+                )))
+            }
+        };
+        Ok(LocalRecord {
             collection,
             id,
             base,
-            state: body.state,
-            hlc: body.hlc,
-        }
+            state,
+            hlc,
+        })
     }
 }
 

@@ -72,7 +72,7 @@ pub async fn write_v1_rows(db: &indexed_db_futures::database::Database) {
         last_error: None,
         writes: 1,
     };
-    let record_row = codec.record_row(&record).await.unwrap();
+    let record_row = codec.record_row(&record, false).await.unwrap();
     let entry_row = codec
         .keyed_row("e", "outbox", &entry.entry_id, &entry)
         .await
