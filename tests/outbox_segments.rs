@@ -6,32 +6,17 @@
 
 mod common;
 
-use common::{collections, unique_name};
-use ferry::platform::{CryptoEntropy, JsClock};
+use common::unique_name;
 use ferry::store::outbox_rows::SEGMENT_CAP;
 use ferry::store::{schema, IdbStore};
-use ferry_core::engine::Engine;
-use ferry_core::ports::{NoAuth, Store};
-use ferry_core::replica::{Change, ReplicaConfig};
+use ferry_core::ports::Store;
+use ferry_core::replica::Change;
 use serde_json::json;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-type TestEngine = Engine<IdbStore, common::NoNetwork, NoAuth, JsClock, CryptoEntropy>;
-
-async fn engine(store: IdbStore) -> TestEngine {
-    Engine::open(
-        store,
-        common::NoNetwork,
-        NoAuth,
-        JsClock,
-        CryptoEntropy,
-        ReplicaConfig::new(collections()),
-    )
-    .await
-    .expect("engine opens")
-}
+use common::offline_engine as engine;
 
 fn put(title: &str) -> Change {
     Change::Put(json!({ "title": title }).as_object().cloned().unwrap())

@@ -4,33 +4,17 @@
 
 mod common;
 
-use common::{collections, unique_name};
-use ferry::platform::{CryptoEntropy, JsClock};
+use common::unique_name;
 use ferry::store::{schema, IdbStore};
-use ferry_core::engine::Engine;
-use ferry_core::ports::{NoAuth, Store};
-use ferry_core::replica::{Change, ReplicaConfig};
+use ferry_core::ports::Store;
+use ferry_core::replica::Change;
 use indexed_db_futures::prelude::*;
 use serde_json::json;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-type TestEngine = Engine<IdbStore, common::NoNetwork, NoAuth, JsClock, CryptoEntropy>;
-
-async fn engine(store: IdbStore) -> TestEngine {
-    let config = ReplicaConfig::new(collections());
-    Engine::open(
-        store,
-        common::NoNetwork,
-        NoAuth,
-        JsClock,
-        CryptoEntropy,
-        config,
-    )
-    .await
-    .expect("engine opens")
-}
+use common::offline_engine as engine;
 
 fn fields(v: serde_json::Value) -> ferry_core::Fields {
     v.as_object().cloned().unwrap()

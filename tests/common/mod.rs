@@ -1,5 +1,5 @@
 //! Helpers shared by the browser tests: unique database names, the test collections, a
-//! transport with no network, and rows written in the schema-1 layout.
+//! transport with no network, an engine on it, and rows written in the schema-1 layout.
 #![allow(dead_code)]
 
 pub mod server;
@@ -8,6 +8,28 @@ use ferry::platform::random_hex;
 use ferry_core::policy::Policy;
 use ferry_core::ports::{RequestMeta, Transport, TransportError};
 use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
+
+/// An engine on `store` with the test collections and no network.
+pub type OfflineEngine = ferry_core::engine::Engine<
+    ferry::store::IdbStore,
+    NoNetwork,
+    ferry_core::ports::NoAuth,
+    ferry::platform::JsClock,
+    ferry::platform::CryptoEntropy,
+>;
+
+pub async fn offline_engine(store: ferry::store::IdbStore) -> OfflineEngine {
+    ferry_core::engine::Engine::open(
+        store,
+        NoNetwork,
+        ferry_core::ports::NoAuth,
+        ferry::platform::JsClock,
+        ferry::platform::CryptoEntropy,
+        ferry_core::replica::ReplicaConfig::new(collections()),
+    )
+    .await
+    .expect("engine opens")
+}
 
 pub fn unique_name(prefix: &str) -> String {
     format!("ferry-test-{prefix}-{}", random_hex(6))
