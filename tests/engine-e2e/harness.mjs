@@ -89,7 +89,8 @@ async function demoToken(user) {
 }
 // Opens Ferry as window.ferry. firstToken: what getToken(false) answers the first time
 // (an expired or garbage token), before the server's good ones.
-window.startFerry = async (name, { user = 'alice', firstToken = null, live = true } = {}) => {
+// token: a fixed token for every call (a tenant of the test's own), instead of demo tokens.
+window.startFerry = async (name, { user = 'alice', firstToken = null, live = true, token = null } = {}) => {
   let first = firstToken;
   const ferry = await Ferry.open({
     name,
@@ -102,6 +103,7 @@ window.startFerry = async (name, { user = 'alice', firstToken = null, live = tru
     },
     getToken: async (refresh) => {
       window.tokenCalls.push(refresh);
+      if (token !== null) return token;
       if (!refresh && first !== null) {
         const t = first;
         first = null;
@@ -162,9 +164,46 @@ export class Server {
 
   /** A correctly signed token of tenant `demo` that expired long ago. */
   expiredToken(user = 'alice') {
-    const payload = Buffer.from(JSON.stringify({ tenant: 'demo', user, exp: 1 })).toString('base64url');
+    return this.signedToken({ tenant: 'demo', user, exp: 1 });
+  }
+
+  /** A token for `tenant`, valid for an hour (so a test can have a tenant of its own). */
+  tenantToken(tenant, user = 'alice') {
+    return this.signedToken({ tenant, user, exp: Math.floor(Date.now() / 1000) + 3600 });
+  }
+
+  signedToken(claims) {
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
     const sig = createHmac('sha256', this.secret).update(payload).digest('base64url');
     return `${payload}.${sig}`;
+  }
+
+  /** Creates `n` notes through the push API (batches of 500) as client `seeder`. */
+  async seedNotes(token, n) {
+    for (let start = 0; start < n; start += 500) {
+      const mutations = [];
+      for (let i = start; i < Math.min(n, start + 500); i++) {
+        mutations.push({
+          op_id: `seeder.${i + 1}`,
+          client_id: 'seeder',
+          seq: i + 1,
+          collection: 'notes',
+          record_id: `s-${String(i).padStart(6, '0')}`,
+          op: 'create',
+          base_version: 0,
+          patch: { title: `Note ${i}`, n: i },
+          hlc: `${String(Date.now()).padStart(15, '0')}-${String(i).padStart(10, '0')}-seeder`,
+        });
+      }
+      const r = await fetch(`${this.url}/v1/sync/mutations`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': `seed-${start}` },
+        body: JSON.stringify({ client_id: 'seeder', mutations }),
+      });
+      if (!r.ok) throw new Error(`seed push ${r.status}: ${await r.text()}`);
+      const answer = await r.json();
+      if (answer.accepted.length !== mutations.length) throw new Error(`seed: ${JSON.stringify(answer).slice(0, 300)}`);
+    }
   }
 
   /** Every live record on the server (GET /v1/sync/changes from cursor 0, all pages). */
