@@ -470,7 +470,8 @@ function readFerryParams() {
     }
     return null;
   };
-  results.meta.ferryPullLimit = grab(/pull_limit:\s*([\d_]+),/) || undefined;
+  // The replica's default page size is either a literal or the protocol's maximum.
+  results.meta.ferryPullLimit = grab(/pull_limit:\s*([\d_]+),/) || grab(/MAX_PULL_LIMIT:\s*u32\s*=\s*([\d_]+)/) || undefined;
   results.meta.ferryPushBatch = grab(/DEFAULT_BATCH_SIZE:\s*usize\s*=\s*([\d_]+)/) || undefined;
 }
 

@@ -23,6 +23,8 @@ export function serverTools(SERVER_BIN) {
     let stderr = '';
     child.stderr.on('data', (d) => {
       stderr += d;
+      // Warnings and errors only (RUST_LOG=warn): a failing benchmark shows the server's side.
+      for (const line of String(d).split('\n').filter(Boolean)) console.error(`ferry-server: ${line}`);
     });
     const url = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 200; i++) {

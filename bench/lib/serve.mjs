@@ -29,7 +29,9 @@ export async function serve(root) {
           ur.pipe(res);
         },
       );
-      up.on('error', () => {
+      up.on('error', (e) => {
+        // Said aloud: a proxied request that fails would otherwise show only as a 502 in a page.
+        console.error(`bench proxy: ${req.method} ${req.url.slice(0, 80)} failed upstream: ${e.code || e.message}`);
         if (!res.headersSent) res.writeHead(502);
         res.end();
       });

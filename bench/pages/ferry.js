@@ -128,8 +128,24 @@ const adapter = {
       await openFerry({ base });
       ferry.syncNow();
       const rows = when(ferry.query('notes', {}), (r) => r.length >= n);
-      const synced = when(ferry.syncState, (s) => s.status === 'idle' && s.lastSyncedAt != null && s.progress.pulled >= n);
-      const [a, b] = await Promise.all([rows, synced]);
+      // The first finished cycle of a fresh profile pulled up to the server's cursor, its
+      // last page committed. (Not `progress.pulled`: the syncNow() above may queue a second,
+      // empty cycle, and `progress` describes the latest cycle.)
+      const synced = when(ferry.syncState, (s) => s.status === 'idle' && s.lastSyncedAt != null && s.inFlight === 0);
+      // A pull that stalls fails with the engine's last sync state instead of waiting out the
+      // driver's timeout.
+      let last = null;
+      const unwatch = ferry.syncState.subscribe((s) => {
+        last = s;
+      });
+      let timer;
+      const stalled = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`pull stalled; sync state: ${JSON.stringify(last)}`)), 120_000);
+      });
+      const [a, b] = await Promise.race([Promise.all([rows, synced]), stalled]).finally(() => {
+        clearTimeout(timer);
+        unwatch();
+      });
       const ms = Math.max(a.t, b.t) - t0;
       const count = a.value.length;
       await ferry.close();
