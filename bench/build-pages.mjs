@@ -29,7 +29,8 @@ export async function buildPages(engines = ENGINES) {
       minify: true,
       outfile: path.join(WWW, `${engine}.js`),
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
-      alias: { ferry: path.join(PKG, 'ferry.js') },
+      // The package entry, as an app imports it.
+      alias: { ferry: path.join(PKG, 'index.js') },
       logLevel: 'error',
       metafile: true,
     });

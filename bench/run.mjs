@@ -375,9 +375,9 @@ async function main() {
     fs.rmSync(PKG, { recursive: true, force: true });
     fs.cpSync(path.join(root, 'pkg'), PKG, { recursive: true });
   }
-  const haveFerry = fs.existsSync(path.join(PKG, 'ferry_bg.wasm')) && fs.existsSync(path.join(here, 'pages', 'ferry.js'));
+  const haveFerry = ['ferry_bg.wasm', 'index.js'].every((f) => fs.existsSync(path.join(PKG, f))) && fs.existsSync(path.join(here, 'pages', 'ferry.js'));
   const engines = ENGINE_LIST.filter((e) => e !== 'ferry' || haveFerry);
-  if (ENGINE_LIST.includes('ferry') && !haveFerry) results.errors.push({ bench: 'all', engine: 'ferry', error: `${PKG}/ferry_bg.wasm missing: run npm run build:wasm` });
+  if (ENGINE_LIST.includes('ferry') && !haveFerry) results.errors.push({ bench: 'all', engine: 'ferry', error: `${PKG} is not the built package: run bash scripts/build-pkg.sh` });
   const pageSizes = await buildPages(engines);
   let chromiumVersion = '';
   try {

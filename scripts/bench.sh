@@ -20,8 +20,8 @@ if [ "${FERRY_BENCH_SKIP_SETUP:-0}" != 1 ]; then
     bash scripts/setup.sh
 fi
 
-say "building the engine (npm run build:wasm -> pkg/)"
-npm run build:wasm
+say "building the engine's npm package (scripts/build-pkg.sh -> pkg/)"
+bash scripts/build-pkg.sh
 # Snapshot the package at once: other builds in this tree may rewrite pkg/ during the run.
 rm -rf bench/results/tmp/pkg && mkdir -p bench/results/tmp && cp -r pkg bench/results/tmp/pkg
 export FERRY_BENCH_PKG="$ROOT/bench/results/tmp/pkg"

@@ -139,6 +139,38 @@ fn number(n: f64) -> Option<Value> {
     Number::from_f64(n).map(Value::Number)
 }
 
+/// A record as the app sees it, `{id, ...fields}`, serialized straight from the replica's
+/// record (no copy of its fields): the same JSON as [`row_value`], keys in the same order.
+pub struct RowRef<'a> {
+    pub id: &'a str,
+    pub fields: &'a Fields,
+}
+
+impl serde::Serialize for RowRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len() + 1))?;
+        let mut id_written = false;
+        for (key, value) in self.fields {
+            // The fields are sorted by key; `id` goes where a sorted map would put it.
+            if !id_written && key.as_str() >= "id" {
+                id_written = true;
+                if key == "id" {
+                    // As in `row_value`, a field named `id` wins over the record's id.
+                    map.serialize_entry("id", value)?;
+                    continue;
+                }
+                map.serialize_entry("id", self.id)?;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if !id_written {
+            map.serialize_entry("id", self.id)?;
+        }
+        map.end()
+    }
+}
+
 /// A record as the app sees it: `{id, ...fields}`.
 pub fn row_value(id: &str, fields: &Fields) -> Value {
     let mut map = Map::with_capacity(fields.len() + 1);

@@ -99,6 +99,14 @@ impl Leadership {
         })
     }
 
+    /// A lock already held, given up by calling `release` (see `client/early.rs`).
+    pub fn adopt(release: Function) -> Leadership {
+        Leadership {
+            release: Rc::new(RefCell::new(Some(release))),
+            abort: None,
+        }
+    }
+
     /// Gives the lock up (or stops waiting for it).
     pub fn release(&self) {
         if let Some(resolve) = self.release.borrow_mut().take() {

@@ -230,3 +230,26 @@ async fn writes_reach_the_server_with_idempotency_and_trace_headers() {
     assert_eq!(snapshot(&state)["isLeader"], true);
     done(ferry.close()).await;
 }
+
+#[wasm_bindgen_test]
+fn query_rows_serialize_as_the_app_sees_records() {
+    use ferry::interop::{row_value, RowRef};
+    let cases = [
+        json!({}),
+        json!({"a": 1, "title": "t"}),
+        json!({"body": "b", "done": true, "n": 3, "title": "x"}),
+        json!({"zeta": null, "alpha": [1, 2]}),
+        json!({"id": "inner", "x": 1}),
+        json!({"i": 1, "ia": 2, "ib": {"nested": "y"}}),
+    ];
+    for case in cases {
+        let fields = case.as_object().unwrap().clone();
+        let direct = serde_json::to_string(&RowRef {
+            id: "rec-1",
+            fields: &fields,
+        })
+        .unwrap();
+        let copied = serde_json::to_string(&row_value("rec-1", &fields)).unwrap();
+        assert_eq!(direct, copied, "fields {case}");
+    }
+}

@@ -263,3 +263,10 @@ async fn a_record_that_is_its_base_is_stored_compact_and_reads_back_whole() {
     assert_eq!(find("synced"), synced);
     assert_eq!(find("edited"), edited);
 }
+
+#[wasm_bindgen_test]
+fn the_js_bulk_read_names_the_schema_stores() {
+    // `readAll` also runs before the module is ready (the package entry's early read), so it
+    // names the stores itself; they must be the schema's.
+    assert!(ferry::store::js_store_names_match());
+}

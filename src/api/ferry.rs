@@ -168,6 +168,7 @@ impl Ferry {
             "cyclesOk": m.cycles_ok,
             "cyclesFailed": m.cycles_failed,
             "outboxDepth": self.client.engine.replica().outbox_depth(),
+            "loadedEarly": self.client.store.loaded_early(),
         }))
     }
 

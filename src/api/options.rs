@@ -79,5 +79,6 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
         fetch: optional_function(options, "fetch")?,
         live,
         timeout_ms,
+        early_open: crate::client::EarlyOpen::promise_in(options),
     })
 }

@@ -6,6 +6,7 @@
 //! ONE task (spawned on the microtask queue by the first write of the tick), so they share
 //! one IndexedDB transaction, and every write's promise settles when that commit does.
 
+mod early;
 mod network;
 mod signal;
 mod tabs;
@@ -16,6 +17,7 @@ use crate::store::IdbStore;
 use crate::subject::Subject;
 use crate::tabs::{Channel, Leadership};
 use crate::transport::{FetchTransport, LiveStream};
+pub use early::EarlyOpen;
 use ferry_core::engine::{Engine, WriteTicket};
 use ferry_core::policy::Policy;
 use ferry_core::replica::{Change, ReplicaConfig};
@@ -42,6 +44,8 @@ pub struct ClientOptions {
     /// Whether to listen to the server's event stream (else poll).
     pub live: bool,
     pub timeout_ms: u32,
+    /// The package entry's early read, when it started one (see `early.rs`).
+    pub early_open: Option<Promise>,
 }
 
 /// A write waiting for its commit.
@@ -87,7 +91,20 @@ pub struct Client {
 impl Client {
     /// Opens the database, loads the replica and joins the other tabs (as a follower until
     /// the leader lock is granted).
-    pub async fn open(options: ClientOptions) -> Result<Rc<Client>, CoreError> {
+    pub async fn open(mut options: ClientOptions) -> Result<Rc<Client>, CoreError> {
+        let mut early = EarlyOpen::settle(options.early_open.take()).await;
+        let opened = Self::open_with(options, &mut early).await;
+        if opened.is_err() {
+            // The lock is held until released: give it to the next tab.
+            early.release();
+        }
+        opened
+    }
+
+    async fn open_with(
+        options: ClientOptions,
+        early: &mut EarlyOpen,
+    ) -> Result<Rc<Client>, CoreError> {
         let cipher = match &options.encryption_key {
             Some(key) => Some(
                 crate::crypto::Cipher::from_js(key)
@@ -99,7 +116,11 @@ impl Client {
         let store = IdbStore::open(&options.name, cipher).await?;
         // The leader lock, when free, is taken before loading: then the load already is the
         // leader's (no reload once leading), and the replica coalesces from the start.
-        let early = Leadership::try_now(&Self::leader_lock(&options.name)).await;
+        // The package entry may have taken it already, and read everything under it.
+        let early = match early.take_lock(&store) {
+            Some(lock) => Some(lock),
+            None => Leadership::try_now(&Self::leader_lock(&options.name)).await,
+        };
         let instance = format!("-t{}", random_hex(4));
         let mut config = ReplicaConfig::new(options.collections.clone());
         config.instance = instance.clone();

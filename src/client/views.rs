@@ -5,7 +5,7 @@
 use super::Client;
 use crate::api::conflicts::Conflict;
 use crate::api::dead_letters::DeadLetter;
-use crate::interop::{json_to_js, row_value};
+use crate::interop::{json_to_js, row_value, RowRef};
 use crate::subject::Subject;
 use ferry_core::protocol::Fields;
 use ferry_core::replica::Replica;
@@ -54,10 +54,13 @@ impl Query {
                 }
             });
         }
-        let rows: Vec<Value> = rows
+        let rows: Vec<RowRef> = rows
             .into_iter()
             .take(self.limit.unwrap_or(usize::MAX))
-            .map(|r| row_value(&r.id, &r.state.fields))
+            .map(|r| RowRef {
+                id: &r.id,
+                fields: &r.state.fields,
+            })
             .collect();
         serde_json::to_string(&rows).unwrap_or_default()
     }

@@ -102,11 +102,30 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ke
   });
 }
 
+// The schema's object stores and the meta row's key, as src/store/schema.rs and rows.rs name
+// them (a browser test checks that they agree): the bulk read below also runs before the
+// WebAssembly module is ready (`earlyOpen`), so it cannot take them from Rust.
+const STORES = {
+  all: ['records', 'outbox', 'meta', 'conflicts', 'dead_letters'],
+  meta: 'meta',
+  records: 'records',
+  outbox: 'outbox',
+  conflicts: 'conflicts',
+  deadLetters: 'dead_letters',
+};
+const META_KEY = 'replica';
+
+/** The names `readAll` uses, for the test that compares them with the schema's. */
+export function storeNames() {
+  return { ...STORES, metaKey: META_KEY };
+}
+
 /**
  * Everything stored, read in one readonly transaction: `{meta, records, outbox, conflicts,
  * deadLetters}` with the raw rows of each store.
  */
-export function readAll(db, stores, metaKey) {
+export function readAll(db) {
+  const stores = STORES;
   return new Promise((resolve, reject) => {
     let tx;
     try {
@@ -116,7 +135,7 @@ export function readAll(db, stores, metaKey) {
       return;
     }
     const out = {};
-    tx.objectStore(stores.meta).get(metaKey).onsuccess = (e) => {
+    tx.objectStore(stores.meta).get(META_KEY).onsuccess = (e) => {
       out.meta = e.target.result;
     };
     for (const [field, name] of [
@@ -131,6 +150,76 @@ export function readAll(db, stores, metaKey) {
     }
     tx.oncomplete = () => resolve(out);
     tx.onabort = () => reject(tx.error || new DOMException('the transaction was aborted', 'AbortError'));
+  });
+}
+
+/**
+ * The first steps of `Ferry.open`, started by the package entry before the WebAssembly module
+ * is ready, so that fetching and compiling the module overlaps with reading the database:
+ * take the leader lock `lockName` if no tab holds it, and if it was free, open the database
+ * at its current version and read every row.
+ *
+ * Resolves to `{release, version, raw}`: `release` gives the lock up (null when another tab
+ * holds it or Web Locks are missing), `version` is the database's schema version and `raw`
+ * what `readAll` read (null when the database does not exist yet or could not be read).
+ * Never rejects: whatever fails here, `Ferry.open` does itself. The connection is closed
+ * once read, so it never blocks an upgrade; `Ferry.open` uses the rows only when their
+ * version is the one it expects, and holds the lock from then on (see src/client/mod.rs).
+ *
+ * @param {string} name the database name
+ * @param {string} lockName the leader lock's name
+ */
+export function earlyOpen(name, lockName) {
+  const none = { release: null, version: 0, raw: null };
+  const locks = globalThis.navigator && globalThis.navigator.locks;
+  if (!globalThis.indexedDB || !locks || typeof locks.request !== 'function') return Promise.resolve(none);
+  const lock = new Promise((resolve) => {
+    locks
+      .request(lockName, { mode: 'exclusive', ifAvailable: true }, (held) => {
+        if (!held) {
+          resolve(null);
+          return undefined;
+        }
+        // Held until `release` is called: by Ferry.open's leader, or by the entry on failure.
+        return new Promise((release) => resolve(release));
+      })
+      .catch(() => resolve(null));
+  });
+  return lock.then(async (release) => {
+    if (!release) return none;
+    const db = await openExisting(name);
+    if (!db) return { release, version: 0, raw: null };
+    try {
+      return { release, version: db.version, raw: await readAll(db) };
+    } catch {
+      return { release, version: 0, raw: null };
+    } finally {
+      db.close();
+    }
+  });
+}
+
+/** Opens `name` at its current version; null when it does not exist yet (or fails to open). */
+function openExisting(name) {
+  return new Promise((resolve) => {
+    let req;
+    try {
+      req = indexedDB.open(name);
+    } catch {
+      resolve(null);
+      return;
+    }
+    // A new database: leave creating it to Ferry.open, which knows the schema.
+    req.onupgradeneeded = () => req.transaction.abort();
+    req.onsuccess = () => {
+      const db = req.result;
+      db.onversionchange = () => db.close();
+      resolve(db);
+    };
+    req.onerror = (e) => {
+      e.preventDefault();
+      resolve(null);
+    };
   });
 }
 

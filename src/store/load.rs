@@ -2,6 +2,9 @@
 //! then they are decoded. Without encryption the record rows — nearly all of the data — are
 //! handed to wasm as ONE JSON text and decoded in one pass; with encryption each row is
 //! opened on its own (outside the transaction, since decryption awaits WebCrypto).
+//!
+//! The read may also have happened before the module was ready: the package entry starts it
+//! (`earlyOpen` in `commit.js`) while the WebAssembly module is fetched and compiled.
 
 use super::js_store_error;
 use super::outbox_rows::OutboxRows;
@@ -9,7 +12,7 @@ use super::rows::{read_meta, Codec, PlainRecordRow, META_KEY};
 use super::schema::{ALL_STORES, CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
 use ferry_core::ports::StoreError;
 use ferry_core::replica::{LocalRecord, StoredState};
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -17,9 +20,11 @@ use wasm_bindgen_futures::JsFuture;
 #[wasm_bindgen(module = "/src/store/commit.js")]
 extern "C" {
     #[wasm_bindgen(js_name = readAll)]
-    fn read_all(db: &web_sys::IdbDatabase, stores: &Object, meta_key: &str) -> js_sys::Promise;
+    fn read_all(db: &web_sys::IdbDatabase) -> js_sys::Promise;
     #[wasm_bindgen(js_name = recordsAsJson)]
     fn records_as_json(rows: &Array) -> Option<String>;
+    #[wasm_bindgen(js_name = storeNames)]
+    fn store_names() -> JsValue;
 }
 
 fn field(object: &JsValue, name: &str) -> JsValue {
@@ -35,45 +40,52 @@ pub async fn load(
     db: &web_sys::IdbDatabase,
     codec: &Codec,
 ) -> Result<(StoredState, OutboxRows), StoreError> {
-    let stores = Object::new();
-    let all = Array::new();
-    for name in ALL_STORES {
-        all.push(&name.into());
-    }
-    for (field, name) in [
-        ("all", JsValue::from(all)),
-        ("meta", META.into()),
-        ("records", RECORDS.into()),
-        ("outbox", OUTBOX.into()),
-        ("conflicts", CONFLICTS.into()),
-        ("deadLetters", DEAD_LETTERS.into()),
-    ] {
-        let _ = Reflect::set(&stores, &field.into(), &name);
-    }
-    let raw = JsFuture::from(read_all(db, &stores, META_KEY))
+    let raw = JsFuture::from(read_all(db))
         .await
         .map_err(|e| js_store_error("load", &e))?;
-    let meta = field(&raw, "meta");
+    decode(&raw, codec).await
+}
+
+/// Decodes what `readAll` read (here, or early: see [`super::IdbStore::adopt_early_read`]).
+pub async fn decode(raw: &JsValue, codec: &Codec) -> Result<(StoredState, OutboxRows), StoreError> {
+    let meta = field(raw, "meta");
     let mut state = StoredState {
         meta: (!meta.is_undefined())
             .then(|| read_meta(&meta))
             .transpose()?,
         ..StoredState::default()
     };
-    state.records = read_records(codec, &rows(&raw, "records")).await?;
-    let (outbox_rows, outbox) = OutboxRows::load(codec, &rows(&raw, "outbox")).await?;
+    state.records = read_records(codec, &rows(raw, "records")).await?;
+    let (outbox_rows, outbox) = OutboxRows::load(codec, &rows(raw, "outbox")).await?;
     state.outbox = outbox;
-    for row in rows(&raw, "conflicts").iter() {
+    for row in rows(raw, "conflicts").iter() {
         state
             .conflicts
             .push(codec.read_keyed("k", "conflict", &row).await?);
     }
-    for row in rows(&raw, "deadLetters").iter() {
+    for row in rows(raw, "deadLetters").iter() {
         state
             .dead_letters
             .push(codec.read_keyed("k", "dead-letter", &row).await?);
     }
     Ok((state, outbox_rows))
+}
+
+/// Whether the names the JS bulk read uses are the schema's (the JS side cannot take them
+/// from Rust, since it also runs before the module is ready).
+pub fn js_store_names_match() -> bool {
+    let names = store_names();
+    let all: Vec<String> = field(&names, "all")
+        .dyn_into::<Array>()
+        .map(|a| a.iter().filter_map(|v| v.as_string()).collect())
+        .unwrap_or_default();
+    all == ALL_STORES
+        && field(&names, "meta").as_string().as_deref() == Some(META)
+        && field(&names, "records").as_string().as_deref() == Some(RECORDS)
+        && field(&names, "outbox").as_string().as_deref() == Some(OUTBOX)
+        && field(&names, "conflicts").as_string().as_deref() == Some(CONFLICTS)
+        && field(&names, "deadLetters").as_string().as_deref() == Some(DEAD_LETTERS)
+        && field(&names, "metaKey").as_string().as_deref() == Some(META_KEY)
 }
 
 async fn read_records(codec: &Codec, rows: &Array) -> Result<Vec<LocalRecord>, StoreError> {

@@ -12,6 +12,7 @@
 //! before it. A `versionchange` from another tab closes the database; the next use reopens it.
 
 mod load;
+pub use load::js_store_names_match;
 pub mod outbox_rows;
 pub mod rows;
 pub mod schema;
@@ -64,6 +65,11 @@ struct Inner {
     bases_are_mine: Cell<bool>,
     /// Which row holds each outbox entry (see `outbox_rows`).
     outbox_rows: RefCell<OutboxRows>,
+    /// Rows read before the module was ready, for the first load (see
+    /// [`IdbStore::adopt_early_read`]).
+    early_read: RefCell<Option<JsValue>>,
+    /// Whether a load used them.
+    loaded_early: Cell<bool>,
 }
 
 /// An IndexedDB-backed store. Clones share one connection.
@@ -94,6 +100,8 @@ impl IdbStore {
             in_flight: Cell::new(0),
             bases_are_mine: Cell::new(false),
             outbox_rows: RefCell::new(OutboxRows::default()),
+            early_read: RefCell::new(None),
+            loaded_early: Cell::new(false),
         }));
         store.db().await?;
         Ok(store)
@@ -114,6 +122,28 @@ impl IdbStore {
     /// everyone else's commits keep doing it.
     pub fn set_bases_are_mine(&self, mine: bool) {
         self.0.bases_are_mine.set(mine);
+    }
+
+    /// Hands the next load the rows the package entry read before the module was ready
+    /// (`earlyOpen` in `commit.js`), read under the leader lock this tab now holds. They are
+    /// taken only when stored at this schema's version (else the open upgraded the database,
+    /// or it is newer than this code) and before any commit of this handle; returns whether
+    /// they were taken. Rows that another tab changed since are reloaded on first contact
+    /// with it, as for any load (see `client/tabs.rs`).
+    pub fn adopt_early_read(&self, version: f64, raw: JsValue) -> bool {
+        let fits = version == f64::from(schema::VERSION)
+            && raw.is_object()
+            && self.0.commits.get() == 0
+            && self.0.in_flight.get() == 0;
+        if fits {
+            *self.0.early_read.borrow_mut() = Some(raw);
+        }
+        fits
+    }
+
+    /// Whether the load used rows read before the module was ready.
+    pub fn loaded_early(&self) -> bool {
+        self.0.loaded_early.get()
     }
 
     /// Whether a commit is under way.
@@ -255,7 +285,14 @@ impl Store for IdbStore {
         let db = self.db().await?;
         let quiet = |inner: &Inner| (inner.in_flight.get() == 0).then(|| inner.commits.get());
         let before = quiet(&self.0);
-        let (state, outbox_rows) = load::load(db.as_sys(), &self.0.codec).await?;
+        let early = self.0.early_read.borrow_mut().take();
+        let (state, outbox_rows) = match early {
+            Some(raw) => {
+                self.0.loaded_early.set(true);
+                load::decode(&raw, &self.0.codec).await?
+            }
+            None => load::load(db.as_sys(), &self.0.codec).await?,
+        };
         // Take in where the outbox rows are only when no commit of this tab ran meanwhile:
         // the read may predate it, and the rows must always know this tab's own commits.
         if before.is_some() && before == quiet(&self.0) {

@@ -204,3 +204,87 @@ test('a dead letter from the server\'s validation rule, retried with an edited v
     await context.close();
   }
 });
+
+test('a reopen reads the database while the module loads: same records and outbox; other tabs and failed opens keep leadership working', async () => {
+  const context = await browser.newContext();
+  try {
+    const name = uniqueName('early');
+    // Pages load while online; then nothing leaves, so the outbox must survive the reopen.
+    const [writer, first, second] = [await openPage(context, server), await openPage(context, server), await openPage(context, server)];
+    await context.setOffline(true);
+    await writer.evaluate((n) => window.startFerry(n), name);
+    await put(writer, 'notes', { id: 'e1', title: 'one', n: 1 });
+    await put(writer, 'notes', { id: 'e2', title: 'two', n: 2 });
+    await writer.evaluate(() => window.ferry.patch('notes', 'e1', { title: 'one, edited' }).then(() => true));
+    await writer.evaluate(() => window.ferry.close().then(() => true));
+    await writer.close();
+
+    await first.evaluate((n) => window.startFerry(n), name);
+    const seen = (p) =>
+      p.evaluate(() => ({
+        e1: window.ferry.get('notes', 'e1'),
+        e2: window.ferry.get('notes', 'e2'),
+        metrics: window.ferry.metrics(),
+        leads: window.ferry.isLeader,
+      }));
+    const a = await seen(first);
+    assert.equal(a.metrics.loadedEarly, true, 'the lone tab used the early read');
+    assert.equal(a.leads, true);
+    assert.deepEqual(a.e1, { id: 'e1', title: 'one, edited', n: 1 });
+    assert.deepEqual(a.e2, { id: 'e2', title: 'two', n: 2 });
+    // The patch was folded into its pending create when it was written (the lone tab leads).
+    assert.equal(a.metrics.outboxDepth, 2, 'the two offline creates are still queued');
+
+    // A second tab finds the lock held: it loads the usual way and follows.
+    await second.evaluate((n) => window.startFerry(n), name);
+    const b = await seen(second);
+    assert.equal(b.metrics.loadedEarly, false);
+    assert.equal(b.leads, false);
+    assert.deepEqual(b.e1, a.e1);
+    await put(second, 'notes', { id: 'e3', title: 'from the follower' });
+    await until(first, () => window.ferry.get('notes', 'e3') !== undefined, null, 'the leader sees the follower\'s write');
+
+    // An open that fails (bad options) after the early read took the free lock gives it back.
+    await first.evaluate(() => window.ferry.close().then(() => true));
+    await second.evaluate(() => window.ferry.close().then(() => true));
+    await context.setOffline(false);
+    const failing = await openPage(context, server);
+    const code = await failing.evaluate(
+      (n) => window.Ferry.open({ name: n, url: '/v1', collections: 5 }).then(() => 'opened', (e) => e.code),
+      name,
+    );
+    assert.equal(code, 'invalid_options');
+    const next = await openPage(context, server);
+    await next.evaluate((n) => window.startFerry(n), name);
+    await until(next, () => window.lastState?.isLeader === true, null, 'a tab opened after the failed open leads');
+    assert.equal(await next.evaluate(() => window.ferry.get('notes', 'e3')?.title), 'from the follower');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a first sync pulls every page of a server holding more than one page', async () => {
+  const context = await browser.newContext();
+  try {
+    const tenant = uniqueName('pages');
+    const token = server.tenantToken(tenant);
+    const n = 2_500; // more than two pages of the engine's 1,000
+    await server.seedNotes(token, n);
+    for (const live of [true, false]) {
+      const page = await openPage(context, server);
+      await page.evaluate(([name, live, token]) => window.startFerry(name, { live, token }), [uniqueName('pull'), live, token]);
+      await page.evaluate(() => {
+        window.ferry.query('notes', {}).subscribe((rows) => {
+          window.noteCount = rows.length;
+        });
+      });
+      await until(page, (n) => window.noteCount === n, n, `all ${n} notes arrive (live: ${live})`);
+      await until(page, () => window.lastState?.status === 'idle' && window.lastState?.lastSyncedAt != null, null, 'the cycle ends');
+      assert.deepEqual(await page.evaluate(() => window.ferry.get('notes', 's-002499')), { id: 's-002499', title: 'Note 2499', n: 2499 });
+      assert.equal(await page.evaluate(() => window.lastState.lastError), null);
+      await page.close();
+    }
+  } finally {
+    await context.close();
+  }
+});

@@ -58,7 +58,7 @@ test('the packed package bundles with webpack 5 and round-trips a record in Chro
   const work = mkdtempSync(join(tmpdir(), 'ferry-pack-'));
   try {
     const { tarball, files } = packedTarball(work);
-    for (const f of ['package.json', 'index.js', 'index.d.ts', 'ferry.js', 'ferry_bg.wasm', 'README.md']) {
+    for (const f of ['package.json', 'index.js', 'index.d.ts', 'early-open.js', 'ferry.js', 'ferry_bg.wasm', 'README.md']) {
       assert.ok(files.includes(f), `the tarball contains ${f}`);
     }
     const app = join(work, 'app');
