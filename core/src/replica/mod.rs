@@ -543,25 +543,28 @@ impl Replica {
 /// every stamp stored with the data (see [`Replica::tick`]). Only wall time and counter
 /// matter; the node stays this replica's.
 fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> Hlc {
-    let entry_ids = stored
+    // Compared as (wall, counter) pairs: no stamp is copied (a reopen walks every record).
+    let entry_ids: Vec<Hlc> = stored
         .outbox
         .iter()
-        .filter_map(|e| Hlc::parse(&e.entry_id).ok());
+        .filter_map(|e| Hlc::parse(&e.entry_id).ok())
+        .collect();
     let stamps = stored
         .records
         .iter()
-        .map(|r| r.hlc.clone())
-        .chain(stored.outbox.iter().map(|e| e.hlc.clone()))
-        .chain(entry_ids)
-        .chain(stored.conflicts.iter().map(|c| c.local_hlc.clone()));
-    let mut latest = meta_hlc.clone();
+        .map(|r| &r.hlc)
+        .chain(stored.outbox.iter().map(|e| &e.hlc))
+        .chain(entry_ids.iter())
+        .chain(stored.conflicts.iter().map(|c| &c.local_hlc));
+    let mut latest = (meta_hlc.wall_ms, meta_hlc.counter);
     for stamp in stamps {
-        if (stamp.wall_ms, stamp.counter) > (latest.wall_ms, latest.counter) {
-            latest.wall_ms = stamp.wall_ms;
-            latest.counter = stamp.counter;
-        }
+        latest = latest.max((stamp.wall_ms, stamp.counter));
     }
-    latest
+    Hlc {
+        wall_ms: latest.0,
+        counter: latest.1,
+        ..meta_hlc.clone()
+    }
 }
 
 /// Applies one op's effect to a state, as the server does.
