@@ -270,3 +270,49 @@ fn the_js_bulk_read_names_the_schema_stores() {
     // names the stores itself; they must be the schema's.
     assert!(ferry::store::js_store_names_match());
 }
+
+#[wasm_bindgen_test]
+async fn rows_of_one_commit_keep_non_ascii_text_apart() {
+    // The plain rows of a commit cross into JS as one text cut at UTF-16 offsets: text whose
+    // UTF-8 and UTF-16 lengths differ must not shift the cuts of the rows after it.
+    let name = unique_name("utf16");
+    let store = IdbStore::open(&name, None).await.unwrap();
+    let e = engine(store.clone()).await;
+    let (_, first) = e
+        .write("notes", "gone", Change::Put(fields(json!({"title": "x"}))))
+        .unwrap();
+    e.flush(first).await.unwrap();
+    let records = [
+        (
+            "accents-1",
+            json!({"title": "naïve café 😀", "tag": "日本語"}),
+        ),
+        ("plain-2", json!({"title": "ascii", "n": 2})),
+        ("emoji-3", json!({"title": "𝄞 clef", "nested": {"k": "ß"}})),
+    ];
+    // Ids are printable ASCII; the fields are not. All of it is one commit.
+    for (id, value) in &records {
+        e.write("notes", id, Change::Put(fields(value.clone())))
+            .unwrap();
+    }
+    let (_, ticket) = e.write("notes", "gone", Change::Delete).unwrap();
+    e.flush(ticket).await.unwrap();
+    drop(e);
+    store.close();
+
+    let stored = IdbStore::open(&name, None)
+        .await
+        .unwrap()
+        .load()
+        .await
+        .unwrap();
+    for (id, value) in &records {
+        let record = stored.records.iter().find(|r| r.id == *id).unwrap();
+        assert_eq!(record.state.fields, fields(value.clone()), "{id}");
+    }
+    let gone = stored.records.iter().find(|r| r.id == "gone");
+    assert!(
+        gone.is_none_or(|r| r.state.deleted),
+        "the delete of the same commit holds"
+    );
+}

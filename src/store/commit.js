@@ -102,6 +102,35 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ke
   });
 }
 
+/**
+ * The `records` argument of `commitBatch` (`[key, row, key, row, ...]`) built from one text:
+ * `text` holds every string of every row, cut at `cuts` (UTF-16 offsets, one per piece: the
+ * collection, the id, then `b` and `s` as the row has them); `shapes` is `[bv, shape]` per
+ * record, shape 0 a delete, 1 a full row, 2 a compact row (no `s`). See BulkRecordRows in
+ * src/store/rows.rs.
+ */
+export function recordRows(text, cuts, shapes) {
+  const n = shapes.length / 2;
+  const out = new Array(n * 2);
+  let at = 0;
+  let k = 0;
+  const next = () => text.slice(at, (at = cuts[k++]));
+  for (let r = 0; r < n; r += 1) {
+    const c = next();
+    const i = next();
+    const shape = shapes[2 * r + 1];
+    out[2 * r] = [c, i];
+    if (shape === 0) {
+      out[2 * r + 1] = undefined;
+      continue;
+    }
+    const row = { c, i, bv: shapes[2 * r], b: next() };
+    if (shape === 1) row.s = next();
+    out[2 * r + 1] = row;
+  }
+  return out;
+}
+
 // The schema's object stores and the meta row's key, as src/store/schema.rs and rows.rs name
 // them (a browser test checks that they agree): the bulk read below also runs before the
 // WebAssembly module is ready (`earlyOpen`), so it cannot take them from Rust.

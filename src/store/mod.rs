@@ -25,7 +25,7 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use js_sys::{Array, Function, Promise};
 use outbox_rows::OutboxRows;
-use rows::{meta_row, Codec, META_KEY};
+use rows::{meta_row, BulkRecordRows, Codec, META_KEY};
 use schema::{CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -48,6 +48,9 @@ extern "C" {
         keep_newer_bases: bool,
         others: &Array,
     ) -> Promise;
+    /// The `records` argument of `commitBatch` from [`BulkRecordRows`]; see `commit.js`.
+    #[wasm_bindgen(js_name = recordRows)]
+    fn record_rows(text: &str, cuts: &[u32], shapes: &[f64]) -> Array;
 }
 
 struct Inner {
@@ -191,18 +194,25 @@ impl IdbStore {
     async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let codec = &self.0.codec;
         let compact = self.0.bases_are_mine.get();
-        let records = Array::new_with_length((batch.records.len() * 2) as u32);
-        for (i, ((collection, id), record)) in batch.records.iter().enumerate() {
-            let row: JsValue = match record {
-                Some(r) => codec.record_row(r, compact).await?.into(),
-                None => JsValue::UNDEFINED,
-            };
-            records.set(
-                2 * i as u32,
-                Array::of2(&collection.into(), &id.into()).into(),
-            );
-            records.set(2 * i as u32 + 1, row);
-        }
+        let records = if codec.is_sealed() {
+            // Sealing awaits WebCrypto per value: row by row.
+            let records = Array::new_with_length((batch.records.len() * 2) as u32);
+            for (i, ((collection, id), record)) in batch.records.iter().enumerate() {
+                let row: JsValue = match record {
+                    Some(r) => codec.record_row(r, compact).await?.into(),
+                    None => JsValue::UNDEFINED,
+                };
+                records.set(
+                    2 * i as u32,
+                    Array::of2(&collection.into(), &id.into()).into(),
+                );
+                records.set(2 * i as u32 + 1, row);
+            }
+            records
+        } else {
+            let bulk = BulkRecordRows::build(batch.records.iter(), compact)?;
+            record_rows(&bulk.text, &bulk.cuts, &bulk.shapes)
+        };
         let staged = self.0.outbox_rows.borrow().stage(&batch.outbox)?;
         let outbox = staged.encode(codec).await?;
         let others = Array::new();
