@@ -13,7 +13,7 @@ const LABEL = {
   rxdb: 'RxDB 17.6.0 (Dexie storage)',
   pouchdb: 'PouchDB 9.0.0 (pouchdb-browser)',
   ferry: 'Ferry',
-  'idb-ferrylike': "diagnostic: raw IndexedDB replaying Ferry's commit pattern (each request awaited; read before write)",
+  'idb-ferrylike': "diagnostic: raw IndexedDB replaying Ferry's former commit pattern (until 2026-11-22: each request awaited; read before write)",
 };
 const WASM_GZIP_TARGET = 200 * 1000; // 200 KB
 
