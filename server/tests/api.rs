@@ -14,6 +14,7 @@ on_both_backends!(
     op_id_reuse_is_refused,
     concurrent_copies_apply_once,
     stale_base_is_a_conflict,
+    one_push_sees_its_own_writes,
 );
 
 async fn push_then_pull(backend: &Backend) {
@@ -291,5 +292,91 @@ async fn stale_base_is_a_conflict(backend: &Backend) {
     // A replay of the conflicting op answers with the record as it is now.
     let (_, again) = s.push(&t, "k4", &batch("c2", vec![stale])).await;
     assert_eq!(again["conflicts"], resp["conflicts"]);
+    s.shutdown().await;
+}
+
+/// The server reads a push's records, ops and seqs in bulk before applying it: ops later in
+/// the same push must still see what earlier ones wrote, and the client's seq must be saved.
+async fn one_push_sees_its_own_writes(backend: &Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.token(&unique("t"), "alice");
+    let body = batch(
+        "c1",
+        vec![
+            mutation(
+                "a",
+                "c1",
+                1,
+                "notes",
+                "n1",
+                "create",
+                0,
+                json!({"title": "one"}),
+            ),
+            // Based on the version the first op just wrote.
+            mutation(
+                "b",
+                "c1",
+                2,
+                "notes",
+                "n1",
+                "update",
+                1,
+                json!({"title": "two"}),
+            ),
+            // Based on the first op's version again: stale by now.
+            mutation(
+                "c",
+                "c1",
+                3,
+                "notes",
+                "n1",
+                "update",
+                1,
+                json!({"title": "three"}),
+            ),
+        ],
+    );
+    let (status, resp) = s.push(&t, "k1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(
+        resp["accepted"],
+        json!([{"op_id": "a", "version": 1}, {"op_id": "b", "version": 2}])
+    );
+    assert_eq!(resp["conflicts"][0]["op_id"], "c");
+    assert_eq!(resp["conflicts"][0]["server"]["version"], 2);
+    assert_eq!(
+        resp["conflicts"][0]["server"]["fields"],
+        json!({"title": "two"})
+    );
+
+    // The client's last seq (3) was stored: a new op at seq 3 is out of order, seq 4 applies.
+    let late = mutation(
+        "x",
+        "c1",
+        3,
+        "notes",
+        "n2",
+        "create",
+        0,
+        json!({"title": "late"}),
+    );
+    let (_, resp) = s.push(&t, "k-late", &batch("c1", vec![late])).await;
+    assert_eq!(resp["rejected"][0]["code"], "out_of_order", "{resp}");
+    let next = mutation(
+        "d",
+        "c1",
+        4,
+        "notes",
+        "n1",
+        "update",
+        2,
+        json!({"title": "four"}),
+    );
+    let (status, resp) = s.push(&t, "k2", &batch("c1", vec![next])).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(resp["accepted"], json!([{"op_id": "d", "version": 3}]));
+    let (_, page) = s.pull(&t, 0, 100).await;
+    assert_eq!(page["changes"][0]["fields"], json!({"title": "four"}));
     s.shutdown().await;
 }

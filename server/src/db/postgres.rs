@@ -96,9 +96,10 @@ impl PgDb {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::KeyReused);
         }
+        ptx.prefetch(req).await?;
         match process_push(&mut ptx, req, rules).await {
             Ok(response) => {
-                if let Some(head) = ptx.save_head().await? {
+                if let Some(head) = ptx.finish().await? {
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(NOTIFY_CHANNEL)
                         .bind(Hub::encode(tenant, head))

@@ -4,6 +4,13 @@
 //! SQLite and PostgreSQL run the very same queries; only how a transaction starts and how
 //! the tenant row is locked differ, and those are the macro's arguments. [`PushTx`] is the
 //! [`ferry_core::apply::ApplyTx`] the core's `process_push` runs on.
+//!
+//! A push reads in bulk: [`PushTx::prefetch`] loads the batch's stored ops, records and
+//! clients' last seqs with one statement per table (per collection for records), and the
+//! transaction keeps what it writes in the same maps, so the apply rules' per-mutation lookups
+//! are answered from memory. The clients' last seqs are written once per client, by
+//! [`PushTx::finish`]. All of it happens inside the transaction that holds the tenant's lock,
+//! so nothing else can change those rows meanwhile.
 
 /// Expands the shared queries for one driver.
 ///
@@ -13,6 +20,7 @@ macro_rules! sql_store {
     ($db:ty, $conn:ty, $lock:literal) => {
         use ferry_core::apply::{ApplyTx, StoredOp, StoredOutcome};
         use ferry_core::protocol::{limits, Mutation, PullResponse, Record};
+        use std::collections::{BTreeMap, BTreeSet, HashMap};
         use ferry_core::server::PullError;
         use sqlx::Row as _;
         use $crate::db::{CompactReport, DbError};
@@ -33,6 +41,14 @@ macro_rules! sql_store {
             pub(crate) head: u64,
             /// The head when the transaction began.
             pub(crate) start: u64,
+            /// Stored ops of the batch, once prefetched (an id not in it has none).
+            ops: Option<HashMap<String, StoredOp>>,
+            /// Records as this transaction knows them (`None`: known not to exist).
+            records: HashMap<(String, String), Option<Record>>,
+            /// Clients' last applied seqs as this transaction knows them.
+            seqs: HashMap<String, u64>,
+            /// Last seqs raised by this transaction, written by [`PushTx::finish`].
+            raised_seqs: BTreeMap<String, u64>,
         }
 
         impl PushTx {
@@ -43,7 +59,89 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 let head: i64 = sqlx::query_scalar($lock).bind(tenant).fetch_one(&mut *tx).await?;
-                Ok(PushTx { tx, tenant: tenant.to_owned(), head: to_u64(head), start: to_u64(head) })
+                Ok(PushTx {
+                    tx,
+                    tenant: tenant.to_owned(),
+                    head: to_u64(head),
+                    start: to_u64(head),
+                    ops: None,
+                    records: HashMap::new(),
+                    seqs: HashMap::new(),
+                    raised_seqs: BTreeMap::new(),
+                })
+            }
+
+            /// Loads what the apply rules will look up for `req`, one statement per table
+            /// (records: per collection), in chunks that stay under every driver's limit on
+            /// bound parameters.
+            pub(crate) async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
+                const CHUNK: usize = 500;
+                let op_ids: BTreeSet<&str> = req.mutations.iter().map(|m| m.op_id.as_str()).collect();
+                let mut ops = HashMap::new();
+                for chunk in op_ids.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT op_id, digest, outcome, version, code, message FROM ops WHERE tenant = ",
+                    );
+                    q.push_bind(self.tenant.clone()).push(" AND op_id IN (");
+                    let mut ids = q.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(id.to_string());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&mut *self.tx).await? {
+                        ops.insert(row.try_get::<String, _>("op_id")?, decode_op(&row)?);
+                    }
+                }
+                self.ops = Some(ops);
+
+                let mut by_collection: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+                for m in &req.mutations {
+                    by_collection.entry(m.collection.as_str()).or_default().insert(m.record_id.as_str());
+                }
+                for (collection, ids) in by_collection {
+                    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
+                        for id in chunk {
+                            self.records.insert((collection.to_owned(), (*id).to_owned()), None);
+                        }
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT collection, id, version, fields, deleted, hlc FROM records WHERE tenant = ",
+                        );
+                        q.push_bind(self.tenant.clone())
+                            .push(" AND collection = ")
+                            .push_bind(collection.to_owned())
+                            .push(" AND id IN (");
+                        let mut ids = q.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(id.to_string());
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(&mut *self.tx).await? {
+                            let record = decode_record(&row)?;
+                            self.records.insert((record.collection.clone(), record.id.clone()), Some(record));
+                        }
+                    }
+                }
+
+                let clients: BTreeSet<&str> = req.mutations.iter().map(|m| m.client_id.as_str()).collect();
+                for chunk in clients.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
+                    for client in chunk {
+                        self.seqs.insert((*client).to_owned(), 0);
+                    }
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT client_id, last_seq FROM clients WHERE tenant = ",
+                    );
+                    q.push_bind(self.tenant.clone()).push(" AND client_id IN (");
+                    let mut ids = q.separated(", ");
+                    for client in chunk {
+                        ids.push_bind(client.to_string());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&mut *self.tx).await? {
+                        let seq: i64 = row.try_get("last_seq")?;
+                        self.seqs.insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
+                    }
+                }
+                Ok(())
             }
 
             /// Claims an idempotency key for a body digest: `false` if it was claimed by another body.
@@ -68,8 +166,20 @@ macro_rules! sql_store {
                 }
             }
 
-            /// Writes the advanced head back; returns it if it moved.
-            pub(crate) async fn save_head(&mut self) -> Result<Option<u64>, DbError> {
+            /// Writes what the push left in memory — the clients' raised last seqs and the
+            /// advanced head — before the commit; returns the head if it moved.
+            pub(crate) async fn finish(&mut self) -> Result<Option<u64>, DbError> {
+                for (client, seq) in std::mem::take(&mut self.raised_seqs) {
+                    sqlx::query(
+                        "INSERT INTO clients (tenant, client_id, last_seq) VALUES ($1, $2, $3)
+                         ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
+                    )
+                    .bind(&self.tenant)
+                    .bind(&client)
+                    .bind(to_i64(seq))
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
                 if self.head == self.start {
                     return Ok(None);
                 }
@@ -118,10 +228,28 @@ macro_rules! sql_store {
             })
         }
 
+        fn decode_op(row: &<$db as sqlx::Database>::Row) -> Result<StoredOp, DbError> {
+            let digest: i64 = row.try_get("digest")?;
+            let kind: String = row.try_get("outcome")?;
+            let outcome = match kind.as_str() {
+                "accepted" => StoredOutcome::Accepted { version: to_u64(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0)) },
+                "conflict" => StoredOutcome::Conflict,
+                "rejected" => StoredOutcome::Rejected {
+                    code: row.try_get::<Option<String>, _>("code")?.unwrap_or_default(),
+                    message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
+                },
+                other => return Err(DbError::Corrupt(format!("unknown op outcome `{other}`"))),
+            };
+            Ok(StoredOp { digest: digest as u64, outcome })
+        }
+
         impl ApplyTx for PushTx {
             type Error = DbError;
 
             async fn stored_op(&mut self, op_id: &str) -> Result<Option<StoredOp>, DbError> {
+                if let Some(ops) = &self.ops {
+                    return Ok(ops.get(op_id).cloned());
+                }
                 let row = sqlx::query(
                     "SELECT digest, outcome, version, code, message FROM ops WHERE tenant = $1 AND op_id = $2",
                 )
@@ -129,32 +257,29 @@ macro_rules! sql_store {
                 .bind(op_id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-                let Some(row) = row else { return Ok(None) };
-                let digest: i64 = row.try_get("digest")?;
-                let kind: String = row.try_get("outcome")?;
-                let outcome = match kind.as_str() {
-                    "accepted" => StoredOutcome::Accepted { version: to_u64(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0)) },
-                    "conflict" => StoredOutcome::Conflict,
-                    "rejected" => StoredOutcome::Rejected {
-                        code: row.try_get::<Option<String>, _>("code")?.unwrap_or_default(),
-                        message: row.try_get::<Option<String>, _>("message")?.unwrap_or_default(),
-                    },
-                    other => return Err(DbError::Corrupt(format!("unknown op outcome `{other}`"))),
-                };
-                Ok(Some(StoredOp { digest: digest as u64, outcome }))
+                row.as_ref().map(decode_op).transpose()
             }
 
             async fn client_last_seq(&mut self, client_id: &str) -> Result<u64, DbError> {
+                if let Some(seq) = self.seqs.get(client_id) {
+                    return Ok(*seq);
+                }
                 let seq: Option<i64> =
                     sqlx::query_scalar("SELECT last_seq FROM clients WHERE tenant = $1 AND client_id = $2")
                         .bind(&self.tenant)
                         .bind(client_id)
                         .fetch_optional(&mut *self.tx)
                         .await?;
-                Ok(seq.map_or(0, to_u64))
+                let seq = seq.map_or(0, to_u64);
+                self.seqs.insert(client_id.to_owned(), seq);
+                Ok(seq)
             }
 
             async fn record(&mut self, collection: &str, id: &str) -> Result<Option<Record>, DbError> {
+                let key = (collection.to_owned(), id.to_owned());
+                if let Some(known) = self.records.get(&key) {
+                    return Ok(known.clone());
+                }
                 let row = sqlx::query(
                     "SELECT collection, id, version, fields, deleted, hlc FROM records
                      WHERE tenant = $1 AND collection = $2 AND id = $3",
@@ -164,7 +289,9 @@ macro_rules! sql_store {
                 .bind(id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-                row.as_ref().map(decode_record).transpose()
+                let record = row.as_ref().map(decode_record).transpose()?;
+                self.records.insert(key, record.clone());
+                Ok(record)
             }
 
             async fn write_record(&mut self, record: &Record) -> Result<u64, DbError> {
@@ -186,6 +313,8 @@ macro_rules! sql_store {
                 .bind(record.hlc.to_string())
                 .execute(&mut *self.tx)
                 .await?;
+                let stored = Record { version: self.head, ..record.clone() };
+                self.records.insert((record.collection.clone(), record.id.clone()), Some(stored));
                 Ok(self.head)
             }
 
@@ -208,15 +337,12 @@ macro_rules! sql_store {
                 .bind(message)
                 .execute(&mut *self.tx)
                 .await?;
-                sqlx::query(
-                    "INSERT INTO clients (tenant, client_id, last_seq) VALUES ($1, $2, $3)
-                     ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
-                )
-                .bind(&self.tenant)
-                .bind(&m.client_id)
-                .bind(to_i64(m.seq))
-                .execute(&mut *self.tx)
-                .await?;
+                if let Some(ops) = &mut self.ops {
+                    ops.insert(m.op_id.clone(), StoredOp { digest, outcome: outcome.clone() });
+                }
+                // Written once per client by `finish`.
+                self.seqs.insert(m.client_id.clone(), m.seq);
+                self.raised_seqs.insert(m.client_id.clone(), m.seq);
                 Ok(())
             }
 

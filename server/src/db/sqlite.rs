@@ -96,9 +96,10 @@ impl SqliteDb {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::KeyReused);
         }
+        ptx.prefetch(req).await?;
         match process_push(&mut ptx, req, rules).await {
             Ok(response) => {
-                let advanced = ptx.save_head().await?;
+                let advanced = ptx.finish().await?;
                 ptx.tx.commit().await?;
                 if let Some(head) = advanced {
                     self.hub.poke(tenant, head);
