@@ -5,12 +5,12 @@
 //! the tenant row is locked differ, and those are the macro's arguments. [`PushTx`] is the
 //! [`ferry_core::apply::ApplyTx`] the core's `process_push` runs on.
 //!
-//! A push reads in bulk: [`PushTx::prefetch`] loads the batch's stored ops, records and
-//! clients' last seqs with one statement per table (per collection for records), and the
-//! transaction keeps what it writes in the same maps, so the apply rules' per-mutation lookups
-//! are answered from memory. The clients' last seqs are written once per client, by
-//! [`PushTx::finish`]. All of it happens inside the transaction that holds the tenant's lock,
-//! so nothing else can change those rows meanwhile.
+//! A push transaction remembers what it read and wrote (records, clients' last seqs, ops), so
+//! the apply rules' repeated lookups are answered from memory, and the clients' last seqs are
+//! written once per client, by [`PushTx::finish`]. On SQLite, [`PushTx::prefetch`] also
+//! loads the batch's stored ops, records and seqs up front with one statement per table (per
+//! collection for records). All of it happens inside the transaction that holds the tenant's
+//! lock, so nothing else can change those rows meanwhile.
 
 /// Expands the shared queries for one driver.
 ///
@@ -74,6 +74,8 @@ macro_rules! sql_store {
             /// Loads what the apply rules will look up for `req`, one statement per table
             /// (records: per collection), in chunks that stay under every driver's limit on
             /// bound parameters.
+            // Expanded for both drivers, called by the SQLite backend only (see postgres.rs).
+            #[allow(dead_code)]
             pub(crate) async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
                 const CHUNK: usize = 500;
                 let op_ids: BTreeSet<&str> = req.mutations.iter().map(|m| m.op_id.as_str()).collect();
