@@ -167,6 +167,8 @@ async fn listen_loop(mut listener: PgListener, pool: PgPool, hub: Hub) {
                 None => tracing::warn!("ignoring a malformed poke notification"),
             },
             Ok(None) => hub.resync(),
+            // The server is shutting down: the pool closed under the listener.
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
                 tokio::time::sleep(Duration::from_secs(1)).await;
