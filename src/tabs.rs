@@ -19,16 +19,48 @@ pub struct Leadership {
     abort: Option<web_sys::AbortController>,
 }
 
+/// `navigator.locks` and its `request` method, when the browser has Web Locks.
+fn web_locks() -> Option<(JsValue, Function)> {
+    let locks =
+        Reflect::get(&global_property("navigator"), &"locks".into()).unwrap_or(JsValue::UNDEFINED);
+    let request = Reflect::get(&locks, &"request".into())
+        .ok()
+        .and_then(|r| r.dyn_into::<Function>().ok())?;
+    Some((locks, request))
+}
+
+/// What a granted lock's callback returns: a promise that stays pending, holding the lock,
+/// until the function it leaves in `release` is called.
+fn hold(release: &Rc<RefCell<Option<Function>>>) -> JsValue {
+    Promise::new(&mut |resolve, _| *release.borrow_mut() = Some(resolve)).into()
+}
+
+/// `locks.request(name, options, callback)`; false when the call itself threw. The request's
+/// own promise rejects when it is aborted before being granted, which is expected (on close)
+/// and ignored.
+fn request_lock(
+    locks: &JsValue,
+    request: &Function,
+    name: &str,
+    options: &Object,
+    callback: &JsValue,
+) -> bool {
+    let Ok(p) = request.call3(locks, &name.into(), options, callback) else {
+        return false;
+    };
+    let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+    if let Ok(p) = p.dyn_into::<Promise>() {
+        let _ = p.catch(&ignore);
+    }
+    ignore.forget();
+    true
+}
+
 impl Leadership {
     /// Asks for the lock `name`; `on_granted` runs when this tab becomes the leader.
     pub fn request(name: &str, on_granted: impl FnOnce() + 'static) -> Leadership {
         let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
-        let locks = Reflect::get(&global_property("navigator"), &"locks".into())
-            .unwrap_or(JsValue::UNDEFINED);
-        let request = Reflect::get(&locks, &"request".into())
-            .ok()
-            .and_then(|r| r.dyn_into::<Function>().ok());
-        let Some(request) = request else {
+        let Some((locks, request)) = web_locks() else {
             on_granted();
             return Leadership {
                 release,
@@ -43,18 +75,12 @@ impl Leadership {
         }
         let held = release.clone();
         let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
-            let promise = Promise::new(&mut |resolve, _| *held.borrow_mut() = Some(resolve));
+            let holding = hold(&held);
             on_granted();
-            promise.into()
+            holding
         });
-        if let Ok(p) = request.call3(&locks, &name.into(), &options, &callback) {
-            // A request aborted before it was granted rejects; that is expected on close.
-            let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
-            if let Ok(p) = p.dyn_into::<Promise>() {
-                let _ = p.catch(&ignore);
-            }
-            ignore.forget();
-        }
+        // A call that throws leaves the tab a follower, as a lock never granted would.
+        request_lock(&locks, &request, name, &options, &callback);
         Leadership { release, abort }
     }
 
@@ -62,11 +88,7 @@ impl Leadership {
     /// leads (or Web Locks are missing; [`Leadership::request`] handles that case). Taking
     /// it before loading lets a lone tab load once, as the leader.
     pub async fn try_now(name: &str) -> Option<Leadership> {
-        let locks = Reflect::get(&global_property("navigator"), &"locks".into())
-            .unwrap_or(JsValue::UNDEFINED);
-        let request = Reflect::get(&locks, &"request".into())
-            .ok()
-            .and_then(|r| r.dyn_into::<Function>().ok())?;
+        let (locks, request) = web_locks()?;
         let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
         let options = Object::new();
         let _ = Reflect::set(&options, &"mode".into(), &"exclusive".into());
@@ -80,18 +102,13 @@ impl Leadership {
                 let _ = decide.call1(&JsValue::UNDEFINED, &JsValue::FALSE);
                 return JsValue::UNDEFINED;
             }
-            let promise = Promise::new(&mut |resolve, _| *held.borrow_mut() = Some(resolve));
+            let holding = hold(&held);
             let _ = decide.call1(&JsValue::UNDEFINED, &JsValue::TRUE);
-            promise.into()
+            holding
         });
-        let p = request
-            .call3(&locks, &name.into(), &options, &callback)
-            .ok()?;
-        let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
-        if let Ok(p) = p.dyn_into::<Promise>() {
-            let _ = p.catch(&ignore);
+        if !request_lock(&locks, &request, name, &options, &callback) {
+            return None;
         }
-        ignore.forget();
         let granted = wasm_bindgen_futures::JsFuture::from(decided).await.ok()?;
         granted.is_truthy().then_some(Leadership {
             release,
