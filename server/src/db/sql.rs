@@ -7,9 +7,9 @@
 //!
 //! A push transaction remembers what it read and wrote (records, clients' last seqs, ops), so
 //! the apply rules' repeated lookups are answered from memory, and the clients' last seqs are
-//! written once per client, by [`PushTx::finish`]. On SQLite, [`PushTx::prefetch`] also
-//! loads the batch's stored ops, records and seqs up front with one statement per table (per
-//! collection for records). All of it happens inside the transaction that holds the tenant's
+//! written once per client, by [`PushTx::finish`]. On SQLite, `PushTx::prefetch` (in
+//! `sqlite.rs`) also fills those maps up front with one statement per table (per collection
+//! for records). All of it happens inside the transaction that holds the tenant's
 //! lock, so nothing else can change those rows meanwhile.
 
 /// Expands the shared queries for one driver.
@@ -20,7 +20,7 @@ macro_rules! sql_store {
     ($db:ty, $conn:ty, $lock:literal) => {
         use ferry_core::apply::{ApplyTx, StoredOp, StoredOutcome};
         use ferry_core::protocol::{limits, Mutation, PullResponse, Record};
-        use std::collections::{BTreeMap, BTreeSet, HashMap};
+        use std::collections::{BTreeMap, HashMap};
         use ferry_core::server::PullError;
         use sqlx::Row as _;
         use $crate::db::{CompactReport, DbError};
@@ -69,81 +69,6 @@ macro_rules! sql_store {
                     seqs: HashMap::new(),
                     raised_seqs: BTreeMap::new(),
                 })
-            }
-
-            /// Loads what the apply rules will look up for `req`, one statement per table
-            /// (records: per collection), in chunks that stay under every driver's limit on
-            /// bound parameters.
-            // Expanded for both drivers, called by the SQLite backend only (see postgres.rs).
-            #[allow(dead_code)]
-            pub(crate) async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
-                const CHUNK: usize = 500;
-                let op_ids: BTreeSet<&str> = req.mutations.iter().map(|m| m.op_id.as_str()).collect();
-                let mut ops = HashMap::new();
-                for chunk in op_ids.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT op_id, digest, outcome, version, code, message FROM ops WHERE tenant = ",
-                    );
-                    q.push_bind(self.tenant.clone()).push(" AND op_id IN (");
-                    let mut ids = q.separated(", ");
-                    for id in chunk {
-                        ids.push_bind(id.to_string());
-                    }
-                    q.push(")");
-                    for row in q.build().fetch_all(&mut *self.tx).await? {
-                        ops.insert(row.try_get::<String, _>("op_id")?, decode_op(&row)?);
-                    }
-                }
-                self.ops = Some(ops);
-
-                let mut by_collection: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-                for m in &req.mutations {
-                    by_collection.entry(m.collection.as_str()).or_default().insert(m.record_id.as_str());
-                }
-                for (collection, ids) in by_collection {
-                    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
-                        for id in chunk {
-                            self.records.insert((collection.to_owned(), (*id).to_owned()), None);
-                        }
-                        let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT collection, id, version, fields, deleted, hlc FROM records WHERE tenant = ",
-                        );
-                        q.push_bind(self.tenant.clone())
-                            .push(" AND collection = ")
-                            .push_bind(collection.to_owned())
-                            .push(" AND id IN (");
-                        let mut ids = q.separated(", ");
-                        for id in chunk {
-                            ids.push_bind(id.to_string());
-                        }
-                        q.push(")");
-                        for row in q.build().fetch_all(&mut *self.tx).await? {
-                            let record = decode_record(&row)?;
-                            self.records.insert((record.collection.clone(), record.id.clone()), Some(record));
-                        }
-                    }
-                }
-
-                let clients: BTreeSet<&str> = req.mutations.iter().map(|m| m.client_id.as_str()).collect();
-                for chunk in clients.iter().copied().collect::<Vec<_>>().chunks(CHUNK) {
-                    for client in chunk {
-                        self.seqs.insert((*client).to_owned(), 0);
-                    }
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT client_id, last_seq FROM clients WHERE tenant = ",
-                    );
-                    q.push_bind(self.tenant.clone()).push(" AND client_id IN (");
-                    let mut ids = q.separated(", ");
-                    for client in chunk {
-                        ids.push_bind(client.to_string());
-                    }
-                    q.push(")");
-                    for row in q.build().fetch_all(&mut *self.tx).await? {
-                        let seq: i64 = row.try_get("last_seq")?;
-                        self.seqs.insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
-                    }
-                }
-                Ok(())
             }
 
             /// Claims an idempotency key for a body digest: `false` if it was claimed by another body.
