@@ -27,6 +27,41 @@ pub mod limits {
     pub const MAX_PULL_LIMIT: u32 = 1_000;
     /// Versions, sequence numbers and cursors stay exact as JavaScript numbers.
     pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+    /// How far ahead of the server's clock a stamp's wall time may be, in milliseconds.
+    /// The server refuses or clamps stamps beyond it; clients do not adopt remote stamps
+    /// beyond it of their own calibrated clock (PROTOCOL.md §1, "Clock bound").
+    pub const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+    /// Longest history identity (`epoch`), in bytes.
+    pub const MAX_EPOCH_LEN: usize = 64;
+}
+
+/// What a server accepts, advertised in its answers so a client sizes its batches to it.
+/// A client that has not heard them yet uses the defaults of [`limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerLimits {
+    /// Largest push body in bytes.
+    pub max_push_bytes: u64,
+    /// Most mutations in one push.
+    pub max_push_mutations: u64,
+    /// Largest stored record (fields encoded as JSON) in bytes.
+    pub max_record_bytes: u64,
+    /// The clock bound: how far ahead of the server's clock a stamp may be, in ms.
+    pub max_clock_drift_ms: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_push_bytes: limits::MAX_PUSH_BYTES as u64,
+            max_push_mutations: limits::MAX_MUTATIONS_PER_PUSH as u64,
+            max_record_bytes: limits::MAX_RECORD_BYTES as u64,
+            max_clock_drift_ms: limits::MAX_CLOCK_DRIFT_MS,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The server's view of one record. Versions are assigned by the server only.
@@ -120,6 +155,17 @@ pub struct PushResponse {
     pub rejected: Vec<Rejected>,
     /// The tenant's newest cursor after this push (a hint; pulls still page from their own).
     pub cursor: u64,
+    /// The identity of the server's history (PROTOCOL.md §4, "Epoch"); empty from a server
+    /// that predates it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// The server's clock when it answered, ms since the Unix epoch (0: not sent). Clients
+    /// calibrate their hybrid logical clock with it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_time: u64,
+    /// What the server accepts; absent from a server that predates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ServerLimits>,
 }
 
 /// `GET /v1/sync/changes` response (200).
@@ -133,6 +179,19 @@ pub struct PullResponse {
     /// How many changed records remain after this page (an estimate for progress bars).
     #[serde(default)]
     pub remaining: u64,
+    /// The tenant's newest cursor when the page was read. A client whose stored cursor is
+    /// beyond it talks to a server that lost history (PROTOCOL.md §4, "Epoch").
+    #[serde(default)]
+    pub head: u64,
+    /// The identity of the server's history; see [`PushResponse::epoch`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// The server's clock when it answered; see [`PushResponse::server_time`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_time: u64,
+    /// What the server accepts; see [`PushResponse::limits`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ServerLimits>,
 }
 
 /// The JSON body of every non-2xx answer.

@@ -81,6 +81,8 @@ impl TenantState {
             cursor: next,
             has_more: remaining > 0,
             remaining,
+            head: self.cursor,
+            ..PullResponse::default()
         })
     }
 

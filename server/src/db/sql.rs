@@ -297,7 +297,7 @@ macro_rules! sql_store {
             cursor: u64,
             limit: u32,
         ) -> Result<Result<PullResponse, PullError>, DbError> {
-            let (_, horizon) = head_of(conn, tenant).await?;
+            let (head, horizon) = head_of(conn, tenant).await?;
             if cursor != 0 && cursor < horizon {
                 return Ok(Err(PullError::CursorExpired { horizon }));
             }
@@ -323,7 +323,7 @@ macro_rules! sql_store {
                     .await?;
                 to_u64(n)
             };
-            Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining }))
+            Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining, head, ..PullResponse::default() }))
         }
 
         /// Applies the migrations not yet applied, inside the caller's transaction.
