@@ -1,7 +1,222 @@
-export * from './ferry.js';
+// Type declarations of ferry-sync. Self-contained: they compile under `strict` with
+// `lib: ["ES2022", "DOM"]` and `skipLibCheck: false`, and do not expose the wasm-bindgen
+// module behind the API.
+import type { EngineErrorCode } from './error-codes.js';
+
+/** How a collection resolves concurrent edits. */
+export type Policy = 'merge-fields' | 'last-writer-wins' | 'server-wins-review';
+
+/** A value that can be stored. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A record of an untyped collection: a plain object with a string `id`. */
+export interface FerryRecord {
+  id: string;
+  [field: string]: JsonValue | undefined;
+}
+
+/**
+ * The constraint on a schema `S`, the record type of each collection, for
+ * `Ferry.open<MySchema>()`: every record type has a string `id`. Interfaces work for both
+ * the records and the schema: `interface Note { id: string; title: string }`,
+ * `interface MySchema { notes: Note }`.
+ */
+export type SchemaOf<S> = { [C in keyof S]: { id: string } };
+
+/** What `Ferry.open()` without a schema gives: every collection holds `FerryRecord`s. */
+export type UntypedSchema = { [collection: string]: FerryRecord };
+
+/** A collection's name in schema `S`. */
+export type CollectionName<S> = keyof S & string;
+
+export interface CollectionOptions {
+  policy?: Policy;
+}
+
+export interface FerryOptions<S = UntypedSchema> {
+  /** The local database's name (one per app and user). */
+  name: string;
+  /** The sync server's base URL, e.g. '/v1'. */
+  url: string;
+  /** The collections and their conflict policies. */
+  collections: { [C in CollectionName<S>]: CollectionOptions };
+  /**
+   * Returns the bearer token; `refresh` is true after the server refused the last one.
+   * A token that is not one word of visible ASCII (an HTML page, say) is not sent: the sync
+   * state becomes `auth-required` with `lastError` saying why.
+   */
+  getToken?: (refresh: boolean) => Promise<string | null> | string | null;
+  /** Encrypts record fields and outbox payloads at rest (32 raw bytes or an AES-GCM key). */
+  encryptionKey?: Uint8Array | ArrayBuffer | CryptoKey;
+  /** A fetch-compatible function to use instead of the global fetch. */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /** Listen to the server's event stream for changes (default true); else poll. */
+  live?: boolean;
+  /** How long one request may take, in milliseconds (default 30000). */
+  requestTimeoutMs?: number;
+}
+
+/** Which records a query returns and in what order. */
+export interface QueryOptions<T = FerryRecord> {
+  /** Records whose fields equal these values. */
+  where?: { [K in keyof T]?: T[K] };
+  /** A field, or a field and a direction. */
+  orderBy?: (keyof T & string) | [keyof T & string, 'asc' | 'desc'];
+  limit?: number;
+}
+
+/** Fields to set with `patch` (`null` removes a field). */
+export type Patch<T> = { [K in Exclude<keyof T, 'id'>]?: T[K] | null } & { id?: string };
+
+export type SyncStatus = 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required';
+
+export interface SyncState {
+  status: SyncStatus;
+  online: boolean;
+  /** Local writes not yet acknowledged by the server (this tab's view of the outbox). */
+  outboxDepth: number;
+  inFlight: number;
+  /** Whether some local write still waits for the server (`outboxDepth` or `inFlight` above 0). */
+  hasPendingWrites: boolean;
+  /**
+   * Everything is synced: the last cycle succeeded (`idle`, online, at least one sync) and
+   * no write waits. Show "synced" only when this is true.
+   */
+  synced: boolean;
+  conflicts: number;
+  deadLetters: number;
+  lastSyncedAt: number | null;
+  nextRetryAt: number | null;
+  /** What went wrong last, in words (with `auth-required`: what was wrong with the token). */
+  lastError: string | null;
+  isLeader: boolean;
+  storage: { persisted: boolean; usage: number | null; quota: number | null };
+  progress: { pulled: number; pullEstimate: number; pushed: number; pushTotal: number };
+}
+
+export interface FerryMetrics {
+  syncSuccessRate: number | null;
+  conflictRateByCollection: Record<string, number>;
+  medianConvergeMs: number | null;
+  retryDistribution: Record<string, number>;
+  cyclesOk: number;
+  cyclesFailed: number;
+  outboxDepth: number;
+  /** Whether the open used the rows read while the module loaded. */
+  loadedEarly: boolean;
+}
+
+export interface Observer<T> {
+  next(value: T): void;
+  error?(error: unknown): void;
+  complete?(): void;
+}
+
+/** Stops a subscription; also callable as `.unsubscribe()`. */
+export interface Unsubscribe {
+  (): void;
+  unsubscribe(): void;
+}
+
+/** A live value: works with React (useSyncExternalStore), Svelte, Vue and RxJS `from()`. */
+export interface Observable<T> {
+  /** Calls `observer` at once with the current value and on every change. */
+  subscribe(observer: ((value: T) => void) | Observer<T>): Unsubscribe;
+  /** The current value; the same reference until it changes. */
+  getSnapshot(): T;
+  /** The interop point of RxJS `from()` (also under `Symbol.observable` where it exists). */
+  '@@observable'(): Observable<T>;
+}
+
+/** An edit that needs a person: the local and the server version disagree. */
+export interface Conflict<C extends string = string, T = FerryRecord> {
+  readonly id: string;
+  readonly collection: C;
+  readonly recordId: string;
+  readonly policy: Policy;
+  readonly base: T | null;
+  readonly local: T | null;
+  readonly server: T | null;
+  /** The fields both sides changed. */
+  readonly fields: string[];
+  readonly createdAt: number;
+  /** Keeps 'local', takes 'server', or stores a merged record; resolves when durable. */
+  resolve(choice: 'local' | 'server' | Patch<T>): Promise<void>;
+}
+
+/** A mutation the server refused for good. */
+export interface DeadLetter<C extends string = string, T = FerryRecord> {
+  readonly id: string;
+  readonly collection: C;
+  readonly recordId: string;
+  /** The server's error code (for example `validation_failed`). */
+  readonly code: string;
+  readonly message: string;
+  readonly desired: T | null;
+  readonly failedAt: number;
+  /** Sends it again, as it was or as `edited`; resolves when durable. */
+  retry(edited?: Patch<T>): Promise<void>;
+  /** Drops it; the record stays as the server has it. */
+  discard(): Promise<void>;
+}
+
+/** A conflict of any collection of `S` (narrow it by `collection`). */
+export type AnyConflict<S> = { [C in CollectionName<S>]: Conflict<C, S[C]> }[CollectionName<S>];
+/** A dead letter of any collection of `S` (narrow it by `collection`). */
+export type AnyDeadLetter<S> = { [C in CollectionName<S>]: DeadLetter<C, S[C]> }[CollectionName<S>];
+
+/** Every `code` a FerryError can have. */
+export type FerryErrorCode = EngineErrorCode | 'wasm_load_failed' | 'unsupported_environment';
+
+/** Every code, at run time. */
+export declare const FERRY_ERROR_CODES: readonly FerryErrorCode[];
+
+/** Every error Ferry throws or rejects with. `instanceof FerryError` works for all of them. */
+export declare class FerryError extends Error {
+  constructor(code: FerryErrorCode, message: string, options?: { cause?: unknown });
+  readonly code: FerryErrorCode;
+}
+
+/** Whether `value` is a FerryError (with `code`, when given). */
+export declare function isFerryError<K extends FerryErrorCode>(value: unknown, code?: K): value is FerryError & { code: K };
 
 /**
  * Loads the WebAssembly module once (Ferry.open does it for you). `input` is where the
- * `.wasm` file is, when a bundler does not resolve it from `import.meta.url`.
+ * `.wasm` file is, when a bundler does not resolve it from `import.meta.url`. A failed load
+ * rejects with code `wasm_load_failed` and is retried by the next call.
  */
-export function init(input?: string | URL | Request | Response | BufferSource | WebAssembly.Module): Promise<void>;
+export declare function init(input?: string | URL | Request | Response | BufferSource | WebAssembly.Module): Promise<void>;
+
+/** An open Ferry database; `S` gives each collection its record type. */
+export declare class Ferry<S extends SchemaOf<S> = UntypedSchema> {
+  private constructor();
+  /**
+   * Opens (or creates) the local database and starts syncing. Give a schema to type the
+   * records: `Ferry.open<{ notes: Note }>({...})`.
+   */
+  static open<S extends SchemaOf<S> = UntypedSchema>(options: FerryOptions<S>): Promise<Ferry<S>>;
+  /** Creates or replaces a record; visible now, resolves when durable. */
+  put<C extends CollectionName<S>>(collection: C, record: S[C]): Promise<void>;
+  /** Sets some fields of an existing record (`null` removes a field). */
+  patch<C extends CollectionName<S>>(collection: C, id: string, fields: Patch<S[C]>): Promise<void>;
+  /** Deletes a record. */
+  delete<C extends CollectionName<S>>(collection: C, id: string): Promise<void>;
+  /** The record as it is now, or `undefined`. */
+  get<C extends CollectionName<S>>(collection: C, id: string): S[C] | undefined;
+  /** A live list of records. */
+  query<C extends CollectionName<S>>(collection: C, options?: QueryOptions<S[C]>): Observable<S[C][]>;
+  /** The sync status (the same object on every access). */
+  readonly syncState: Observable<SyncState>;
+  /** The conflict inbox (the same object on every access). */
+  readonly conflicts: Observable<AnyConflict<S>[]>;
+  /** The mutations the server refused for good (the same object on every access). */
+  readonly deadLetters: Observable<AnyDeadLetter<S>[]>;
+  /** Whether this tab runs the network loop. */
+  readonly isLeader: boolean;
+  /** Sync health figures. */
+  metrics(): FerryMetrics;
+  /** Syncs as soon as possible (the leader tab does the work). */
+  syncNow(): void;
+  /** Finishes pending writes, gives up leadership and closes the database. */
+  close(): Promise<void>;
+}

@@ -1,39 +1,298 @@
-// ferry-sync entry point: the wasm-bindgen module, loaded on first use.
+// ferry-sync entry point: the public `Ferry` class, `FerryError` and `init`, over the
+// wasm-bindgen module (ferry.js), which is loaded on first use and never exported as such.
 //
-// `Ferry.open()` loads the WebAssembly module itself, so apps need no setup step; call
-// `init()` yourself only to start loading earlier or to pass the .wasm location.
-import initWasm, { Ferry } from './ferry.js';
+// This layer owns what is about JS habits rather than sync: every Promise-returning method
+// rejects instead of throwing, errors are `FerryError`s, a failed WebAssembly load can be
+// retried, the `syncState`/`conflicts`/`deadLetters` getters return one object each, the
+// sync state says plainly whether everything is synced, and a bad token from `getToken`
+// shows as `auth-required` with a message saying what was wrong with it.
+import initWasm, { Ferry as WasmFerry } from './ferry.js';
 import { earlyOpen } from './early-open.js';
+import { RUST_ERROR_CODES } from './error-codes.js';
 
-export * from './ferry.js';
+/** Every `code` a FerryError can have: the engine's (generated from the Rust sources) and this layer's. */
+export const FERRY_ERROR_CODES = Object.freeze([...RUST_ERROR_CODES, 'wasm_load_failed', 'unsupported_environment']);
+const KNOWN_CODES = new Set(FERRY_ERROR_CODES);
+
+/** Every error Ferry throws or rejects with: an `Error` with a machine-readable `code`. */
+export class FerryError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'FerryError';
+    this.code = code;
+  }
+
+  // The engine's errors are made in Rust (plain `Error`s with a code) and reach apps through
+  // objects this layer does not wrap (conflict.resolve(), deadLetter.retry()); `instanceof`
+  // recognises them by their code so one check works for every error Ferry makes.
+  static [Symbol.hasInstance](value) {
+    return value instanceof Error && KNOWN_CODES.has(value.code);
+  }
+}
+
+/** Whether `value` is a FerryError (with `code`, when given). */
+export function isFerryError(value, code) {
+  return value instanceof FerryError && (code === undefined || value.code === code);
+}
+
+/** An engine error as a FerryError (same object: stack and message kept). */
+function asFerryError(error) {
+  if (error instanceof FerryError && Object.getPrototypeOf(error) === Error.prototype) {
+    Object.setPrototypeOf(error, FerryError.prototype);
+    error.name = 'FerryError';
+  }
+  return error;
+}
+
+/** Runs a Promise-returning engine call: any failure, thrown or rejected, rejects. */
+function rejecting(call) {
+  try {
+    return Promise.resolve(call()).catch((e) => Promise.reject(asFerryError(e)));
+  } catch (e) {
+    return Promise.reject(asFerryError(e));
+  }
+}
+
+/** Runs a synchronous engine call, rethrowing its error as a FerryError. */
+function throwing(call) {
+  try {
+    return call();
+  } catch (e) {
+    throw asFerryError(e);
+  }
+}
 
 let loading;
 
-/** Loads the WebAssembly module once; later calls return the same promise. */
+function loadFailure(cause) {
+  const detail = cause && cause.message ? cause.message : String(cause);
+  // "found 3c 21 64 6f" is "<!do": an HTML page came back where the .wasm file should be.
+  const hint = /3c 21|magic word/i.test(detail)
+    ? ' The server answered with something that is not the .wasm file (an HTML page?). With a Vite 5-7 dev server add `optimizeDeps: { exclude: ["ferry-sync"] }` to vite.config; otherwise make ferry_bg.wasm reachable next to the bundle or pass its URL to init().'
+    : '';
+  return new FerryError(
+    'wasm_load_failed',
+    `Ferry could not load its WebAssembly module: ${detail}.${hint} Calling Ferry.open() or init() again retries.`,
+    { cause },
+  );
+}
+
+/**
+ * Loads the WebAssembly module once (Ferry.open does it for you). A failed load is not
+ * remembered: the next call tries again.
+ */
 export function init(input) {
-  loading ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(() => undefined);
+  loading ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(
+    () => undefined,
+    (cause) => {
+      loading = undefined;
+      throw loadFailure(cause);
+    },
+  );
   return loading;
 }
 
 // Where Ferry.open finds the early read (src/client/early.rs).
 const EARLY_OPEN = Symbol.for('ferry.earlyOpen');
+// Only Ferry.open makes Ferry objects.
+const CONSTRUCT = Symbol('Ferry.open');
 
-const open = Ferry.open;
-Ferry.open = async function openFerry(options) {
-  // Read the database while the module loads: `earlyOpen` takes the leader lock if it is
-  // free and reads every row, and Ferry.open carries on from there (it checks the schema
-  // version, and opens the usual way when the read found nothing it can use).
-  const name = options && typeof options === 'object' ? options.name : undefined;
-  const early = typeof name === 'string' && name !== '' ? earlyOpen(name, `ferry:${name}:leader`) : null;
-  await init();
-  if (!early) return open.call(Ferry, options);
-  // The caller's object stays untouched: its fields are read through the prototype.
-  const withEarly = Object.assign(Object.create(options), { [EARLY_OPEN]: early });
-  try {
-    return await open.call(Ferry, withEarly);
-  } catch (e) {
-    // An open that failed before taking the lock over must not keep it from other tabs.
-    early.then((found) => found.release && found.release());
-    throw e;
+/** Why `token` cannot be sent as a bearer token, or null when it can. */
+function tokenProblem(token) {
+  if (typeof token !== 'string') {
+    return `getToken must resolve to a string or null, but gave ${token === null ? 'null' : typeof token}`;
   }
-};
+  // RFC 6750 tokens are one word of visible ASCII; anything else makes fetch() throw
+  // ("Invalid value") before a request is even sent.
+  if (token.length === 0 || /[^\x21-\x7e]/.test(token)) {
+    const start = JSON.stringify(token.slice(0, 40)) + (token.length > 40 ? '...' : '');
+    return (
+      `getToken returned ${start}, which is not a bearer token (one word of visible ASCII). ` +
+      'If it came from fetch(), check the URL and the answer: an HTML page is not a token; ' +
+      'ferry-server --demo answers POST /v1/demo/token with {"token": "..."}.'
+    );
+  }
+  return null;
+}
+
+/** Wraps the app's getToken so a bad token, or a failing callback, is named in lastError. */
+function checkedTokens(getToken, problem) {
+  return async (refresh) => {
+    let token;
+    try {
+      token = await getToken(refresh);
+    } catch (e) {
+      problem.message = `getToken(${refresh}) failed: ${e && e.message ? e.message : String(e)}`;
+      throw e;
+    }
+    if (token === null || token === undefined) {
+      problem.message = null;
+      return null;
+    }
+    const why = tokenProblem(token);
+    problem.message = why;
+    if (why) throw new FerryError('invalid_options', why);
+    return token;
+  };
+}
+
+/** An observable whose values are `map(value)` of a source observable's (same references while the source's stay). */
+class MappedObservable {
+  #source;
+  #map;
+  #lastIn = {};
+  #lastOut;
+
+  constructor(source, map) {
+    this.#source = source;
+    this.#map = map;
+    this['@@observable'] = () => this;
+  }
+
+  #mapped(value) {
+    if (value !== this.#lastIn) {
+      this.#lastIn = value;
+      this.#lastOut = this.#map(value);
+    }
+    return this.#lastOut;
+  }
+
+  subscribe(observer) {
+    const next = typeof observer === 'function' ? observer : observer && observer.next;
+    if (typeof next !== 'function') {
+      throw new FerryError('invalid_argument', 'subscribe needs a function or an object with next()');
+    }
+    return throwing(() => this.#source.subscribe((value) => next.call(observer, this.#mapped(value))));
+  }
+
+  getSnapshot() {
+    return this.#mapped(this.#source.getSnapshot());
+  }
+
+  [Symbol.observable ?? '@@observable']() {
+    return this;
+  }
+}
+
+/** The engine's sync state plus what a badge needs to say "synced" honestly. */
+function summarise(state, problem) {
+  const hasPendingWrites = state.outboxDepth > 0 || state.inFlight > 0;
+  const out = {
+    ...state,
+    hasPendingWrites,
+    synced: state.status === 'idle' && state.online && !hasPendingWrites && state.lastSyncedAt !== null,
+  };
+  if (state.status === 'auth-required' && problem.message) out.lastError = problem.message;
+  return out;
+}
+
+/** An open Ferry database. */
+export class Ferry {
+  #inner;
+  #problem;
+  #syncState;
+  #conflicts;
+  #deadLetters;
+
+  /** Use `Ferry.open()`. */
+  constructor(key, inner, problem) {
+    if (key !== CONSTRUCT) throw new TypeError('use `await Ferry.open(options)` to open a Ferry database');
+    this.#inner = inner;
+    this.#problem = problem;
+  }
+
+  /** Opens (or creates) the local database and starts syncing. */
+  static async open(options) {
+    if (typeof globalThis.indexedDB === 'undefined') {
+      throw new FerryError(
+        'unsupported_environment',
+        'Ferry.open: IndexedDB is missing here (globalThis.indexedDB is undefined). Ferry keeps its data in IndexedDB, ' +
+          'so it opens in a browser window or worker; in Node (tests, server-side rendering) importing ferry-sync works ' +
+          'but opening a database does not.',
+      );
+    }
+    const problem = { message: null };
+    const given = options && typeof options === 'object' ? options : null;
+    const overrides = {};
+    if (given && typeof given.getToken === 'function') overrides.getToken = checkedTokens(given.getToken, problem);
+    // Read the database while the module loads: `earlyOpen` takes the leader lock if it is
+    // free and reads every row, and the engine carries on from there (it checks the schema
+    // version, and opens the usual way when the read found nothing it can use).
+    const name = given ? given.name : undefined;
+    const early = typeof name === 'string' && name !== '' ? earlyOpen(name, `ferry:${name}:leader`) : null;
+    if (early) overrides[EARLY_OPEN] = early;
+    try {
+      await init();
+      // The caller's object stays untouched: its other fields are read through the prototype.
+      const inner = await WasmFerry.open(given ? Object.assign(Object.create(given), overrides) : options);
+      return new Ferry(CONSTRUCT, inner, problem);
+    } catch (e) {
+      // An open that failed before taking the lock over must not keep it from other tabs.
+      if (early) early.then((found) => found.release && found.release());
+      throw asFerryError(e);
+    }
+  }
+
+  /** Creates or replaces a record; visible now, resolves when durable. */
+  put(collection, record) {
+    return rejecting(() => this.#inner.put(collection, record));
+  }
+
+  /** Sets some fields of an existing record (`null` removes a field). */
+  patch(collection, id, fields) {
+    return rejecting(() => this.#inner.patch(collection, id, fields));
+  }
+
+  /** Deletes a record. */
+  delete(collection, id) {
+    return rejecting(() => this.#inner.delete(collection, id));
+  }
+
+  /** The record as it is now, or `undefined`. */
+  get(collection, id) {
+    return throwing(() => this.#inner.get(collection, id));
+  }
+
+  /** A live list of records. */
+  query(collection, options) {
+    return throwing(() => this.#inner.query(collection, options));
+  }
+
+  /** The sync state, as an observable (the same object on every access). */
+  get syncState() {
+    this.#syncState ??= new MappedObservable(this.#inner.syncState, (s) => summarise(s, this.#problem));
+    return this.#syncState;
+  }
+
+  /** The conflict inbox, as an observable (the same object on every access). */
+  get conflicts() {
+    this.#conflicts ??= this.#inner.conflicts;
+    return this.#conflicts;
+  }
+
+  /** The dead letters, as an observable (the same object on every access). */
+  get deadLetters() {
+    this.#deadLetters ??= this.#inner.deadLetters;
+    return this.#deadLetters;
+  }
+
+  /** Whether this tab runs the network loop. */
+  get isLeader() {
+    return this.#inner.isLeader;
+  }
+
+  /** Sync health figures. */
+  metrics() {
+    return this.#inner.metrics();
+  }
+
+  /** Syncs as soon as possible (the leader tab does the work). */
+  syncNow() {
+    this.#inner.syncNow();
+  }
+
+  /** Finishes pending writes, gives up leadership and closes the database. */
+  close() {
+    return rejecting(() => this.#inner.close());
+  }
+}

@@ -14,7 +14,12 @@ fi
 [ -f pkg/ferry_bg.wasm ] || { echo "build-pkg: pkg/ferry_bg.wasm missing (run npm run build:wasm)" >&2; exit 1; }
 # wasm-bindgen writes a .gitignore of `*` into pkg/, which would make npm pack skip files.
 rm -f pkg/.gitignore pkg/package.json
-cp pkg-template/package.json pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md pkg/
+cp pkg-template/package.json pkg-template/README.md pkg/
+cp pkg-template/index.js pkg-template/index.d.ts pkg-template/react.js pkg-template/react.d.ts pkg-template/vue.js pkg-template/vue.d.ts pkg/
+# The licences and the changelog ship in the tarball; the engine's error codes are generated
+# from the Rust sources (error-codes.js / .d.ts) so the TypeScript union cannot drift.
+cp LICENSE-MIT LICENSE-APACHE CHANGELOG.md pkg/
+node scripts/error-codes.mjs pkg
 # early-open.js: the entry's way to the store's JS snippet (whose folder name wasm-bindgen
 # chooses), so it can start reading the database before the module is ready.
 snippet="$(cd pkg && ls snippets/*/src/store/commit.js | head -n 1)"

@@ -1,7 +1,7 @@
 //! `Conflict`: one entry of the conflict inbox — a local edit that met a different server
 //! state and needs a person — with `resolve('local' | 'server' | merged)`.
 
-use super::js;
+use super::{js, rejecting};
 use crate::client::Client;
 use crate::interop::{fields_from_js, invalid, row_value, to_js};
 use ferry_core::policy::State;
@@ -88,11 +88,18 @@ impl Conflict {
     }
 
     /// Keeps `'local'`, takes `'server'`, or stores a merged record; resolves when durable.
+    /// A bad choice or a closed database rejects the promise.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn resolve(
         &self,
         #[wasm_bindgen(unchecked_param_type = "ConflictChoice")] choice: JsValue,
-    ) -> Result<Promise, JsValue> {
+    ) -> Promise {
+        rejecting(self.try_resolve(&choice))
+    }
+}
+
+impl Conflict {
+    fn try_resolve(&self, choice: &JsValue) -> Result<Promise, JsValue> {
         let choice = match choice.as_string().as_deref() {
             Some("local") => Choice::Local,
             Some("server") => Choice::Server,
@@ -102,7 +109,7 @@ impl Conflict {
                 ))))
             }
             None => {
-                let mut fields = js(fields_from_js(&choice, "the merged record"))?;
+                let mut fields = js(fields_from_js(choice, "the merged record"))?;
                 fields.remove("id");
                 Choice::Merged(State::live(fields))
             }

@@ -1,7 +1,7 @@
 //! `DeadLetter`: a mutation the server refused for good, with `retry(edited?)` and
 //! `discard()`.
 
-use super::js;
+use super::{js, rejecting};
 use crate::client::Client;
 use crate::interop::{fields_from_js, row_value, to_js};
 use ferry_core::policy::State;
@@ -68,12 +68,25 @@ impl DeadLetter {
         self.letter.failed_at_ms as f64
     }
 
-    /// Sends it again, as it was or as `edited`; resolves when durable.
+    /// Sends it again, as it was or as `edited`; resolves when durable. A bad edit or a
+    /// closed database rejects the promise.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn retry(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "FerryRecord")] edited: Option<JsValue>,
-    ) -> Result<Promise, JsValue> {
+    ) -> Promise {
+        rejecting(self.try_retry(edited))
+    }
+
+    /// Drops it; the record stays as the server has it. Resolves when durable.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn discard(&self) -> Promise {
+        rejecting(self.try_discard())
+    }
+}
+
+impl DeadLetter {
+    fn try_retry(&self, edited: Option<JsValue>) -> Result<Promise, JsValue> {
         let edited = match edited.filter(|e| !e.is_undefined() && !e.is_null()) {
             None => None,
             Some(edited) => {
@@ -87,9 +100,7 @@ impl DeadLetter {
         js(client.act(move |replica, now| replica.retry_dead_letter(&id, edited, now).map(|_| ())))
     }
 
-    /// Drops it; the record stays as the server has it. Resolves when durable.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn discard(&self) -> Result<Promise, JsValue> {
+    fn try_discard(&self) -> Result<Promise, JsValue> {
         let client = js(crate::client::upgrade(&self.client))?;
         let id = self.letter.letter_id.clone();
         js(client.act(move |replica, _| replica.discard_dead_letter(&id)))

@@ -1,6 +1,20 @@
-// Type-checks the published declarations (pkg/index.d.ts): what apps write must compile,
-// and the mistakes below must not. Run: npx tsc -p tests/types
-import { Ferry, init, type SyncState, type FerryRecord, type Conflict, type DeadLetter, type FerryError } from '../../pkg/index.js';
+// Type-checks the published declarations (pkg/index.d.ts) under `strict`, `lib: ["ES2022",
+// "DOM"]` and `skipLibCheck: false`: what apps write must compile without casts, and the
+// mistakes below must not. Run: npx tsc -p tests/types
+import {
+  Ferry,
+  FerryError,
+  isFerryError,
+  init,
+  FERRY_ERROR_CODES,
+  type SyncState,
+  type FerryRecord,
+  type Conflict,
+  type DeadLetter,
+  type FerryErrorCode,
+  type FerryMetrics,
+} from '../../pkg/index.js';
+import * as entry from '../../pkg/index.js';
 
 export async function usage(): Promise<void> {
   await init();
@@ -20,22 +34,73 @@ export async function usage(): Promise<void> {
   stop();
   rows.subscribe({ next: (list) => list.length }).unsubscribe();
   const snapshot: FerryRecord[] = rows.getSnapshot();
-  const same: typeof rows = rows[Symbol.observable]();
+  const same: typeof rows = rows['@@observable']();
   const state: SyncState = ferry.syncState.getSnapshot();
   const status: 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required' = state.status;
+  const plainlySynced: boolean = state.synced && !state.hasPendingWrites;
   const quota: number | null = state.storage.quota;
   ferry.conflicts.subscribe((list: Conflict[]) => list.forEach((c) => void c.resolve(c.fields.length ? 'local' : 'server')));
-  ferry.deadLetters.subscribe((list: DeadLetter[]) => list.forEach((d) => void (d.code === 'x' ? d.retry({ id: d.recordId }) : d.discard())));
-  const rate: number | null = ferry.metrics().syncSuccessRate;
+  ferry.deadLetters.subscribe((list: DeadLetter[]) => list.forEach((d) => void (d.code === 'x' ? d.retry({ title: 'y' }) : d.discard())));
+  const metrics: FerryMetrics = ferry.metrics();
+  const early: boolean = metrics.loadedEarly;
+  const rate: number | null = metrics.syncSuccessRate;
   ferry.syncNow();
   await ferry.close();
   try {
     await ferry.put('notes', { id: 'x' });
   } catch (e) {
-    const code: string = (e as FerryError).code;
-    void code;
+    if (e instanceof FerryError) {
+      const code: FerryErrorCode = e.code;
+      if (code === 'wasm_load_failed' || code === 'unsupported_environment' || code === 'not_found') void code;
+    }
+    if (isFerryError(e, 'closed')) {
+      const closed: 'closed' = e.code;
+      void closed;
+    }
   }
-  void [one, snapshot, same, status, quota, rate];
+  const codes: readonly FerryErrorCode[] = FERRY_ERROR_CODES;
+  const made = new FerryError('invalid_argument', 'made by an app');
+  void [one, snapshot, same, status, plainlySynced, quota, early, rate, codes, made];
+}
+
+// Records typed by a schema of interfaces (no index signature needed).
+interface Note {
+  id: string;
+  title: string;
+  done: boolean;
+  tags?: string[];
+}
+interface Expense {
+  id: string;
+  amount: number;
+}
+interface Schema {
+  notes: Note;
+  expenses: Expense;
+}
+
+export async function typed(): Promise<void> {
+  const ferry = await Ferry.open<Schema>({
+    name: 'typed',
+    url: '/v1',
+    collections: { notes: { policy: 'merge-fields' }, expenses: { policy: 'server-wins-review' } },
+  });
+  const note: Note = { id: 'n1', title: 'typed', done: false };
+  await ferry.put('notes', note);
+  await ferry.put('expenses', { id: 'e1', amount: 12 });
+  await ferry.patch('notes', 'n1', { done: true, tags: null });
+  const got: Note | undefined = ferry.get('notes', 'n1');
+  const notes: Note[] = ferry.query('notes', { where: { done: false }, orderBy: 'title' }).getSnapshot();
+  const titles: string[] = notes.map((n) => n.title);
+  ferry.conflicts.subscribe((list) => {
+    for (const c of list) {
+      if (c.collection === 'expenses') {
+        const amount: number | undefined = c.server?.amount;
+        void amount;
+      }
+    }
+  });
+  void [got, titles];
 }
 
 export async function mistakes(ferry: Ferry): Promise<void> {
@@ -49,4 +114,32 @@ export async function mistakes(ferry: Ferry): Promise<void> {
   ferry.query('notes', { orderBy: ['title', 'up'] });
   // @ts-expect-error syncState is not a list
   ferry.syncState.getSnapshot().map((x: unknown) => x);
+  // @ts-expect-error Ferry objects come from Ferry.open()
+  new Ferry();
+  // @ts-expect-error not a FerryErrorCode
+  new FerryError('nope', 'x');
 }
+
+export async function typedMistakes(ferry: Ferry<Schema>): Promise<void> {
+  // @ts-expect-error title must be a string
+  await ferry.put('notes', { id: 'n', title: 1, done: false });
+  // @ts-expect-error done is missing
+  await ferry.put('notes', { id: 'n', title: 't' });
+  // @ts-expect-error no such collection in the schema
+  await ferry.put('todos', { id: 't' });
+  // @ts-expect-error amount is a number
+  await ferry.patch('expenses', 'e', { amount: 'ten' });
+  // @ts-expect-error query rows are Notes, not Expenses
+  const wrong: Expense[] = ferry.query('notes').getSnapshot();
+  // @ts-expect-error no such field to order by
+  ferry.query('notes', { orderBy: 'amount' });
+  // @ts-expect-error the schema's collections must all be configured
+  await Ferry.open<Schema>({ name: 'a', url: '/v1', collections: { notes: {} } });
+  void wrong;
+}
+
+// The entry exports the public API only: none of wasm-bindgen's internals.
+// @ts-expect-error initSync is internal
+void entry.initSync;
+// @ts-expect-error InitOutput is internal
+export type Internal = entry.InitOutput;
