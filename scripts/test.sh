@@ -113,6 +113,10 @@ stage "JS suites: npm run test:packaging, npm run test:engine (node --test, Chro
 # and, for test:engine, ferry-server in release mode.
 npm run test:packaging
 npm run test:engine
+# The packed package in every common bundler (Vite 8 and 5, webpack 5, Rollup, esbuild, a module
+# worker), the README's Vite + React + TypeScript project syncing two browsers through
+# ferry-server, and the React/Vue/Svelte bindings; its packages are pinned in tests/bundlers.
+npm run test:bundlers
 
 # ---------------------------------------------------------------------------------------
 stage "end-to-end tests (npm run test:e2e, if present)"
