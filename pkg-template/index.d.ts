@@ -165,6 +165,54 @@ export type AnyConflict<S> = { [C in CollectionName<S>]: Conflict<C, S[C]> }[Col
 /** A dead letter of any collection of `S` (narrow it by `collection`). */
 export type AnyDeadLetter<S> = { [C in CollectionName<S>]: DeadLetter<C, S[C]> }[CollectionName<S>];
 
+/** One outbox entry as `inspect()` shows it. */
+export interface InspectedOutboxEntry {
+  entryId: string;
+  collection: string;
+  recordId: string;
+  op: 'create' | 'update' | 'delete';
+  /** `queued`: not sent yet (may still absorb writes); `sent`: frozen, waiting for the server's answer. */
+  state: 'queued' | 'sent';
+  opId: string | null;
+  seq: number | null;
+  baseVersion: number | null;
+  /** Pushes that carried it without a final answer. */
+  attempts: number;
+  /** Local writes folded into it. */
+  writes: number;
+  lastError: string | null;
+  createdAt: number;
+  fields: string[];
+}
+
+/** One sync cycle, seen from its requests (grouped by the W3C trace id they carried). */
+export interface InspectedCycle {
+  traceId: string;
+  startedAt: number;
+  ok: boolean;
+  requests: { method: string; url: string; startedAt: number; status: number | null; error: string | null; ms: number | null }[];
+}
+
+/** What `ferry.inspect()` returns: plain JSON for support. */
+export interface FerryInspection {
+  at: number;
+  clientId: string;
+  cursor: number;
+  nextSeq: number;
+  resyncing: boolean;
+  lastSyncedAt: number | null;
+  isLeader: boolean;
+  outbox: InspectedOutboxEntry[];
+  conflicts: { conflictId: string; collection: string; recordId: string; policy: Policy; fields: string[]; serverVersion: number; createdAt: number }[];
+  deadLetters: { letterId: string; opId: string; collection: string; recordId: string; op: string; code: string; message: string; attempts: number; failedAt: number }[];
+  /** Conflicts this handle saw: when, when they left the inbox, and how this tab resolved them. */
+  conflictHistory: { conflictId: string; collection: string; recordId: string; policy: Policy; fields: string[]; seenAt: number; resolvedAt: number | null; resolution: 'local' | 'server' | 'merged' | null }[];
+  syncState: SyncState;
+  metrics: FerryMetrics;
+  /** The last 20 sync cycles, oldest first. */
+  cycles: InspectedCycle[];
+}
+
 /** Every `code` a FerryError can have. */
 export type FerryErrorCode = EngineErrorCode | 'wasm_load_failed' | 'unsupported_environment';
 
@@ -215,6 +263,8 @@ export declare class Ferry<S extends SchemaOf<S> = UntypedSchema> {
   readonly isLeader: boolean;
   /** Sync health figures. */
   metrics(): FerryMetrics;
+  /** A support dump: outbox, conflicts and their history, dead letters, cursor, leader, recent cycles. */
+  inspect(): FerryInspection;
   /** Syncs as soon as possible (the leader tab does the work). */
   syncNow(): void;
   /** Finishes pending writes, gives up leadership and closes the database. */

@@ -186,6 +186,90 @@ function summarise(state, problem) {
   return out;
 }
 
+const RECENT_CYCLES = 20;
+const CONFLICT_HISTORY = 100;
+
+/**
+ * The recent sync cycles, seen from the fetch calls the engine makes: each request carries
+ * the cycle's W3C `traceparent`, so requests group into cycles by trace id — the id the
+ * server logs too, which is what support needs to find a cycle on both sides.
+ */
+class SyncLog {
+  #cycles = [];
+
+  /** A fetch-compatible function that records each request, then calls `inner` (or fetch). */
+  wrap(inner) {
+    return (input, init) => {
+      const traceparent = init && init.headers ? new Headers(init.headers).get('traceparent') : null;
+      const request = { method: (init && init.method) || 'GET', url: String(input), startedAt: Date.now(), status: null, error: null, ms: null };
+      this.#cycle(traceparent ? traceparent.split('-')[1] : 'untraced', request.startedAt).requests.push(request);
+      const done = () => (request.ms = Date.now() - request.startedAt);
+      const sent = inner ? inner(input, init) : globalThis.fetch(input, init);
+      return Promise.resolve(sent).then(
+        (response) => {
+          done();
+          request.status = response && response.status;
+          return response;
+        },
+        (error) => {
+          done();
+          request.error = error && error.message ? `${error.name}: ${error.message}` : String(error);
+          throw error;
+        },
+      );
+    };
+  }
+
+  #cycle(traceId, at) {
+    let cycle = this.#cycles.find((c) => c.traceId === traceId);
+    if (!cycle) {
+      cycle = { traceId, startedAt: at, requests: [] };
+      this.#cycles.push(cycle);
+      if (this.#cycles.length > RECENT_CYCLES) this.#cycles.shift();
+    }
+    return cycle;
+  }
+
+  /** The recent cycles, oldest first, each with an `ok` summary. */
+  cycles() {
+    return this.#cycles.map((c) => ({
+      ...c,
+      requests: c.requests.map((r) => ({ ...r })),
+      ok: c.requests.every((r) => r.status !== null && r.status >= 200 && r.status < 300),
+    }));
+  }
+}
+
+/** Every conflict this handle has seen, and when it left the inbox (resolved here or elsewhere). */
+class ConflictHistory {
+  #entries = new Map();
+
+  observe(list) {
+    const now = Date.now();
+    const open = new Set();
+    for (const c of list) {
+      open.add(c.id);
+      if (!this.#entries.has(c.id)) {
+        this.#entries.set(c.id, { conflictId: c.id, collection: c.collection, recordId: c.recordId, policy: c.policy, fields: [...c.fields], seenAt: now, resolvedAt: null, resolution: null });
+      }
+    }
+    for (const entry of this.#entries.values()) {
+      if (entry.resolvedAt === null && !open.has(entry.conflictId)) entry.resolvedAt = now;
+    }
+    while (this.#entries.size > CONFLICT_HISTORY) this.#entries.delete(this.#entries.keys().next().value);
+  }
+
+  /** Notes how this tab resolved a conflict (`'local'`, `'server'` or `'merged'`). */
+  resolving(id, choice) {
+    const entry = this.#entries.get(id);
+    if (entry) entry.resolution = choice === 'local' || choice === 'server' ? choice : 'merged';
+  }
+
+  list() {
+    return [...this.#entries.values()].map((e) => ({ ...e }));
+  }
+}
+
 /** An open Ferry database. */
 export class Ferry {
   #inner;
@@ -193,12 +277,16 @@ export class Ferry {
   #syncState;
   #conflicts;
   #deadLetters;
+  #log;
+  #history = new ConflictHistory();
 
   /** Use `Ferry.open()`. */
-  constructor(key, inner, problem) {
+  constructor(key, inner, problem, log) {
     if (key !== CONSTRUCT) throw new TypeError('use `await Ferry.open(options)` to open a Ferry database');
     this.#inner = inner;
     this.#problem = problem;
+    this.#log = log;
+    this.conflicts.subscribe((list) => this.#history.observe(list));
   }
 
   /** Opens (or creates) the local database and starts syncing. */
@@ -214,6 +302,8 @@ export class Ferry {
     const problem = { message: null };
     const given = options && typeof options === 'object' ? options : null;
     const overrides = {};
+    const log = new SyncLog();
+    if (given) overrides.fetch = log.wrap(typeof given.fetch === 'function' ? given.fetch : null);
     if (given && typeof given.getToken === 'function') overrides.getToken = checkedTokens(given.getToken, problem);
     // Read the database while the module loads: `earlyOpen` takes the leader lock if it is
     // free and reads every row, and the engine carries on from there (it checks the schema
@@ -225,7 +315,7 @@ export class Ferry {
       await init();
       // The caller's object stays untouched: its other fields are read through the prototype.
       const inner = await WasmFerry.open(given ? Object.assign(Object.create(given), overrides) : options);
-      return new Ferry(CONSTRUCT, inner, problem);
+      return new Ferry(CONSTRUCT, inner, problem, log);
     } catch (e) {
       // An open that failed before taking the lock over must not keep it from other tabs.
       if (early) early.then((found) => found.release && found.release());
@@ -266,7 +356,19 @@ export class Ferry {
 
   /** The conflict inbox, as an observable (the same object on every access). */
   get conflicts() {
-    this.#conflicts ??= this.#inner.conflicts;
+    if (!this.#conflicts) {
+      const history = this.#history;
+      // Each conflict's resolve() notes the choice in the history (the list stays the engine's).
+      this.#conflicts = new MappedObservable(this.#inner.conflicts, (list) => {
+        for (const c of list) {
+          if (!Object.hasOwn(c, 'resolve')) {
+            const resolve = c.resolve.bind(c);
+            Object.defineProperty(c, 'resolve', { value: (choice) => (history.resolving(c.id, choice), resolve(choice)) });
+          }
+        }
+        return list;
+      });
+    }
     return this.#conflicts;
   }
 
@@ -284,6 +386,23 @@ export class Ferry {
   /** Sync health figures. */
   metrics() {
     return this.#inner.metrics();
+  }
+
+  /**
+   * Everything support needs, as plain JSON: the outbox entry by entry (state, attempts,
+   * last error), conflicts and the history of those this handle saw, dead letters, the
+   * cursor, whether this tab leads, the sync state and metrics, and the recent sync cycles
+   * with their trace ids. `ferry-sync/devtools` shows it as a panel.
+   */
+  inspect() {
+    return {
+      at: Date.now(),
+      ...this.#inner.inspectEngine(),
+      syncState: this.syncState.getSnapshot(),
+      metrics: this.metrics(),
+      conflictHistory: this.#history.list(),
+      cycles: this.#log.cycles(),
+    };
   }
 
   /** Syncs as soon as possible (the leader tab does the work). */

@@ -15,7 +15,8 @@ fi
 # wasm-bindgen writes a .gitignore of `*` into pkg/, which would make npm pack skip files.
 rm -f pkg/.gitignore pkg/package.json
 cp pkg-template/package.json pkg-template/README.md pkg/
-cp pkg-template/index.js pkg-template/index.d.ts pkg-template/react.js pkg-template/react.d.ts pkg-template/vue.js pkg-template/vue.d.ts pkg/
+cp pkg-template/index.js pkg-template/index.d.ts pkg-template/react.js pkg-template/react.d.ts pkg-template/vue.js pkg-template/vue.d.ts \
+    pkg-template/devtools.js pkg-template/devtools.d.ts pkg/
 # The licences and the changelog ship in the tarball; the engine's error codes are generated
 # from the Rust sources (error-codes.js / .d.ts) so the TypeScript union cannot drift.
 cp LICENSE-MIT LICENSE-APACHE CHANGELOG.md pkg/

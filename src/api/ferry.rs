@@ -172,6 +172,12 @@ impl Ferry {
         }))
     }
 
+    /// The replica as support sees it: outbox entries, conflicts, dead letters, the cursor.
+    #[wasm_bindgen(js_name = inspectEngine)]
+    pub fn inspect_engine(&self) -> JsValue {
+        to_js(&super::inspect::dump(&self.client))
+    }
+
     /// Syncs as soon as possible (the leader tab does the work).
     #[wasm_bindgen(js_name = syncNow)]
     pub fn sync_now(&self) {

@@ -73,7 +73,7 @@ test('npm pack ships the API, the wasm, the licences and the changelog, and noth
     const expected = [
       'package.json', 'README.md', 'CHANGELOG.md', 'LICENSE-MIT', 'LICENSE-APACHE',
       'index.js', 'index.d.ts', 'error-codes.js', 'error-codes.d.ts', 'early-open.js',
-      'react.js', 'react.d.ts', 'vue.js', 'vue.d.ts', 'ferry.js', 'ferry_bg.wasm',
+      'react.js', 'react.d.ts', 'vue.js', 'vue.d.ts', 'devtools.js', 'devtools.d.ts', 'ferry.js', 'ferry_bg.wasm',
     ];
     for (const f of expected) assert.ok(files.includes(f), `the tarball contains ${f}`);
     const snippets = files.filter((f) => f.startsWith('snippets/'));
@@ -87,7 +87,7 @@ test('npm pack ships the API, the wasm, the licences and the changelog, and noth
     assert.match(manifest.repository.url, /^git\+https:\/\//);
     assert.match(manifest.homepage, /^https:\/\//);
     assert.ok(manifest.engines && manifest.engines.node, 'engines.node is set');
-    for (const sub of ['.', './react', './vue']) {
+    for (const sub of ['.', './react', './vue', './devtools']) {
       const entry = manifest.exports[sub];
       assert.ok(entry && entry.types && entry.import, `exports["${sub}"] has types and import`);
       assert.ok(files.includes(entry.types.slice(2)) && files.includes(entry.import.slice(2)), `exports["${sub}"] points at packed files`);

@@ -129,3 +129,98 @@ test('a dead letter retried with a bad edit rejects (does not throw) and stays',
     await context.close();
   }
 });
+
+test('inspect() and the devtools panel show the outbox, dead letters, cursor, leader and sync cycles with trace ids', async () => {
+  const { context, page } = await start({ live: false });
+  try {
+    await putNote(page, 'first');
+    await until(page, () => window.ferry.syncState.getSnapshot().synced, null, 'synced');
+    const synced = await page.evaluate(() => window.ferry.inspect());
+    assert.deepEqual(synced.outbox, []);
+    assert.ok(synced.cursor > 0, `the cursor moved: ${synced.cursor}`);
+    assert.equal(synced.isLeader, true);
+    assert.ok(synced.cycles.length >= 1);
+    const pushed = synced.cycles.find((c) => c.requests.some((r) => r.method === 'POST' && r.url.endsWith('/sync/mutations')));
+    assert.ok(pushed, `a cycle pushed: ${JSON.stringify(synced.cycles)}`);
+    assert.match(pushed.traceId, /^[0-9a-f]{32}$/);
+    assert.equal(pushed.ok, true);
+
+    const id = uniqueName('expense');
+    await page.evaluate((i) => window.ferry.put('expenses', { id: i, label: 'taxi', amount: -12 }), id);
+    await until(page, () => window.ferry.inspect().deadLetters.length === 1, null, 'a dead letter');
+
+    // The server is down for pushes: the entry is sent, fails, and waits for a retry.
+    await page.route('**/v1/sync/mutations', (route) =>
+      route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'down for this test' } }) }),
+    );
+    await putNote(page, 'waiting');
+    await page.evaluate(() => window.ferry.syncNow());
+    const waiting = await until(page, () => {
+      const [entry] = window.ferry.inspect().outbox;
+      return entry && entry.attempts >= 1 && entry.lastError !== null && entry;
+    }, null, 'the outbox entry shows a failed attempt');
+    assert.equal(waiting.state, 'sent');
+    assert.equal(waiting.collection, 'notes');
+    assert.ok(waiting.lastError, 'the entry says why it waits');
+    const dump = await page.evaluate(() => window.ferry.inspect());
+    const lastCycle = dump.cycles[dump.cycles.length - 1];
+    assert.equal(lastCycle.ok, false);
+    assert.ok(lastCycle.requests.some((r) => r.status === 503), JSON.stringify(lastCycle));
+
+    const panel = await page.evaluate(async () => {
+      const { openInspector } = await import('./pkg/devtools.js');
+      const element = openInspector(window.ferry);
+      const section = (name) => element.shadowRoot.querySelector(`[data-section="${name}"]`).textContent;
+      const shown = {
+        outbox: section('outbox'),
+        letters: section('dead-letters'),
+        cycles: section('cycles'),
+        cursor: element.shadowRoot.querySelector('[data-field="cursor"]').textContent,
+        leader: element.shadowRoot.querySelector('[data-field="leader"]').textContent,
+      };
+      element.remove();
+      return shown;
+    });
+    assert.ok(panel.outbox.includes(waiting.recordId) && panel.outbox.includes(waiting.lastError), panel.outbox);
+    assert.match(panel.letters, /validation_failed/);
+    assert.ok(panel.letters.includes(id));
+    assert.ok(panel.cycles.includes(pushed.traceId), 'the panel lists the cycle by its trace id');
+    assert.equal(panel.cursor, String(dump.cursor));
+    assert.equal(panel.leader, 'this tab');
+  } finally {
+    await context.close();
+  }
+});
+
+test('inspect() keeps the conflict history: when a conflict appeared, and how this tab resolved it', async () => {
+  const a = await start({ live: false, user: 'ann' });
+  const b = await start({ live: false, user: 'ben' });
+  try {
+    const id = uniqueName('expense');
+    await a.page.evaluate((i) => window.ferry.put('expenses', { id: i, label: 'hotel', amount: 5 }), id);
+    await until(a.page, () => window.ferry.syncState.getSnapshot().synced, null, 'A synced');
+    await b.page.evaluate(() => window.ferry.syncNow());
+    await until(b.page, (i) => window.ferry.get('expenses', i) !== undefined, id, 'B has the expense');
+    await b.context.setOffline(true);
+    await b.page.evaluate((i) => window.ferry.patch('expenses', i, { amount: 6 }), id);
+    await a.page.evaluate((i) => window.ferry.patch('expenses', i, { amount: 7 }), id);
+    await until(a.page, () => window.ferry.syncState.getSnapshot().synced, null, 'A synced its edit');
+    await b.context.setOffline(false);
+    await b.page.evaluate(() => window.ferry.syncNow());
+    await until(b.page, () => window.ferry.conflicts.getSnapshot().length === 1, null, 'B has a conflict');
+    const open = await b.page.evaluate(() => window.ferry.inspect().conflictHistory);
+    assert.equal(open.length, 1);
+    assert.equal(open[0].recordId, id);
+    assert.equal(open[0].resolvedAt, null);
+    await b.page.evaluate(() => window.ferry.conflicts.getSnapshot()[0].resolve('server'));
+    const history = await until(b.page, () => {
+      const [h] = window.ferry.inspect().conflictHistory;
+      return h && h.resolvedAt !== null && h;
+    }, null, 'the conflict is resolved in the history');
+    assert.equal(history.resolution, 'server');
+    assert.equal(history.conflictId, open[0].conflictId);
+  } finally {
+    await a.context.close();
+    await b.context.close();
+  }
+});

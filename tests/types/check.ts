@@ -15,6 +15,8 @@ import {
   type FerryMetrics,
 } from '../../pkg/index.js';
 import * as entry from '../../pkg/index.js';
+import { openInspector, type FerryInspectorElement } from '../../pkg/devtools.js';
+import type { FerryInspection } from '../../pkg/index.js';
 
 export async function usage(): Promise<void> {
   await init();
@@ -44,6 +46,12 @@ export async function usage(): Promise<void> {
   const metrics: FerryMetrics = ferry.metrics();
   const early: boolean = metrics.loadedEarly;
   const rate: number | null = metrics.syncSuccessRate;
+  const dump: FerryInspection = ferry.inspect();
+  const attempts: number[] = dump.outbox.map((e) => e.attempts);
+  const traces: string[] = dump.cycles.map((c) => c.traceId);
+  const panel: FerryInspectorElement = openInspector(ferry);
+  panel.remove();
+  void [attempts, traces];
   ferry.syncNow();
   await ferry.close();
   try {
