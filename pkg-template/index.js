@@ -303,7 +303,11 @@ export class Ferry {
     const given = options && typeof options === 'object' ? options : null;
     const overrides = {};
     const log = new SyncLog();
-    if (given) overrides.fetch = log.wrap(typeof given.fetch === 'function' ? given.fetch : null);
+    // A `fetch` that is not a function is left for the engine to refuse (invalid_options).
+    const fetchGiven = given ? given.fetch : undefined;
+    if (given && (fetchGiven === undefined || fetchGiven === null || typeof fetchGiven === 'function')) {
+      overrides.fetch = log.wrap(typeof fetchGiven === 'function' ? fetchGiven : null);
+    }
     if (given && typeof given.getToken === 'function') overrides.getToken = checkedTokens(given.getToken, problem);
     // Read the database while the module loads: `earlyOpen` takes the leader lock if it is
     // free and reads every row, and the engine carries on from there (it checks the schema

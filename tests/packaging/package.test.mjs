@@ -145,6 +145,7 @@ const settle = (p) => p.then((value) => ({ value }), (e) => ({ rejected: true, c
     // The server answers the first .wasm request with an HTML page: that load fails with
     // its own code, and the next open loads the module.
     const failedLoad = await settle(Ferry.open(options));
+    const badFetch = await settle(Ferry.open({ ...options, fetch: 'not a function' }));
     const ferry = await Ferry.open(options);
     const seen = [];
     ferry.query('notes').subscribe((rows) => seen.push(rows.length));
@@ -165,6 +166,7 @@ const settle = (p) => p.then((value) => ({ value }), (e) => ({ rejected: true, c
     for (const [k, p] of Object.entries(calls)) results[k] = await p;
     window.__result = {
       failedLoad,
+      badFetch,
       record: ferry.get('notes', 'n1'),
       seen,
       state: { outboxDepth: state.outboxDepth, hasPendingWrites: state.hasPendingWrites, synced: state.synced, status: state.status },
@@ -217,6 +219,7 @@ test('the packed package bundles with webpack 5 and behaves as the README says i
       assert.equal(result.error, undefined, `no error in the page: ${result.error}`);
       assert.equal(faults.wasmAsHtml, 0, 'the first wasm request got the HTML page');
       assert.deepEqual(result.failedLoad, { rejected: true, code: 'wasm_load_failed', ferry: true, name: 'FerryError' });
+      assert.deepEqual(result.badFetch, { rejected: true, code: 'invalid_options', ferry: true, name: 'FerryError' });
       assert.deepEqual(result.record, { id: 'n1', title: 'packed', n: 1 });
       assert.deepEqual(result.seen, [0, 1]);
       assert.deepEqual(result.state, { outboxDepth: 1, hasPendingWrites: true, synced: false, status: result.state.status });
