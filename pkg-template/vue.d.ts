@@ -23,3 +23,19 @@ export declare function useRecord<S extends SchemaOf<S> = UntypedSchema, C exten
 export declare function useSyncState(): Readonly<ShallowRef<SyncState>>;
 export declare function useConflicts<S extends SchemaOf<S> = UntypedSchema>(): Readonly<ShallowRef<AnyConflict<S>[]>>;
 export declare function useDeadLetters<S extends SchemaOf<S> = UntypedSchema>(): Readonly<ShallowRef<AnyDeadLetter<S>[]>>;
+
+/** The composables, typed by schema `S` (see `composablesFor`). */
+export interface FerryComposables<S extends SchemaOf<S>> {
+  useFerry(): Ferry<S>;
+  useQuery<C extends CollectionName<S>>(collection: MaybeRefOrGetter<C>, options?: MaybeRefOrGetter<QueryOptions<S[C]> | undefined>): Readonly<ShallowRef<S[C][]>>;
+  useRecord<C extends CollectionName<S>>(collection: C, id: MaybeRefOrGetter<string>): Readonly<ShallowRef<S[C] | undefined>>;
+  useSyncState(): Readonly<ShallowRef<SyncState>>;
+  useConflicts(): Readonly<ShallowRef<AnyConflict<S>[]>>;
+  useDeadLetters(): Readonly<ShallowRef<AnyDeadLetter<S>[]>>;
+}
+
+/**
+ * The same composables typed by your schema, for one module to export:
+ * `export const { useQuery, useRecord } = composablesFor<MySchema>();`
+ */
+export declare function composablesFor<S extends SchemaOf<S>>(): FerryComposables<S>;

@@ -68,3 +68,8 @@ export function useConflicts() {
 export function useDeadLetters() {
   return useObservable(useFerry().deadLetters);
 }
+
+/** The composables, typed by a schema in TypeScript (the same functions at run time). */
+export function composablesFor() {
+  return { useFerry, useQuery, useRecord, useSyncState, useConflicts, useDeadLetters };
+}

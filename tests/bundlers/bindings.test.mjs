@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WAIT_MS, ensureMatrixDeps, launchChromium, packedTarball, project, requireRoot, serveStatic, urlOf } from './helpers.mjs';
+import { ROOT, WAIT_MS, ensureMatrixDeps, launchChromium, packedTarball, project, requireRoot, serveStatic, urlOf } from './helpers.mjs';
 
 let browser;
 
@@ -242,4 +242,60 @@ window.ready = true;
   } finally {
     await close();
   }
+});
+
+test('the binding declarations type-check under strict, lib ES2022 + DOM, skipLibCheck false', async () => {
+  const dir = project('bindings-types', {
+    'tsconfig.json': JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'bundler', lib: ['ES2022', 'DOM'], skipLibCheck: false, jsx: 'react-jsx', types: [] },
+      include: ['src'],
+    }),
+    'src/check.tsx': `import { Ferry } from 'ferry-sync';
+import { FerryProvider, hooksFor, useObservable } from 'ferry-sync/react';
+import { composablesFor, ferryPlugin } from 'ferry-sync/vue';
+import { openInspector } from 'ferry-sync/devtools';
+import { createApp, ref } from 'vue';
+
+interface Note { id: string; title: string; done: boolean }
+interface Schema { notes: Note }
+
+const react = hooksFor<Schema>();
+export function Notes() {
+  const notes: Note[] = react.useQuery('notes', { where: { done: false }, orderBy: ['title', 'desc'] });
+  const one: Note | undefined = react.useRecord('notes', 'n1');
+  const ferry: Ferry<Schema> = react.useFerry();
+  const status = useObservable(ferry.syncState).status;
+  // @ts-expect-error no such collection
+  react.useQuery('todos');
+  return <p>{notes.length} {one?.title} {status}</p>;
+}
+export const app = <FerryProvider<Schema> options={{ name: 'n', url: '/v1', collections: { notes: {} } }} fallback={<p>…</p>}><Notes /></FerryProvider>;
+
+const vue = composablesFor<Schema>();
+export function setup() {
+  const notes = vue.useQuery('notes', () => ({ orderBy: 'title' as const }));
+  const titles: string[] = notes.value.map((n) => n.title);
+  const id = ref('n1');
+  const one: Note | undefined = vue.useRecord('notes', id).value;
+  const synced: boolean = vue.useSyncState().value.synced;
+  // @ts-expect-error rows are read-only refs
+  notes.value = [];
+  return { titles, one, synced };
+}
+export async function start(): Promise<void> {
+  const ferry = await Ferry.open<Schema>({ name: 'n', url: '/v1', collections: { notes: {} } });
+  createApp({}).use(ferryPlugin(ferry));
+  openInspector(ferry).remove();
+}
+`,
+  });
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const { execFileSync } = await import('node:child_process');
+  let out = '';
+  try {
+    execFileSync(process.execPath, [tsc, '-p', dir], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    out = String(e.stdout) + String(e.stderr);
+  }
+  assert.equal(out, '', `tsc reported:\n${out}`);
 });
