@@ -44,10 +44,14 @@ function asFerryError(error) {
   return error;
 }
 
-/** Runs a Promise-returning engine call: any failure, thrown or rejected, rejects. */
+/**
+ * Runs a Promise-returning engine call: a failure it throws becomes a rejection. The
+ * engine's own promise is returned as it is (no extra promise per write: writes are the hot
+ * path); its rejections are coded engine errors, which `instanceof FerryError` recognises.
+ */
 function rejecting(call) {
   try {
-    return Promise.resolve(call()).catch((e) => Promise.reject(asFerryError(e)));
+    return call();
   } catch (e) {
     return Promise.reject(asFerryError(e));
   }
