@@ -9,7 +9,9 @@
 // free port) instead of 127.0.0.1:8787.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer as netServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Server, ensureServerBinary } from '../engine-e2e/harness.mjs';
@@ -91,6 +93,40 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+});
+
+test('the README\'s server command starts ferry-server and POST /v1/demo/token answers with a token', async () => {
+  const readme = readFileSync(join(dir, 'node_modules', 'ferry-sync', 'README.md'), 'utf8');
+  const line = readme.match(/^cargo run --release -p ferry-server -- (.*?)\s*(?:#.*)?$/m);
+  assert.ok(line, 'the README has a `cargo run -p ferry-server` line');
+  const args = line[1].split(/\s+/).filter(Boolean);
+  // The README's arguments as written; the listen address and database are the test's own.
+  const work = mkdtempSync(join(tmpdir(), 'ferry-readme-server-'));
+  const port = await freePort();
+  const child = spawn(bin, [...args, '--listen', `127.0.0.1:${port}`, '--database', `sqlite://${join(work, 'ferry.db')}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr += c));
+  try {
+    await new Promise((resolve, reject) => {
+      child.stdout.on('data', (c) => String(c).includes('listening') && resolve());
+      child.once('exit', (code) => reject(new Error(`ferry-server ${args.join(' ')} exited (${code}): ${stderr}`)));
+    });
+    const response = await fetch(`http://127.0.0.1:${port}/v1/demo/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'alice' }),
+    });
+    assert.equal(response.status, 200);
+    const body = await response.json();
+    assert.equal(typeof body.token, 'string');
+    assert.match(body.token, /^[\x21-\x7e]+$/, 'a bearer token');
+  } finally {
+    child.kill('SIGTERM');
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 test('the README project type-checks under strict with skipLibCheck false', () => {
