@@ -116,12 +116,15 @@ test('the packaged error codes are the ones the Rust sources define (FerryErrorC
   assert.deepEqual([...FERRY_ERROR_CODES], [...fromRust, 'wasm_load_failed', 'unsupported_environment']);
 });
 
-test('plain Node: the package (and ferry-sync/devtools) imports, and Ferry.open rejects with a typed error naming IndexedDB', () => {
+test('plain Node: the package (public API only) and ferry-sync/devtools import, and Ferry.open rejects with a typed error naming IndexedDB', () => {
   ensurePkg();
   const script = `
     import { Ferry, FerryError } from ${JSON.stringify(pathToFileURL(join(ROOT, 'pkg', 'index.js')).href)};
     import { openInspector } from ${JSON.stringify(pathToFileURL(join(ROOT, 'pkg', 'devtools.js')).href)};
     if (typeof openInspector !== 'function') throw new Error('devtools did not import');
+    const entry = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'pkg', 'index.js')).href)});
+    const exported = Object.keys(entry).sort().join(',');
+    if (exported !== 'FERRY_ERROR_CODES,Ferry,FerryError,init,isFerryError') throw new Error('the entry exports ' + exported);
     const opening = Ferry.open({ name: 'n', url: '/v1', collections: { notes: {} } });
     opening.then(() => console.log(JSON.stringify({ opened: true })), (e) => console.log(JSON.stringify({
       isFerryError: e instanceof FerryError, name: e.name, code: e.code, message: e.message })));`;
