@@ -3,6 +3,7 @@
 
 use crate::db::DbOptions;
 use crate::limiter::LimitConfig;
+use crate::serve::ConnectionLimits;
 use crate::validation::Rules;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -40,27 +41,84 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8787")]
+    #[arg(
+        long,
+        env = "FERRY_LISTEN",
+        default_value = "127.0.0.1:8787",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// Serve the files of this directory at `/` (index.html for unknown paths).
-    #[arg(long = "static", env = "FERRY_STATIC")]
+    #[arg(long = "static", env = "FERRY_STATIC", global = true)]
     pub static_dir: Option<PathBuf>,
     /// Enable `POST /v1/demo/token` (anyone may sign in to tenant `demo`).
-    #[arg(long, env = "FERRY_DEMO")]
+    #[arg(long, env = "FERRY_DEMO", global = true)]
     pub demo: bool,
     /// Most requests one tenant may have in flight at once (0: no limit).
-    #[arg(long, env = "FERRY_MAX_IN_FLIGHT", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "FERRY_MAX_IN_FLIGHT",
+        default_value_t = 256,
+        global = true
+    )]
     pub max_in_flight: usize,
     /// Requests per second one tenant may make on average (0: no limit); bursts of twice that.
-    #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 500.0)]
+    #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 500.0, global = true)]
     pub rate_limit: f64,
     /// PostgreSQL: run pushes SERIALIZABLE (the default of CockroachDB/YugabyteDB); contended
     /// pushes are then retried on SQLSTATE 40001.
-    #[arg(long, env = "FERRY_SERIALIZABLE")]
+    #[arg(long, env = "FERRY_SERIALIZABLE", global = true)]
     pub serializable: bool,
     /// PostgreSQL connections per process.
-    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "FERRY_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it is answered 503
+    /// `unavailable` (milliseconds).
+    #[arg(
+        long,
+        env = "FERRY_DB_TIMEOUT_MS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub db_timeout_ms: u64,
+    /// Most client connections open at once (keep it below the file-descriptor limit).
+    #[arg(
+        long,
+        env = "FERRY_CONNECTION_LIMIT",
+        default_value_t = 512,
+        global = true
+    )]
+    pub connection_limit: usize,
+    /// Seconds a client has to send a request's headers, and the longest a keep-alive
+    /// connection may sit idle between requests.
+    #[arg(
+        long,
+        env = "FERRY_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause between chunks.
+    #[arg(
+        long,
+        env = "FERRY_BODY_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub body_timeout_secs: u64,
+    /// Seconds a shutdown waits for requests in progress before cutting them.
+    #[arg(
+        long,
+        env = "FERRY_SHUTDOWN_GRACE_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
 }
 
 /// Subcommands besides serving.
@@ -104,6 +162,8 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     /// Per-collection validation.
     pub rules: Rules,
+    /// Timeouts and the cap on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -117,6 +177,7 @@ impl ServerConfig {
             limits: LimitConfig::default(),
             keep_alive: Duration::from_secs(15),
             rules: Rules::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 
@@ -125,6 +186,13 @@ impl ServerConfig {
         let mut config = ServerConfig::new(database, secret);
         config.db.max_connections = args.max_connections;
         config.db.serializable = args.serializable;
+        config.db.acquire_timeout = Duration::from_millis(args.db_timeout_ms.max(1));
+        config.connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            max_connections: args.connection_limit.max(1),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        };
         config.static_dir = args.static_dir.clone();
         config.demo = args.demo;
         config.limits = LimitConfig::new(args.max_in_flight, args.rate_limit);

@@ -41,8 +41,8 @@ pub enum ApiError {
     /// 429: too many requests for this tenant; retry after the given seconds.
     #[error("too many requests for this tenant; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
-    /// 503: the database is not reachable.
-    #[error("the service is unavailable")]
+    /// 503: the database is not reachable; `Retry-After` says when to try again.
+    #[error("the service is unavailable; retry after {UNAVAILABLE_RETRY_AFTER_SECS} s")]
     Unavailable,
     /// 500: a bug or an unexpected storage failure. The detail is logged, never sent.
     #[error("internal error")]
@@ -111,8 +111,43 @@ impl From<WireError> for ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_outage() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
+}
+
+/// The `Retry-After` of a 503: long enough for a restarting database, short enough that
+/// clients come back soon after it does.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
+/// A message for a body serde could not decode, without any of the body's values: serde's
+/// own messages quote the offending value (`invalid type: string "…"`), and PROTOCOL.md §7
+/// promises that no payload is ever echoed. Only the position and the kind of fault remain,
+/// plus serde's `missing field` message, which names a field of the protocol, not the body.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    let what = match e.classify() {
+        Category::Io => "the body could not be read",
+        Category::Syntax => "the body is not valid JSON",
+        Category::Eof => "the body ends too early",
+        Category::Data if text.starts_with("missing field") => {
+            return format!(
+                "malformed message: {}",
+                text.split(" at line").next().unwrap_or("missing field")
+            );
+        }
+        Category::Data => "a value has the wrong type or format",
+    };
+    format!(
+        "malformed message: {what} (line {}, column {})",
+        e.line(),
+        e.column()
+    )
 }
 
 impl IntoResponse for ApiError {
@@ -123,11 +158,15 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = ErrorBody::new(self.code(), self.to_string());
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        let retry_after = match self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(retry_after_secs.max(1)),
+            ApiError::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

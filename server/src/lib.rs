@@ -17,6 +17,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod routes;
 pub mod secret;
+pub mod serve;
 pub mod state;
 pub mod validation;
 

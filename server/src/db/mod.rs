@@ -28,6 +28,26 @@ pub enum DbError {
     Config(String),
 }
 
+impl DbError {
+    /// Whether the database could not be reached (no connection within the acquire timeout,
+    /// a dropped connection, a pool closed by shutdown): answered 503 with `Retry-After`
+    /// rather than 500, because the same request will succeed once the database is back.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sql(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || matches!(self, DbError::Sql(sqlx::Error::Database(e))
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+            if e.code().is_some_and(|c| ["57P01", "57P02", "57P03", "53300"].contains(&c.as_ref())))
+    }
+}
+
 /// What became of a push.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushOutcome {
@@ -58,6 +78,9 @@ pub struct DbOptions {
     /// PostgreSQL: run pushes SERIALIZABLE (as CockroachDB and YugabyteDB do by default)
     /// instead of READ COMMITTED. Contended pushes then fail with 40001 and are retried.
     pub serializable: bool,
+    /// How long a request waits for a connection (PostgreSQL) before it fails as
+    /// unavailable: a database outage is answered fast instead of hanging requests.
+    pub acquire_timeout: std::time::Duration,
 }
 
 impl DbOptions {
@@ -66,6 +89,7 @@ impl DbOptions {
             url: url.into(),
             max_connections: 10,
             serializable: false,
+            acquire_timeout: std::time::Duration::from_secs(2),
         }
     }
 }

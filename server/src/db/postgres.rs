@@ -54,7 +54,7 @@ impl PgDb {
             PgConnectOptions::from_str(&db.url).map_err(|e| DbError::Config(e.to_string()))?;
         let pool = PgPoolOptions::new()
             .max_connections(db.max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(db.acquire_timeout)
             .connect_with(options)
             .await?;
         let mut tx = pool.begin().await?;

@@ -3,14 +3,14 @@
 
 use crate::auth::authenticate;
 use crate::db::PushOutcome;
-use crate::errors::ApiError;
+use crate::errors::{describe_json_error, ApiError};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use ferry_core::protocol::{validate_id, PushRequest, PushResponse};
+use ferry_core::protocol::{limits, validate_id, PushRequest, PushResponse};
 use sha2::{Digest, Sha256};
 
 /// The header naming a batch; every retry of the batch sends the same key.
@@ -24,6 +24,27 @@ pub fn body_digest(req: &PushRequest) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Decodes and validates a push body; a decoding fault is described without the body's
+/// values ([`describe_json_error`]).
+pub fn decode_push(body: &[u8]) -> Result<PushRequest, ApiError> {
+    if body.len() > limits::MAX_PUSH_BYTES {
+        return Err(too_large());
+    }
+    let req: PushRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "malformed_json",
+        message: describe_json_error(&e),
+    })?;
+    req.validate()?;
+    Ok(req)
+}
+
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "the push body exceeds the limit of {} bytes",
+        limits::MAX_PUSH_BYTES
+    ))
 }
 
 pub async fn push(
@@ -42,14 +63,11 @@ pub async fn push(
         .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be printable ASCII"))?;
     validate_id("Idempotency-Key", key).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(format!(
-            "the push body exceeds the limit of {} bytes",
-            ferry_core::protocol::limits::MAX_PUSH_BYTES
-        )),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         _ => ApiError::bad_request(format!("could not read the body: {rejection}")),
     })?;
     let _permit = state.limiter.acquire(&claims.tenant)?;
-    let req = PushRequest::decode(&body)?;
+    let req = decode_push(&body)?;
     let digest = body_digest(&req);
     match state
         .db
