@@ -5,8 +5,71 @@
 //! in-memory simulation server apply exactly the same logic.
 
 use crate::protocol::{
-    Accepted, Conflict, Fields, Mutation, OpKind, PushRequest, PushResponse, Record, Rejected,
+    limits, Accepted, Conflict, Fields, Mutation, OpKind, PushRequest, PushResponse, Record,
+    Rejected,
 };
+
+/// Per-mutation rejection codes the apply rules produce (PROTOCOL.md §3).
+pub mod codes {
+    /// The record as it would be after the patch is over the field-count or byte limit.
+    /// Final: the same patch on the same record will never fit.
+    pub const RECORD_TOO_LARGE: &str = "record_too_large";
+    /// The stamp's wall time is more than the clock bound ahead of the server's clock.
+    /// Final: a sent mutation is frozen, so waiting would not change the stamp.
+    pub const CLOCK_AHEAD: &str = "clock_ahead";
+}
+
+/// What the apply rules bound beyond a mutation's own shape: the record it would leave, and
+/// how far ahead of the server's clock its stamp may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Most fields of a stored record.
+    pub max_fields: usize,
+    /// Largest stored record: its fields encoded as JSON, in bytes.
+    pub max_record_bytes: usize,
+    /// The server's clock (ms since the Unix epoch) and the clock bound in ms; `None` skips
+    /// the clock check (the simulation, whose clocks are virtual).
+    pub clock: Option<(u64, u64)>,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_fields: limits::MAX_FIELDS,
+            max_record_bytes: limits::MAX_RECORD_BYTES,
+            clock: None,
+        }
+    }
+}
+
+impl Bounds {
+    /// The protocol's limits, with the clock bound checked against `now_ms`.
+    pub fn at(now_ms: u64) -> Self {
+        Bounds {
+            clock: Some((now_ms, limits::MAX_CLOCK_DRIFT_MS)),
+            ..Bounds::default()
+        }
+    }
+
+    /// Why a record with these fields may not be stored, if it may not.
+    pub fn check_record(&self, fields: &Fields) -> Result<(), String> {
+        if fields.len() > self.max_fields {
+            return Err(format!(
+                "the record would have {} fields; the limit is {}",
+                fields.len(),
+                self.max_fields
+            ));
+        }
+        let bytes = serde_json::to_vec(fields).map_or(usize::MAX, |v| v.len());
+        if bytes > self.max_record_bytes {
+            return Err(format!(
+                "the record would be {bytes} bytes; the limit is {} bytes",
+                self.max_record_bytes
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// What the server remembers about an op id it has processed for good.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,13 +145,41 @@ pub fn apply_patch(fields: &mut Fields, patch: &Fields) {
     }
 }
 
-/// The rule for one mutation, given what the tenant's store holds.
+/// The rule for one mutation, given what the tenant's store holds, with the protocol's
+/// record limits and no clock check.
 pub fn decide<V: Validator + ?Sized>(
     m: &Mutation,
     known: Option<&StoredOp>,
     client_last_seq: u64,
     current: Option<&Record>,
     validator: &V,
+) -> Decision {
+    decide_within(
+        m,
+        known,
+        client_last_seq,
+        current,
+        validator,
+        &Bounds::default(),
+    )
+}
+
+fn reject(code: &str, message: String) -> Decision {
+    Decision::Reject {
+        code: code.into(),
+        message,
+        retryable: false,
+    }
+}
+
+/// The rule for one mutation, given what the tenant's store holds and the [`Bounds`].
+pub fn decide_within<V: Validator + ?Sized>(
+    m: &Mutation,
+    known: Option<&StoredOp>,
+    client_last_seq: u64,
+    current: Option<&Record>,
+    validator: &V,
+    bounds: &Bounds,
 ) -> Decision {
     if let Some(stored) = known {
         return if stored.digest == m.body_digest() {
@@ -106,6 +197,17 @@ pub fn decide<V: Validator + ?Sized>(
             ),
             retryable: false,
         };
+    }
+    if let Some((now_ms, drift_ms)) = bounds.clock {
+        if m.hlc.wall_ms > now_ms.saturating_add(drift_ms) {
+            return reject(
+                codes::CLOCK_AHEAD,
+                format!(
+                    "the stamp's wall time is {} ms ahead of the server's clock; at most {drift_ms} ms is accepted",
+                    m.hlc.wall_ms - now_ms
+                ),
+            );
+        }
     }
     let current_version = current.map_or(0, |r| r.version);
     let is_live = current.is_some_and(|r| !r.deleted);
@@ -146,6 +248,9 @@ pub fn decide<V: Validator + ?Sized>(
         fields.clear();
     } else {
         apply_patch(&mut fields, &m.patch);
+        if let Err(message) = bounds.check_record(&fields) {
+            return reject(codes::RECORD_TOO_LARGE, message);
+        }
         if let Err(refusal) = validator.check(&m.collection, &fields) {
             return Decision::Reject {
                 code: refusal.code,
@@ -218,6 +323,16 @@ pub async fn process_push<T: ApplyTx, V: Validator + ?Sized>(
     req: &PushRequest,
     validator: &V,
 ) -> Result<PushResponse, PushError<T::Error>> {
+    process_push_within(tx, req, validator, &Bounds::default()).await
+}
+
+/// [`process_push`] with explicit [`Bounds`]: the reference server passes its clock.
+pub async fn process_push_within<T: ApplyTx, V: Validator + ?Sized>(
+    tx: &mut T,
+    req: &PushRequest,
+    validator: &V,
+    bounds: &Bounds,
+) -> Result<PushResponse, PushError<T::Error>> {
     let mut known = Vec::with_capacity(req.mutations.len());
     for m in &req.mutations {
         let stored = tx.stored_op(&m.op_id).await?;
@@ -238,7 +353,15 @@ pub async fn process_push<T: ApplyTx, V: Validator + ?Sized>(
         let last_seq = tx.client_last_seq(&m.client_id).await?;
         let current = tx.record(&m.collection, &m.record_id).await?;
         let digest = m.body_digest();
-        match decide(m, stored.as_ref(), last_seq, current.as_ref(), validator) {
+        let decision = decide_within(
+            m,
+            stored.as_ref(),
+            last_seq,
+            current.as_ref(),
+            validator,
+            bounds,
+        );
+        match decision {
             Decision::Replay(outcome) => push_outcome(&mut resp, m, outcome, current),
             Decision::BodyMismatch => {
                 return Err(PushError::BodyMismatch {
@@ -324,5 +447,137 @@ fn push_outcome(
             message,
             retryable: false,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hlc::Hlc;
+    use crate::server::MemoryServer;
+    use serde_json::json;
+
+    fn mutation(seq: u64, op: OpKind, base: u64, patch: serde_json::Value) -> Mutation {
+        Mutation {
+            op_id: format!("op{seq}"),
+            client_id: "c1".into(),
+            seq,
+            collection: "notes".into(),
+            record_id: "n1".into(),
+            op,
+            base_version: base,
+            patch: patch.as_object().unwrap().clone(),
+            hlc: Hlc {
+                wall_ms: 1_700_000_000_000 + seq,
+                counter: 0,
+                node: "c1".into(),
+            },
+        }
+    }
+
+    fn push(server: &mut MemoryServer, m: Mutation) -> PushResponse {
+        let req = PushRequest {
+            client_id: "c1".into(),
+            mutations: vec![m],
+        };
+        server.push("t", &req, &AcceptAll).unwrap()
+    }
+
+    fn many_fields(prefix: &str, n: usize) -> serde_json::Value {
+        (0..n)
+            .map(|i| (format!("{prefix}{i}"), json!(i)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    #[test]
+    fn the_stored_record_respects_the_field_limit_across_patches() {
+        let mut server = MemoryServer::default();
+        let created = push(
+            &mut server,
+            mutation(1, OpKind::Create, 0, many_fields("a", 600)),
+        );
+        assert_eq!(created.accepted.len(), 1);
+        // Each patch is within the limit; the record after the second would not be.
+        let grown = push(
+            &mut server,
+            mutation(2, OpKind::Update, 1, many_fields("b", 600)),
+        );
+        assert_eq!(grown.accepted.len(), 0);
+        assert_eq!(grown.rejected[0].code, codes::RECORD_TOO_LARGE);
+        assert!(
+            !grown.rejected[0].retryable,
+            "final: the client dead-letters it"
+        );
+        let stored = server.tenant("t").unwrap().record("notes", "n1").unwrap();
+        assert_eq!(stored.fields.len(), 600, "the stored record is untouched");
+        // Replacing fields (null removes) keeps a record within the limit: accepted.
+        let mut patch = many_fields("b", 300);
+        for i in 0..300 {
+            patch[format!("a{i}")] = serde_json::Value::Null;
+        }
+        let swapped = push(&mut server, mutation(3, OpKind::Update, 1, patch));
+        assert_eq!(swapped.accepted.len(), 1, "{swapped:?}");
+    }
+
+    #[test]
+    fn the_stored_record_respects_the_byte_limit_across_patches() {
+        let mut server = MemoryServer::default();
+        let big = "x".repeat(limits::MAX_RECORD_BYTES / 2);
+        assert_eq!(
+            push(
+                &mut server,
+                mutation(1, OpKind::Create, 0, json!({"a": big}))
+            )
+            .accepted
+            .len(),
+            1
+        );
+        let grown = push(
+            &mut server,
+            mutation(2, OpKind::Update, 1, json!({"b": big})),
+        );
+        assert_eq!(grown.rejected[0].code, codes::RECORD_TOO_LARGE);
+        assert!(grown.rejected[0].message.contains("limit"));
+        assert!(
+            !grown.rejected[0].message.contains("xxxx"),
+            "no payload echoed"
+        );
+    }
+
+    #[test]
+    fn a_stamp_beyond_the_clock_bound_is_refused_for_good() {
+        let now = 1_700_000_000_000;
+        let bounds = Bounds::at(now);
+        let mut m = mutation(1, OpKind::Create, 0, json!({}));
+        m.hlc.wall_ms = now + limits::MAX_CLOCK_DRIFT_MS;
+        assert!(matches!(
+            decide_within(&m, None, 0, None, &AcceptAll, &bounds),
+            Decision::Write(_)
+        ));
+        m.hlc.wall_ms = now + limits::MAX_CLOCK_DRIFT_MS + 1;
+        assert_eq!(
+            decide_within(&m, None, 0, None, &AcceptAll, &bounds),
+            Decision::Reject {
+                code: codes::CLOCK_AHEAD.into(),
+                message: format!(
+                    "the stamp's wall time is {} ms ahead of the server's clock; at most {} ms is accepted",
+                    limits::MAX_CLOCK_DRIFT_MS + 1,
+                    limits::MAX_CLOCK_DRIFT_MS
+                ),
+                retryable: false,
+            }
+        );
+        // The year 33658, as one client once sent.
+        m.hlc.wall_ms = 1_000_000_000_000_000;
+        assert!(matches!(
+            decide_within(&m, None, 0, None, &AcceptAll, &bounds),
+            Decision::Reject { .. }
+        ));
+        // Without a clock (the simulation) the stamp is not checked.
+        assert!(matches!(
+            decide_within(&m, None, 0, None, &AcceptAll, &Bounds::default()),
+            Decision::Write(_)
+        ));
     }
 }

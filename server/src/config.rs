@@ -139,6 +139,10 @@ pub enum Command {
         #[arg(long)]
         role: Option<String>,
     },
+    /// Give the database a new epoch (history identity). Run it after restoring a backup,
+    /// with every server stopped: clients then resync instead of trusting cursors the
+    /// restored history does not have (server/README.md, "Restoring a backup").
+    RotateEpoch,
     /// Remove a tenant's tombstones logged at or before a cursor. Clients whose cursor is
     /// older then get 410 and resync from 0.
     Compact {

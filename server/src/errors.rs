@@ -21,6 +21,9 @@ pub enum ApiError {
     /// 403: the token is valid but does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `foreign_client`: a client id of the push is bound to another user of the tenant.
+    #[error("client id `{0}` belongs to another user of this tenant")]
+    ForeignClient(String),
     /// 404: no such route or resource.
     #[error("{0}")]
     NotFound(String),
@@ -55,7 +58,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForeignClient(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CursorExpired { .. } => StatusCode::GONE,
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } | ApiError::Unprocessable { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ForeignClient(_) => "foreign_client",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CursorExpired { .. } => "cursor_expired",

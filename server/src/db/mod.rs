@@ -48,6 +48,18 @@ impl DbError {
     }
 }
 
+/// Milliseconds since the Unix epoch, by this process's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A new random epoch: 128 bits as 32 hex digits (within `limits::MAX_EPOCH_LEN`).
+pub fn fresh_epoch() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// What became of a push.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushOutcome {
@@ -57,6 +69,8 @@ pub enum PushOutcome {
     KeyReused,
     /// An op id was processed before with another body; nothing was written.
     OpReused { op_id: String },
+    /// A client id of the push is bound to another user of the tenant; nothing was written.
+    ForeignClient { client_id: String },
 }
 
 /// What a compaction did.
@@ -66,6 +80,30 @@ pub struct CompactReport {
     pub removed: u64,
     /// The tenant's compaction horizon now: pulls from older cursors get 410.
     pub horizon: u64,
+}
+
+/// One push as the storage runs it.
+#[derive(Debug)]
+pub struct Push<'a> {
+    pub tenant: &'a str,
+    /// The token's user: client ids are bound to it, and ops record it.
+    pub user: &'a str,
+    pub idempotency_key: &'a str,
+    pub body_digest: &'a str,
+    pub req: &'a PushRequest,
+    pub rules: &'a Rules,
+}
+
+impl Push<'_> {
+    /// Every client id the push writes as (each mutation's, and the sender's).
+    pub fn clients(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = std::iter::once(self.req.client_id.as_str())
+            .chain(self.req.mutations.iter().map(|m| m.client_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 /// Options for opening a database.
@@ -130,27 +168,33 @@ impl Db {
     }
 
     /// Runs a push in one transaction, retrying transient failures.
-    pub async fn push(
-        &self,
-        tenant: &str,
-        idempotency_key: &str,
-        body_digest: &str,
-        req: &PushRequest,
-        rules: &Rules,
-    ) -> Result<PushOutcome, DbError> {
+    pub async fn push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
         retry::with_retries(|| async {
             match self {
-                Db::Sqlite(db) => {
-                    db.try_push(tenant, idempotency_key, body_digest, req, rules)
-                        .await
-                }
-                Db::Postgres(db) => {
-                    db.try_push(tenant, idempotency_key, body_digest, req, rules)
-                        .await
-                }
+                Db::Sqlite(db) => db.try_push(push).await,
+                Db::Postgres(db) => db.try_push(push).await,
             }
         })
         .await
+    }
+
+    /// The identity of this database's history (read when the server started).
+    pub fn epoch(&self) -> &str {
+        match self {
+            Db::Sqlite(db) => &db.epoch,
+            Db::Postgres(db) => &db.epoch,
+        }
+    }
+
+    /// Gives the database a new epoch (after a restore); returns it. Servers running on the
+    /// database keep answering with the old one until restarted.
+    pub async fn rotate_epoch(&self) -> Result<String, DbError> {
+        let fresh = fresh_epoch();
+        match self {
+            Db::Sqlite(db) => db.rotate_epoch(&fresh).await?,
+            Db::Postgres(db) => db.rotate_epoch(&fresh).await?,
+        }
+        Ok(fresh)
     }
 
     /// One page of changes after `cursor`.

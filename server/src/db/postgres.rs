@@ -6,11 +6,10 @@
 //! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
+use super::{fresh_epoch, Push};
 use super::{sql::sql_store, DbOptions, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
-use crate::validation::Rules;
-use ferry_core::apply::{process_push, PushError};
-use ferry_core::protocol::PushRequest;
+use ferry_core::apply::{process_push_within, Bounds, PushError};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::str::FromStr;
@@ -43,6 +42,8 @@ pub struct PgDb {
     pool: PgPool,
     /// How a push transaction starts (its isolation level).
     begin_push: &'static str,
+    /// The identity of the database's history, read at start.
+    pub(crate) epoch: String,
     _listen: Arc<ListenTask>,
 }
 
@@ -63,6 +64,7 @@ impl PgDb {
             .execute(&mut *tx)
             .await?;
         let applied = migrate_in(&mut tx).await?;
+        let epoch = epoch_in(&mut tx, &fresh_epoch()).await?;
         tx.commit().await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "postgres migrations applied");
@@ -78,28 +80,31 @@ impl PgDb {
         Ok(PgDb {
             pool,
             begin_push,
+            epoch,
             _listen: Arc::new(ListenTask(task)),
         })
     }
 
-    pub(crate) async fn try_push(
-        &self,
-        tenant: &str,
-        key: &str,
-        body_digest: &str,
-        req: &PushRequest,
-        rules: &Rules,
-    ) -> Result<PushOutcome, DbError> {
+    pub(crate) async fn try_push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
+        let (tenant, req) = (push.tenant, push.req);
         let tx = self.pool.begin_with(self.begin_push).await?;
         let mut ptx = PushTx::lock(tx, tenant).await?;
-        if !ptx.claim_key(key, body_digest).await? {
+        if !ptx
+            .claim_key(push.idempotency_key, push.body_digest)
+            .await?
+        {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::KeyReused);
+        }
+        if let Some(client_id) = ptx.bind_clients(push.user, &push.clients()).await? {
+            ptx.tx.rollback().await?;
+            return Ok(PushOutcome::ForeignClient { client_id });
         }
         // No bulk prefetch here (SQLite has one): under the benchmark's 32 concurrent clients
         // a PostgreSQL run with it once left a push idle in its transaction, holding the
         // tenant's lock, and the cause is not understood yet (bench/results/findings.md).
-        match process_push(&mut ptx, req, rules).await {
+        let bounds = Bounds::at(ptx.now_ms);
+        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
             Ok(response) => {
                 if let Some(head) = ptx.finish().await? {
                     sqlx::query("SELECT pg_notify($1, $2)")
@@ -145,6 +150,13 @@ impl PgDb {
         let report = ptx.compact(upto).await?;
         ptx.tx.commit().await?;
         Ok(report)
+    }
+
+    pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        rotate_epoch_in(&mut tx, fresh).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn ping(&self) -> Result<(), DbError> {

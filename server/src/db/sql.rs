@@ -49,6 +49,10 @@ macro_rules! sql_store {
             seqs: HashMap<String, u64>,
             /// Last seqs raised by this transaction, written by [`PushTx::finish`].
             raised_seqs: BTreeMap<String, u64>,
+            /// The pushing user, stored with each op.
+            pub(crate) user: Option<String>,
+            /// When the transaction began (ms since the Unix epoch), stored with each op and key.
+            pub(crate) now_ms: u64,
         }
 
         impl PushTx {
@@ -68,7 +72,44 @@ macro_rules! sql_store {
                     records: HashMap::new(),
                     seqs: HashMap::new(),
                     raised_seqs: BTreeMap::new(),
+                    user: None,
+                    now_ms: $crate::db::now_ms(),
                 })
+            }
+
+            /// Binds each client id to the pushing user on its first use; returns a client id
+            /// already bound to another user (the push is then refused before any effect).
+            pub(crate) async fn bind_clients(&mut self, user: &str, clients: &[&str]) -> Result<Option<String>, DbError> {
+                self.user = Some(user.to_owned());
+                for client in clients {
+                    let row: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT user_id FROM clients WHERE tenant = $1 AND client_id = $2")
+                            .bind(&self.tenant)
+                            .bind(*client)
+                            .fetch_optional(&mut *self.tx)
+                            .await?;
+                    match row {
+                        Some(Some(owner)) if owner == user => {}
+                        Some(Some(_)) => return Ok(Some((*client).to_owned())),
+                        Some(None) => {
+                            sqlx::query("UPDATE clients SET user_id = $3 WHERE tenant = $1 AND client_id = $2")
+                                .bind(&self.tenant)
+                                .bind(*client)
+                                .bind(user)
+                                .execute(&mut *self.tx)
+                                .await?;
+                        }
+                        None => {
+                            sqlx::query("INSERT INTO clients (tenant, client_id, last_seq, user_id) VALUES ($1, $2, 0, $3)")
+                                .bind(&self.tenant)
+                                .bind(*client)
+                                .bind(user)
+                                .execute(&mut *self.tx)
+                                .await?;
+                        }
+                    }
+                }
+                Ok(None)
             }
 
             /// Claims an idempotency key for a body digest: `false` if it was claimed by another body.
@@ -82,10 +123,11 @@ macro_rules! sql_store {
                 match known {
                     Some(known) => Ok(known == digest),
                     None => {
-                        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest) VALUES ($1, $2, $3)")
+                        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest, created_at) VALUES ($1, $2, $3, $4)")
                             .bind(&self.tenant)
                             .bind(key)
                             .bind(digest)
+                            .bind(to_i64(self.now_ms))
                             .execute(&mut *self.tx)
                             .await?;
                         Ok(true)
@@ -252,8 +294,8 @@ macro_rules! sql_store {
                     StoredOutcome::Rejected { code, message } => ("rejected", None, Some(code.as_str()), Some(message.as_str())),
                 };
                 sqlx::query(
-                    "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&self.tenant)
                 .bind(&m.op_id)
@@ -262,6 +304,8 @@ macro_rules! sql_store {
                 .bind(version)
                 .bind(code)
                 .bind(message)
+                .bind(self.user.as_deref())
+                .bind(to_i64(self.now_ms))
                 .execute(&mut *self.tx)
                 .await?;
                 if let Some(ops) = &mut self.ops {
@@ -324,6 +368,26 @@ macro_rules! sql_store {
                 to_u64(n)
             };
             Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining, head, ..PullResponse::default() }))
+        }
+
+        /// The database's epoch, created with `fresh` if it has none yet.
+        pub(crate) async fn epoch_in(conn: &mut $conn, fresh: &str) -> Result<String, DbError> {
+            sqlx::query("INSERT INTO server_meta (name, value) VALUES ('epoch', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(fresh)
+                .execute(&mut *conn)
+                .await?;
+            Ok(sqlx::query_scalar("SELECT value FROM server_meta WHERE name = 'epoch'")
+                .fetch_one(&mut *conn)
+                .await?)
+        }
+
+        /// Replaces the database's epoch with `fresh`.
+        pub(crate) async fn rotate_epoch_in(conn: &mut $conn, fresh: &str) -> Result<(), DbError> {
+            sqlx::query("UPDATE server_meta SET value = $1 WHERE name = 'epoch'")
+                .bind(fresh)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         }
 
         /// Applies the migrations not yet applied, inside the caller's transaction.

@@ -6,10 +6,10 @@
 //! sharing the file (they wait up to the busy timeout). Reads use a separate pool and see a
 //! consistent snapshot per pull.
 
+use super::{fresh_epoch, Push};
 use super::{sql::sql_store, PushOutcome};
 use crate::hub::Hub;
-use crate::validation::Rules;
-use ferry_core::apply::{process_push, PushError};
+use ferry_core::apply::{process_push_within, Bounds, PushError};
 use ferry_core::protocol::PushRequest;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
@@ -41,6 +41,8 @@ pub struct SqliteDb {
     writer: SqlitePool,
     reader: SqlitePool,
     hub: Hub,
+    /// The identity of the database's history, read at start.
+    pub(crate) epoch: String,
 }
 
 impl SqliteDb {
@@ -69,36 +71,40 @@ impl SqliteDb {
                 .connect_with(options)
                 .await?
         };
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let applied = migrate_in(&mut tx).await?;
+        let epoch = epoch_in(&mut tx, &fresh_epoch()).await?;
+        tx.commit().await?;
         let db = SqliteDb {
             writer,
             reader,
             hub,
+            epoch,
         };
-        let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let applied = migrate_in(&mut tx).await?;
-        tx.commit().await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "sqlite migrations applied");
         }
         Ok(db)
     }
 
-    pub(crate) async fn try_push(
-        &self,
-        tenant: &str,
-        key: &str,
-        body_digest: &str,
-        req: &PushRequest,
-        rules: &Rules,
-    ) -> Result<PushOutcome, DbError> {
+    pub(crate) async fn try_push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
+        let (tenant, req) = (push.tenant, push.req);
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut ptx = PushTx::lock(tx, tenant).await?;
-        if !ptx.claim_key(key, body_digest).await? {
+        if !ptx
+            .claim_key(push.idempotency_key, push.body_digest)
+            .await?
+        {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::KeyReused);
         }
+        if let Some(client_id) = ptx.bind_clients(push.user, &push.clients()).await? {
+            ptx.tx.rollback().await?;
+            return Ok(PushOutcome::ForeignClient { client_id });
+        }
         ptx.prefetch(req).await?;
-        match process_push(&mut ptx, req, rules).await {
+        let bounds = Bounds::at(ptx.now_ms);
+        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
             Ok(response) => {
                 let advanced = ptx.finish().await?;
                 ptx.tx.commit().await?;
@@ -138,6 +144,13 @@ impl SqliteDb {
         let report = ptx.compact(upto).await?;
         ptx.tx.commit().await?;
         Ok(report)
+    }
+
+    pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        rotate_epoch_in(&mut tx, fresh).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn ping(&self) -> Result<(), DbError> {

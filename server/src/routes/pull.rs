@@ -3,13 +3,14 @@
 //! tenant's compaction horizon.
 
 use crate::auth::authenticate;
+use crate::db::now_ms;
 use crate::errors::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use ferry_core::protocol::{limits, PullResponse};
+use ferry_core::protocol::{limits, PullResponse, ServerLimits};
 use ferry_core::server::PullError;
 use serde::Deserialize;
 
@@ -77,7 +78,10 @@ pub async fn pull(
     .clamp(1, limits::MAX_PULL_LIMIT);
     let _permit = state.limiter.acquire(&claims.tenant)?;
     match state.db.pull(&claims.tenant, cursor, limit).await? {
-        Ok(page) => {
+        Ok(mut page) => {
+            page.epoch = state.db.epoch().to_owned();
+            page.server_time = now_ms();
+            page.limits = Some(ServerLimits::default());
             tracing::debug!(tenant = %claims.tenant, changes = page.changes.len(), cursor = page.cursor, "pull");
             Ok(Json(page))
         }

@@ -212,3 +212,13 @@ pub fn assert_error(body: &Value, code: &str) {
         "no message: {body}"
     );
 }
+
+/// A push or pull answer without `server_time`, the one field that differs between two
+/// answers to the same request (the server's clock when it answered).
+pub fn sans_clock(answer: &Value) -> Value {
+    let mut answer = answer.clone();
+    if let Some(map) = answer.as_object_mut() {
+        map.remove("server_time");
+    }
+    answer
+}
