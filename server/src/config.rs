@@ -210,6 +210,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_options_may_follow_serve() {
+        let cli = Cli::try_parse_from([
+            "ferry-server",
+            "serve",
+            "--listen",
+            "0.0.0.0:9000",
+            "--connection-limit",
+            "64",
+            "--demo",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve)));
+        assert_eq!(cli.serve.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(cli.serve.connection_limit, 64);
+        assert!(cli.serve.demo);
+        let help = Cli::try_parse_from(["ferry-server", "serve", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(help.contains("--header-timeout-secs"), "{help}");
+        assert!(help.contains("--listen"), "{help}");
+    }
+
+    #[test]
     fn defaults_and_subcommands_parse() {
         let cli = Cli::try_parse_from(["ferry-server"]).unwrap();
         assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:8787");
