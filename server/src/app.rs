@@ -32,6 +32,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub state: AppState,
     stop: watch::Sender<bool>,
+    housekeeping: JoinHandle<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -47,6 +48,7 @@ impl RunningServer {
     pub async fn shutdown(mut self) {
         self.state.closing.send_replace(true);
         self.stop.send_replace(true);
+        self.housekeeping.abort();
         if let Err(e) = (&mut self.task).await {
             tracing::warn!(error = %e, "the accept loop ended abnormally");
         }
@@ -82,6 +84,10 @@ pub async fn start(
     }));
     let app = routes::router(state.clone(), config.static_dir.as_deref());
     let addr = listener.local_addr()?;
+    let housekeeping = tokio::spawn(crate::housekeeping::run_forever(
+        state.clone(),
+        config.housekeeping,
+    ));
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(serve::serve(listener, app, config.connections, stopped));
     tracing::info!(%addr, backend = state.db.backend(), "ferry-server listening");
@@ -89,6 +95,7 @@ pub async fn start(
         addr,
         state,
         stop,
+        housekeeping,
         task,
     })
 }

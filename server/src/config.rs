@@ -2,6 +2,7 @@
 //! [`ServerConfig`] a server is started with.
 
 use crate::db::DbOptions;
+use crate::housekeeping::Housekeeping;
 use crate::limiter::LimitConfig;
 use crate::serve::ConnectionLimits;
 use crate::validation::Rules;
@@ -111,6 +112,40 @@ pub struct ServeArgs {
         global = true
     )]
     pub body_timeout_secs: u64,
+    /// Hours an Idempotency-Key stays claimed (0: for ever).
+    #[arg(
+        long,
+        env = "FERRY_IDEMPOTENCY_RETENTION_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub idempotency_retention_hours: u64,
+    /// Days an op's outcome is remembered for replays (0: for ever). Keep it longer than any
+    /// client stays offline with an unanswered push (PROTOCOL.md §9).
+    #[arg(
+        long,
+        env = "FERRY_OP_RETENTION_DAYS",
+        default_value_t = 90,
+        global = true
+    )]
+    pub op_retention_days: u64,
+    /// Days after which tombstones are compacted away by the scheduled compaction (0: never;
+    /// clients with older cursors then resync from 0).
+    #[arg(
+        long,
+        env = "FERRY_COMPACT_AFTER_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub compact_after_days: u64,
+    /// Seconds between two housekeeping passes (compaction and retention).
+    #[arg(
+        long,
+        env = "FERRY_HOUSEKEEPING_INTERVAL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub housekeeping_interval_secs: u64,
     /// Seconds a shutdown waits for requests in progress before cutting them.
     #[arg(
         long,
@@ -168,6 +203,8 @@ pub struct ServerConfig {
     pub rules: Rules,
     /// Timeouts and the cap on open connections.
     pub connections: ConnectionLimits,
+    /// Scheduled compaction and retention.
+    pub housekeeping: Housekeeping,
 }
 
 impl ServerConfig {
@@ -182,6 +219,7 @@ impl ServerConfig {
             keep_alive: Duration::from_secs(15),
             rules: Rules::new(),
             connections: ConnectionLimits::default(),
+            housekeeping: Housekeeping::default(),
         }
     }
 
@@ -196,6 +234,13 @@ impl ServerConfig {
             body_read_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
             max_connections: args.connection_limit.max(1),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        };
+        let age = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        config.housekeeping = Housekeeping {
+            idempotency_retention: age(args.idempotency_retention_hours.saturating_mul(3600)),
+            op_retention: age(args.op_retention_days.saturating_mul(24 * 3600)),
+            compaction_horizon: age(args.compact_after_days.saturating_mul(24 * 3600)),
+            interval: Duration::from_secs(args.housekeeping_interval_secs.max(1)),
         };
         config.static_dir = args.static_dir.clone();
         config.demo = args.demo;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod errors;
+pub mod housekeeping;
 pub mod hub;
 pub mod limiter;
 pub mod metrics;

@@ -56,6 +56,11 @@ pub struct Metrics {
     conflicts: AtomicU64,
     pokes: AtomicU64,
     streams: AtomicI64,
+    housekeeping_runs: AtomicU64,
+    housekeeping_failures: AtomicU64,
+    tombstones_compacted: AtomicU64,
+    keys_pruned: AtomicU64,
+    ops_pruned: AtomicU64,
 }
 
 impl Metrics {
@@ -81,6 +86,22 @@ impl Metrics {
                 *http.rejections.entry(r.code.clone()).or_default() += 1;
             }
         }
+    }
+
+    /// One housekeeping pass done.
+    pub fn record_housekeeping(&self, report: &crate::housekeeping::PassReport) {
+        self.housekeeping_runs.fetch_add(1, Ordering::Relaxed);
+        self.tombstones_compacted
+            .fetch_add(report.tombstones_removed, Ordering::Relaxed);
+        self.keys_pruned
+            .fetch_add(report.idempotency_keys_pruned, Ordering::Relaxed);
+        self.ops_pruned
+            .fetch_add(report.ops_pruned, Ordering::Relaxed);
+    }
+
+    /// One housekeeping pass failed.
+    pub fn record_housekeeping_failure(&self) {
+        self.housekeeping_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One poke sent on an event stream.
@@ -158,6 +179,31 @@ impl Metrics {
                 "ferry_transaction_retries_total",
                 "Transactions run again after a serialization failure, deadlock or busy database.",
                 crate::db::retry::retries_total(),
+            ),
+            (
+                "ferry_housekeeping_runs_total",
+                "Housekeeping passes (scheduled compaction and retention) completed.",
+                self.housekeeping_runs.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_housekeeping_failures_total",
+                "Housekeeping passes that failed.",
+                self.housekeeping_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_tombstones_compacted_total",
+                "Tombstones removed by scheduled compaction.",
+                self.tombstones_compacted.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_idempotency_keys_pruned_total",
+                "Idempotency keys deleted by retention.",
+                self.keys_pruned.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_ops_pruned_total",
+                "Op records deleted by retention.",
+                self.ops_pruned.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {

@@ -229,6 +229,52 @@ impl Db {
         .await
     }
 
+    /// Marks every tenant whose head moved with (`now_ms`, head), for scheduled compaction.
+    pub async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.mark_heads(now_ms).await,
+                Db::Postgres(db) => db.mark_heads(now_ms).await,
+            }
+        })
+        .await
+    }
+
+    /// (tenant, cursor) pairs: each tenant's newest head marked at or before `cutoff_ms`,
+    /// where it is beyond the tenant's horizon.
+    pub async fn compaction_targets(&self, cutoff_ms: u64) -> Result<Vec<(String, u64)>, DbError> {
+        match self {
+            Db::Sqlite(db) => db.compaction_targets(cutoff_ms).await,
+            Db::Postgres(db) => db.compaction_targets(cutoff_ms).await,
+        }
+    }
+
+    /// Drops a tenant's marks below `upto` once it was compacted up to it.
+    pub async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.drop_marks(tenant, upto).await,
+                Db::Postgres(db) => db.drop_marks(tenant, upto).await,
+            }
+        })
+        .await
+    }
+
+    /// Deletes idempotency keys and ops stored before the given times; (keys, ops) deleted.
+    pub async fn prune(
+        &self,
+        keys_before: Option<u64>,
+        ops_before: Option<u64>,
+    ) -> Result<(u64, u64), DbError> {
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.prune(keys_before, ops_before).await,
+                Db::Postgres(db) => db.prune(keys_before, ops_before).await,
+            }
+        })
+        .await
+    }
+
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), DbError> {
         match self {

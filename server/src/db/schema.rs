@@ -76,6 +76,14 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE ops ADD COLUMN user_id TEXT",
             "ALTER TABLE ops ADD COLUMN created_at BIGINT",
             "ALTER TABLE idempotency_keys ADD COLUMN created_at BIGINT",
+            // Each tenant's head as housekeeping saw it at a time: scheduled compaction
+            // turns "older than the horizon" into a cursor with these marks.
+            "CREATE TABLE tenant_marks (
+                tenant TEXT NOT NULL,
+                at_ms BIGINT NOT NULL,
+                head BIGINT NOT NULL,
+                PRIMARY KEY (tenant, at_ms)
+            )",
             // Facts about the database itself: `epoch`, the identity of its history.
             "CREATE TABLE server_meta (
                 name TEXT PRIMARY KEY,

@@ -370,6 +370,69 @@ macro_rules! sql_store {
             Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining, head, ..PullResponse::default() }))
         }
 
+        /// Marks every tenant whose head moved since its last mark with (`now_ms`, head).
+        pub(crate) async fn mark_heads_in(conn: &mut $conn, now_ms: u64) -> Result<(), DbError> {
+            sqlx::query(
+                "INSERT INTO tenant_marks (tenant, at_ms, head)
+                 SELECT t.tenant, $1, t.head FROM tenants t
+                 WHERE t.head > COALESCE((SELECT MAX(m.head) FROM tenant_marks m WHERE m.tenant = t.tenant), 0)
+                 ON CONFLICT (tenant, at_ms) DO NOTHING",
+            )
+            .bind(to_i64(now_ms))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Tenants with a head marked at or before `cutoff_ms` beyond their horizon, with that
+        /// head: what scheduled compaction may compact up to.
+        pub(crate) async fn compaction_targets_in(conn: &mut $conn, cutoff_ms: u64) -> Result<Vec<(String, u64)>, DbError> {
+            let rows = sqlx::query(
+                "SELECT m.tenant AS tenant, MAX(m.head) AS upto FROM tenant_marks m
+                 JOIN tenants t ON t.tenant = m.tenant
+                 WHERE m.at_ms <= $1
+                 GROUP BY m.tenant, t.horizon
+                 HAVING MAX(m.head) > t.horizon",
+            )
+            .bind(to_i64(cutoff_ms))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("tenant")?, to_u64(row.try_get("upto")?))))
+                .collect()
+        }
+
+        /// Drops the marks a compaction up to `upto` made useless (keeps the newest of them).
+        pub(crate) async fn drop_marks_in(conn: &mut $conn, tenant: &str, upto: u64) -> Result<(), DbError> {
+            sqlx::query("DELETE FROM tenant_marks WHERE tenant = $1 AND head < $2")
+                .bind(tenant)
+                .bind(to_i64(upto))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// Deletes idempotency keys created before `keys_before` and ops stored before
+        /// `ops_before` (ms since the Unix epoch); returns how many of each.
+        pub(crate) async fn prune_in(conn: &mut $conn, keys_before: Option<u64>, ops_before: Option<u64>) -> Result<(u64, u64), DbError> {
+            let mut pruned = (0, 0);
+            if let Some(before) = keys_before {
+                pruned.0 = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(to_i64(before))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            }
+            if let Some(before) = ops_before {
+                pruned.1 = sqlx::query("DELETE FROM ops WHERE created_at < $1")
+                    .bind(to_i64(before))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            }
+            Ok(pruned)
+        }
+
         /// The database's epoch, created with `fresh` if it has none yet.
         pub(crate) async fn epoch_in(conn: &mut $conn, fresh: &str) -> Result<String, DbError> {
             sqlx::query("INSERT INTO server_meta (name, value) VALUES ('epoch', $1) ON CONFLICT (name) DO NOTHING")

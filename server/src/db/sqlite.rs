@@ -146,6 +146,41 @@ impl SqliteDb {
         Ok(report)
     }
 
+    pub(crate) async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        mark_heads_in(&mut tx, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn compaction_targets(
+        &self,
+        cutoff_ms: u64,
+    ) -> Result<Vec<(String, u64)>, DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let targets = compaction_targets_in(&mut tx, cutoff_ms).await?;
+        tx.commit().await?;
+        Ok(targets)
+    }
+
+    pub(crate) async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        drop_marks_in(&mut tx, tenant, upto).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        keys_before: Option<u64>,
+        ops_before: Option<u64>,
+    ) -> Result<(u64, u64), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let pruned = prune_in(&mut tx, keys_before, ops_before).await?;
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
     pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         rotate_epoch_in(&mut tx, fresh).await?;
