@@ -6,6 +6,7 @@
 //! engines report under contention) or on a busy SQLite file is retried from the start
 //! ([`retry`]).
 
+mod gate;
 pub mod postgres;
 pub mod retry;
 pub mod schema;
@@ -172,7 +173,7 @@ impl Db {
         retry::with_retries(|| async {
             match self {
                 Db::Sqlite(db) => db.try_push(push).await,
-                Db::Postgres(db) => db.try_push(push).await,
+                Db::Postgres(db) => db.gate.run(db.try_push(push)).await,
             }
         })
         .await
@@ -192,7 +193,7 @@ impl Db {
         let fresh = fresh_epoch();
         match self {
             Db::Sqlite(db) => db.rotate_epoch(&fresh).await?,
-            Db::Postgres(db) => db.rotate_epoch(&fresh).await?,
+            Db::Postgres(db) => db.gate.run(db.rotate_epoch(&fresh)).await?,
         }
         Ok(fresh)
     }
@@ -206,7 +207,7 @@ impl Db {
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         match self {
             Db::Sqlite(db) => db.pull(tenant, cursor, limit).await,
-            Db::Postgres(db) => db.pull(tenant, cursor, limit).await,
+            Db::Postgres(db) => db.gate.run(db.pull(tenant, cursor, limit)).await,
         }
     }
 
@@ -214,7 +215,7 @@ impl Db {
     pub async fn head(&self, tenant: &str) -> Result<u64, DbError> {
         match self {
             Db::Sqlite(db) => db.head(tenant).await,
-            Db::Postgres(db) => db.head(tenant).await,
+            Db::Postgres(db) => db.gate.run(db.head(tenant)).await,
         }
     }
 
@@ -223,7 +224,7 @@ impl Db {
         retry::with_retries(|| async {
             match self {
                 Db::Sqlite(db) => db.compact(tenant, upto).await,
-                Db::Postgres(db) => db.compact(tenant, upto).await,
+                Db::Postgres(db) => db.gate.run(db.compact(tenant, upto)).await,
             }
         })
         .await
@@ -234,7 +235,7 @@ impl Db {
         retry::with_retries(|| async {
             match self {
                 Db::Sqlite(db) => db.mark_heads(now_ms).await,
-                Db::Postgres(db) => db.mark_heads(now_ms).await,
+                Db::Postgres(db) => db.gate.run(db.mark_heads(now_ms)).await,
             }
         })
         .await
@@ -245,7 +246,7 @@ impl Db {
     pub async fn compaction_targets(&self, cutoff_ms: u64) -> Result<Vec<(String, u64)>, DbError> {
         match self {
             Db::Sqlite(db) => db.compaction_targets(cutoff_ms).await,
-            Db::Postgres(db) => db.compaction_targets(cutoff_ms).await,
+            Db::Postgres(db) => db.gate.run(db.compaction_targets(cutoff_ms)).await,
         }
     }
 
@@ -254,7 +255,7 @@ impl Db {
         retry::with_retries(|| async {
             match self {
                 Db::Sqlite(db) => db.drop_marks(tenant, upto).await,
-                Db::Postgres(db) => db.drop_marks(tenant, upto).await,
+                Db::Postgres(db) => db.gate.run(db.drop_marks(tenant, upto)).await,
             }
         })
         .await
@@ -269,7 +270,7 @@ impl Db {
         retry::with_retries(|| async {
             match self {
                 Db::Sqlite(db) => db.prune(keys_before, ops_before).await,
-                Db::Postgres(db) => db.prune(keys_before, ops_before).await,
+                Db::Postgres(db) => db.gate.run(db.prune(keys_before, ops_before)).await,
             }
         })
         .await
@@ -279,7 +280,7 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbError> {
         match self {
             Db::Sqlite(db) => db.ping().await,
-            Db::Postgres(db) => db.ping().await,
+            Db::Postgres(db) => db.gate.run(db.ping()).await,
         }
     }
 

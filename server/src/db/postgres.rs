@@ -6,6 +6,7 @@
 //! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
+use super::gate::Gate;
 use super::{fresh_epoch, Push};
 use super::{sql::sql_store, DbOptions, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
@@ -44,6 +45,8 @@ pub struct PgDb {
     begin_push: &'static str,
     /// The identity of the database's history, read at start.
     pub(crate) epoch: String,
+    /// Every operation goes through it (see [`Gate`]).
+    pub(crate) gate: Arc<Gate>,
     _listen: Arc<ListenTask>,
 }
 
@@ -53,8 +56,9 @@ impl PgDb {
     pub async fn connect(db: &DbOptions, hub: Hub) -> Result<Self, DbError> {
         let options =
             PgConnectOptions::from_str(&db.url).map_err(|e| DbError::Config(e.to_string()))?;
+        let pool_size = db.max_connections.max(2);
         let pool = PgPoolOptions::new()
-            .max_connections(db.max_connections.max(2))
+            .max_connections(pool_size)
             .acquire_timeout(db.acquire_timeout)
             .connect_with(options)
             .await?;
@@ -81,6 +85,8 @@ impl PgDb {
             pool,
             begin_push,
             epoch,
+            // One connection of the pool is the LISTEN connection's.
+            gate: Arc::new(Gate::new(pool_size as usize - 1)),
             _listen: Arc::new(ListenTask(task)),
         })
     }
@@ -100,9 +106,7 @@ impl PgDb {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::ForeignClient { client_id });
         }
-        // No bulk prefetch here (SQLite has one): under the benchmark's 32 concurrent clients
-        // a PostgreSQL run with it once left a push idle in its transaction, holding the
-        // tenant's lock, and the cause is not understood yet (bench/results/findings.md).
+        ptx.prefetch(req).await?;
         let bounds = Bounds::at(ptx.now_ms);
         match process_push_within(&mut ptx, req, push.rules, &bounds).await {
             Ok(response) => {

@@ -10,10 +10,8 @@ use super::{fresh_epoch, Push};
 use super::{sql::sql_store, PushOutcome};
 use crate::hub::Hub;
 use ferry_core::apply::{process_push_within, Bounds, PushError};
-use ferry_core::protocol::PushRequest;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use std::collections::BTreeSet;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -196,100 +194,5 @@ impl SqliteDb {
     pub(crate) async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
-    }
-}
-
-/// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.
-const PREFETCH_CHUNK: usize = 500;
-
-/// `<select> WHERE tenant = ? [AND <column> = ?] AND <key> IN (?, …)`.
-fn select_in<'a>(
-    select: &str,
-    tenant: &str,
-    also: Option<(&str, &str)>,
-    key: &str,
-    keys: &[&str],
-) -> QueryBuilder<'a, Sqlite> {
-    let mut q = QueryBuilder::new(select);
-    q.push(" WHERE tenant = ").push_bind(tenant.to_owned());
-    if let Some((column, value)) = also {
-        q.push(format!(" AND {column} = "))
-            .push_bind(value.to_owned());
-    }
-    q.push(format!(" AND {key} IN ("));
-    let mut list = q.separated(", ");
-    for k in keys {
-        list.push_bind(k.to_string());
-    }
-    q.push(")");
-    q
-}
-
-impl PushTx {
-    /// Loads what the apply rules will look up for `req` into the transaction's maps: one
-    /// statement per table (records: per collection) instead of three lookups per mutation.
-    async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
-        let op_ids: Vec<&str> = req
-            .mutations
-            .iter()
-            .map(|m| m.op_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut ops = HashMap::new();
-        for chunk in op_ids.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
-            let mut q = select_in(select, &self.tenant, None, "op_id", chunk);
-            for row in q.build().fetch_all(&mut *self.tx).await? {
-                ops.insert(row.try_get::<String, _>("op_id")?, decode_op(&row)?);
-            }
-        }
-        self.ops = Some(ops);
-
-        let mut by_collection: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for m in &req.mutations {
-            by_collection
-                .entry(m.collection.as_str())
-                .or_default()
-                .insert(m.record_id.as_str());
-        }
-        for (collection, ids) in by_collection {
-            let ids: Vec<&str> = ids.into_iter().collect();
-            for id in &ids {
-                self.records
-                    .insert((collection.to_owned(), (*id).to_owned()), None);
-            }
-            for chunk in ids.chunks(PREFETCH_CHUNK) {
-                let select = "SELECT collection, id, version, fields, deleted, hlc FROM records";
-                let also = Some(("collection", collection));
-                let mut q = select_in(select, &self.tenant, also, "id", chunk);
-                for row in q.build().fetch_all(&mut *self.tx).await? {
-                    let record = decode_record(&row)?;
-                    let key = (record.collection.clone(), record.id.clone());
-                    self.records.insert(key, Some(record));
-                }
-            }
-        }
-
-        let clients: Vec<&str> = req
-            .mutations
-            .iter()
-            .map(|m| m.client_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for client in &clients {
-            self.seqs.insert((*client).to_owned(), 0);
-        }
-        for chunk in clients.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT client_id, last_seq FROM clients";
-            let mut q = select_in(select, &self.tenant, None, "client_id", chunk);
-            for row in q.build().fetch_all(&mut *self.tx).await? {
-                let seq: i64 = row.try_get("last_seq")?;
-                self.seqs
-                    .insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
-            }
-        }
-        Ok(())
     }
 }
