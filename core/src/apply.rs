@@ -1,12 +1,13 @@
 //! The server's apply rules, shared by the reference server and the simulation.
 //!
-//! [`decide`] is the pure rule for one mutation; [`process_push`] runs a whole push through
+//! [`PullPage`] is the pull rule; [`decide`] is the pure rule for one mutation;
+//! [`process_push`] runs a whole push through
 //! an [`ApplyTx`] — one storage transaction scoped to one tenant — so the SQL server and the
 //! in-memory simulation server apply exactly the same logic.
 
 use crate::protocol::{
-    limits, Accepted, Conflict, Fields, Mutation, OpKind, PushRequest, PushResponse, Record,
-    Rejected,
+    limits, Accepted, Conflict, Fields, Mutation, OpKind, PullResponse, PushRequest, PushResponse,
+    Record, Rejected,
 };
 
 /// Per-mutation rejection codes the apply rules produce (PROTOCOL.md §3).
@@ -450,6 +451,63 @@ fn push_outcome(
     }
 }
 
+/// Why a pull is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PullError {
+    /// Tombstones older than the cursor were compacted away: resync from cursor 0 (HTTP 410).
+    CursorExpired { horizon: u64 },
+}
+
+/// The pull rule (PROTOCOL.md §4), shared by every store: which cursors may be served, how
+/// big a page is, and what the answer says. A store reads, in one snapshot, the tenant's head
+/// and horizon, then (if [`PullPage::check`] allows) the first [`PullPage::limit`] records
+/// whose last change is after the cursor, in log order, and how many more follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PullPage {
+    pub cursor: u64,
+    /// The page size actually served: the request's, clamped to 1..=MAX_PULL_LIMIT.
+    pub limit: u32,
+}
+
+impl PullPage {
+    pub fn new(cursor: u64, limit: u32) -> Self {
+        PullPage {
+            cursor,
+            limit: limit.clamp(1, limits::MAX_PULL_LIMIT),
+        }
+    }
+
+    /// A cursor behind the compaction horizon (other than 0, the snapshot) has expired.
+    pub fn check(&self, horizon: u64) -> Result<(), PullError> {
+        if self.cursor != 0 && self.cursor < horizon {
+            return Err(PullError::CursorExpired { horizon });
+        }
+        Ok(())
+    }
+
+    /// The answer: the next cursor is the last change's position (a record's version is its
+    /// position), or the request's cursor raised to the horizon when the page is empty.
+    pub fn answer(
+        &self,
+        changes: Vec<Record>,
+        remaining: u64,
+        head: u64,
+        horizon: u64,
+    ) -> PullResponse {
+        let cursor = changes
+            .last()
+            .map_or(self.cursor.max(horizon), |r| r.version);
+        PullResponse {
+            changes,
+            cursor,
+            has_more: remaining > 0,
+            remaining,
+            head,
+            ..PullResponse::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +546,27 @@ mod tests {
             .map(|i| (format!("{prefix}{i}"), json!(i)))
             .collect::<serde_json::Map<_, _>>()
             .into()
+    }
+
+    #[test]
+    fn the_pull_rule() {
+        let page = PullPage::new(5, 0);
+        assert_eq!(page.limit, 1, "the page size is clamped up to 1");
+        assert_eq!(PullPage::new(5, u32::MAX).limit, limits::MAX_PULL_LIMIT);
+        assert_eq!(page.check(5), Ok(()));
+        assert_eq!(page.check(6), Err(PullError::CursorExpired { horizon: 6 }));
+        assert_eq!(PullPage::new(0, 10).check(6), Ok(()), "0 is a snapshot");
+        // An empty page moves the cursor up to the horizon, never back.
+        let empty = PullPage::new(0, 10).answer(Vec::new(), 0, 9, 6);
+        assert_eq!((empty.cursor, empty.has_more, empty.head), (6, false, 9));
+        let mut m = mutation(1, OpKind::Create, 0, json!({}));
+        m.seq = 1;
+        let Decision::Write(mut record) = decide(&m, None, 0, None, &AcceptAll) else {
+            panic!("a create of a new record is written");
+        };
+        record.version = 8;
+        let full = PullPage::new(6, 1).answer(vec![record], 3, 9, 6);
+        assert_eq!((full.cursor, full.has_more, full.remaining), (8, true, 3));
     }
 
     #[test]

@@ -15,8 +15,8 @@ pub mod sqlite;
 
 use crate::hub::Hub;
 use crate::validation::Rules;
+use ferry_core::apply::PullError;
 use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
-use ferry_core::server::PullError;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

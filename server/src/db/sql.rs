@@ -19,9 +19,9 @@
 macro_rules! sql_store {
     ($db:ty, $conn:ty, $lock:literal) => {
         use ferry_core::apply::{ApplyTx, StoredOp, StoredOutcome};
-        use ferry_core::protocol::{limits, Mutation, PullResponse, Record};
+        use ferry_core::protocol::{Mutation, PullResponse, Record};
         use std::collections::{BTreeMap, HashMap};
-        use ferry_core::server::PullError;
+        use ferry_core::apply::{PullError, PullPage};
         use sqlx::Row as _;
         use $crate::db::{CompactReport, DbError};
 
@@ -342,10 +342,11 @@ macro_rules! sql_store {
             limit: u32,
         ) -> Result<Result<PullResponse, PullError>, DbError> {
             let (head, horizon) = head_of(conn, tenant).await?;
-            if cursor != 0 && cursor < horizon {
-                return Ok(Err(PullError::CursorExpired { horizon }));
+            let page = PullPage::new(cursor, limit);
+            if let Err(e) = page.check(horizon) {
+                return Ok(Err(e));
             }
-            let limit = limit.clamp(1, limits::MAX_PULL_LIMIT);
+            let limit = page.limit;
             let rows = sqlx::query(
                 "SELECT collection, id, version, fields, deleted, hlc FROM records
                  WHERE tenant = $1 AND version > $2 ORDER BY version LIMIT $3",
@@ -356,18 +357,17 @@ macro_rules! sql_store {
             .fetch_all(&mut *conn)
             .await?;
             let changes = rows.iter().map(decode_record).collect::<Result<Vec<_>, _>>()?;
-            let next = changes.last().map_or(cursor.max(horizon), |r| r.version);
             let remaining = if changes.len() < limit as usize {
                 0
             } else {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE tenant = $1 AND version > $2")
                     .bind(tenant)
-                    .bind(to_i64(next))
+                    .bind(to_i64(changes.last().map_or(cursor, |r| r.version)))
                     .fetch_one(&mut *conn)
                     .await?;
                 to_u64(n)
             };
-            Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining, head, ..PullResponse::default() }))
+            Ok(Ok(page.answer(changes, remaining, head, horizon)))
         }
 
         /// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.

@@ -10,8 +10,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use ferry_core::apply::PullError;
 use ferry_core::protocol::{limits, PullResponse, ServerLimits};
-use ferry_core::server::PullError;
 use serde::Deserialize;
 
 /// The page size when the request names none.
