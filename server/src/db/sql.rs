@@ -396,6 +396,11 @@ macro_rules! sql_store {
             q
         }
 
+        // The IN-list statements run unprepared (`persistent(false)`): their text changes with
+        // the batch's size, and PostgreSQL, after five executions of a prepared one, may switch
+        // to a generic plan that made pushes 2x slower at 8 clients, with stalls of 3 s
+        // (ARCHITECTURE.md, "The prefetch on PostgreSQL"). Unprepared, each is planned with
+        // its values.
         impl PushTx {
             /// Loads what the apply rules will look up for `req` into the transaction's maps: one
             /// statement per table (records: per collection) instead of three lookups per mutation.
@@ -411,7 +416,7 @@ macro_rules! sql_store {
                 for chunk in op_ids.chunks(PREFETCH_CHUNK) {
                     let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
                     let mut q = select_in(select, &self.tenant, None, "op_id", chunk);
-                    for row in q.build().fetch_all(&mut *self.tx).await? {
+                    for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
                         ops.insert(row.try_get::<String, _>("op_id")?, decode_op(&row)?);
                     }
                 }
@@ -434,7 +439,7 @@ macro_rules! sql_store {
                         let select = "SELECT collection, id, version, fields, deleted, hlc FROM records";
                         let also = Some(("collection", collection));
                         let mut q = select_in(select, &self.tenant, also, "id", chunk);
-                        for row in q.build().fetch_all(&mut *self.tx).await? {
+                        for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
                             let record = decode_record(&row)?;
                             let key = (record.collection.clone(), record.id.clone());
                             self.records.insert(key, Some(record));
@@ -455,7 +460,7 @@ macro_rules! sql_store {
                 for chunk in clients.chunks(PREFETCH_CHUNK) {
                     let select = "SELECT client_id, last_seq FROM clients";
                     let mut q = select_in(select, &self.tenant, None, "client_id", chunk);
-                    for row in q.build().fetch_all(&mut *self.tx).await? {
+                    for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
                         let seq: i64 = row.try_get("last_seq")?;
                         self.seqs
                             .insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
