@@ -74,6 +74,8 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && command -v pg_lsclusters >/dev/nu
     fi
     export FERRY_TEST_POSTGRES_URL="postgres://ferry:ferry@127.0.0.1:${pg_port}/ferry_test"
     echo "FERRY_TEST_POSTGRES_URL=$FERRY_TEST_POSTGRES_URL"
+    # The server's PostgreSQL tests fail (instead of skipping) if the URL goes missing.
+    export FERRY_TEST_REQUIRE_POSTGRES=1
 else
     echo "pg_ctlcluster not found: PostgreSQL tests of the server will be skipped"
 fi

@@ -5,16 +5,11 @@
 //! horizon — so the simulation exercises the same rules the reference server runs.
 
 use crate::apply::{process_push, ApplyTx, PushError, StoredOp, StoredOutcome, Validator};
-use crate::protocol::{limits, Mutation, PullResponse, PushRequest, PushResponse, Record};
+use crate::protocol::{Mutation, PullResponse, PushRequest, PushResponse, Record};
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 
-/// Why a pull is refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PullError {
-    /// Tombstones older than the cursor were compacted away: resync from cursor 0 (HTTP 410).
-    CursorExpired { horizon: u64 },
-}
+pub use crate::apply::PullError;
 
 /// One op the server applied, in apply order: what the simulation checks ordering against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,31 +54,16 @@ impl TenantState {
 
     /// The changes after `cursor`, oldest first, at most `limit` of them.
     pub fn pull(&self, cursor: u64, limit: u32) -> Result<PullResponse, PullError> {
-        if cursor != 0 && cursor < self.horizon {
-            return Err(PullError::CursorExpired {
-                horizon: self.horizon,
-            });
-        }
-        let limit = limit.clamp(1, limits::MAX_PULL_LIMIT) as usize;
+        let page = crate::apply::PullPage::new(cursor, limit);
+        page.check(self.horizon)?;
         let mut after = self.log.range(cursor + 1..);
         let changes: Vec<Record> = after
             .by_ref()
-            .take(limit)
+            .take(page.limit as usize)
             .map(|(_, key)| self.records[key].1.clone())
             .collect();
         let remaining = after.count() as u64;
-        let next = match changes.last() {
-            Some(last) => self.records[&(last.collection.clone(), last.id.clone())].0,
-            None => cursor.max(self.horizon),
-        };
-        Ok(PullResponse {
-            changes,
-            cursor: next,
-            has_more: remaining > 0,
-            remaining,
-            head: self.cursor,
-            ..PullResponse::default()
-        })
+        Ok(page.answer(changes, remaining, self.cursor, self.horizon))
     }
 
     /// Drops tombstones logged at or before `upto`; pulls from older cursors then expire.

@@ -8,16 +8,13 @@ use crate::hub::Hub;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::serve;
 use crate::state::{AppState, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// How long a shutdown waits for open requests.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +31,8 @@ pub struct RunningServer {
     /// Where it listens.
     pub addr: SocketAddr,
     pub state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
+    housekeeping: JoinHandle<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -44,19 +42,15 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, ends the event streams, lets open requests finish (for up to
-    /// [`SHUTDOWN_GRACE`]), then closes the database.
+    /// Stops accepting, ends the event streams, closes idle and stalled connections at once,
+    /// lets requests in progress finish (for up to the configured grace period, then cuts
+    /// them), then closes the database.
     pub async fn shutdown(mut self) {
         self.state.closing.send_replace(true);
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("requests still open after the grace period: cutting them");
-            self.task.abort();
+        self.stop.send_replace(true);
+        self.housekeeping.abort();
+        if let Err(e) = (&mut self.task).await {
+            tracing::warn!(error = %e, "the accept loop ended abnormally");
         }
         self.state.db.close().await;
     }
@@ -90,19 +84,18 @@ pub async fn start(
     }));
     let app = routes::router(state.clone(), config.static_dir.as_deref());
     let addr = listener.local_addr()?;
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let housekeeping = tokio::spawn(crate::housekeeping::run_forever(
+        state.clone(),
+        config.housekeeping,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(serve::serve(listener, app, config.connections, stopped));
     tracing::info!(%addr, backend = state.db.backend(), "ferry-server listening");
     Ok(RunningServer {
         addr,
         state,
-        shutdown: Some(tx),
+        stop,
+        housekeeping,
         task,
     })
 }

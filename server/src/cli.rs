@@ -1,4 +1,5 @@
-//! What the binary does for each command: serve, print a token, or compact a tenant.
+//! What the binary does for each command: serve, print a token, rotate the epoch, or compact
+//! a tenant.
 
 use crate::auth::TokenSigner;
 use crate::config::{Cli, Command, ServerConfig};
@@ -37,6 +38,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 role.as_deref(),
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::RotateEpoch => {
+            let db = Db::connect(&DbOptions::new(cli.database.clone()), Hub::default()).await?;
+            let old = db.epoch().to_owned();
+            let new = db.rotate_epoch().await?;
+            println!("epoch rotated: {old} -> {new}");
+            db.close().await;
             Ok(())
         }
         Command::Compact {

@@ -2,7 +2,9 @@
 //! [`ServerConfig`] a server is started with.
 
 use crate::db::DbOptions;
+use crate::housekeeping::Housekeeping;
 use crate::limiter::LimitConfig;
+use crate::serve::ConnectionLimits;
 use crate::validation::Rules;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -40,27 +42,118 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:8787")]
+    #[arg(
+        long,
+        env = "FERRY_LISTEN",
+        default_value = "127.0.0.1:8787",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// Serve the files of this directory at `/` (index.html for unknown paths).
-    #[arg(long = "static", env = "FERRY_STATIC")]
+    #[arg(long = "static", env = "FERRY_STATIC", global = true)]
     pub static_dir: Option<PathBuf>,
     /// Enable `POST /v1/demo/token` (anyone may sign in to tenant `demo`).
-    #[arg(long, env = "FERRY_DEMO")]
+    #[arg(long, env = "FERRY_DEMO", global = true)]
     pub demo: bool,
     /// Most requests one tenant may have in flight at once (0: no limit).
-    #[arg(long, env = "FERRY_MAX_IN_FLIGHT", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "FERRY_MAX_IN_FLIGHT",
+        default_value_t = 256,
+        global = true
+    )]
     pub max_in_flight: usize,
     /// Requests per second one tenant may make on average (0: no limit); bursts of twice that.
-    #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 500.0)]
+    #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 500.0, global = true)]
     pub rate_limit: f64,
     /// PostgreSQL: run pushes SERIALIZABLE (the default of CockroachDB/YugabyteDB); contended
     /// pushes are then retried on SQLSTATE 40001.
-    #[arg(long, env = "FERRY_SERIALIZABLE")]
+    #[arg(long, env = "FERRY_SERIALIZABLE", global = true)]
     pub serializable: bool,
     /// PostgreSQL connections per process.
-    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "FERRY_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it is answered 503
+    /// `unavailable` (milliseconds).
+    #[arg(
+        long,
+        env = "FERRY_DB_TIMEOUT_MS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub db_timeout_ms: u64,
+    /// Most client connections open at once (keep it below the file-descriptor limit).
+    #[arg(
+        long,
+        env = "FERRY_CONNECTION_LIMIT",
+        default_value_t = 512,
+        global = true
+    )]
+    pub connection_limit: usize,
+    /// Seconds a client has to send a request's headers, and the longest a keep-alive
+    /// connection may sit idle between requests.
+    #[arg(
+        long,
+        env = "FERRY_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause between chunks.
+    #[arg(
+        long,
+        env = "FERRY_BODY_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub body_timeout_secs: u64,
+    /// Hours an Idempotency-Key stays claimed (0: for ever).
+    #[arg(
+        long,
+        env = "FERRY_IDEMPOTENCY_RETENTION_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub idempotency_retention_hours: u64,
+    /// Days an op's outcome is remembered for replays (0: for ever). Keep it longer than any
+    /// client stays offline with an unanswered push (PROTOCOL.md §9).
+    #[arg(
+        long,
+        env = "FERRY_OP_RETENTION_DAYS",
+        default_value_t = 90,
+        global = true
+    )]
+    pub op_retention_days: u64,
+    /// Days after which tombstones are compacted away by the scheduled compaction (0: never;
+    /// clients with older cursors then resync from 0).
+    #[arg(
+        long,
+        env = "FERRY_COMPACT_AFTER_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub compact_after_days: u64,
+    /// Seconds between two housekeeping passes (compaction and retention).
+    #[arg(
+        long,
+        env = "FERRY_HOUSEKEEPING_INTERVAL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub housekeeping_interval_secs: u64,
+    /// Seconds a shutdown waits for requests in progress before cutting them.
+    #[arg(
+        long,
+        env = "FERRY_SHUTDOWN_GRACE_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
 }
 
 /// Subcommands besides serving.
@@ -81,6 +174,10 @@ pub enum Command {
         #[arg(long)]
         role: Option<String>,
     },
+    /// Give the database a new epoch (history identity). Run it after restoring a backup,
+    /// with every server stopped: clients then resync instead of trusting cursors the
+    /// restored history does not have (server/README.md, "Restoring a backup").
+    RotateEpoch,
     /// Remove a tenant's tombstones logged at or before a cursor. Clients whose cursor is
     /// older then get 410 and resync from 0.
     Compact {
@@ -104,6 +201,10 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     /// Per-collection validation.
     pub rules: Rules,
+    /// Timeouts and the cap on open connections.
+    pub connections: ConnectionLimits,
+    /// Scheduled compaction and retention.
+    pub housekeeping: Housekeeping,
 }
 
 impl ServerConfig {
@@ -117,6 +218,8 @@ impl ServerConfig {
             limits: LimitConfig::default(),
             keep_alive: Duration::from_secs(15),
             rules: Rules::new(),
+            connections: ConnectionLimits::default(),
+            housekeeping: Housekeeping::default(),
         }
     }
 
@@ -125,6 +228,20 @@ impl ServerConfig {
         let mut config = ServerConfig::new(database, secret);
         config.db.max_connections = args.max_connections;
         config.db.serializable = args.serializable;
+        config.db.acquire_timeout = Duration::from_millis(args.db_timeout_ms.max(1));
+        config.connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            max_connections: args.connection_limit.max(1),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        };
+        let age = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        config.housekeeping = Housekeeping {
+            idempotency_retention: age(args.idempotency_retention_hours.saturating_mul(3600)),
+            op_retention: age(args.op_retention_days.saturating_mul(24 * 3600)),
+            compaction_horizon: age(args.compact_after_days.saturating_mul(24 * 3600)),
+            interval: Duration::from_secs(args.housekeeping_interval_secs.max(1)),
+        };
         config.static_dir = args.static_dir.clone();
         config.demo = args.demo;
         config.limits = LimitConfig::new(args.max_in_flight, args.rate_limit);
@@ -136,6 +253,29 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_options_may_follow_serve() {
+        let cli = Cli::try_parse_from([
+            "ferry-server",
+            "serve",
+            "--listen",
+            "0.0.0.0:9000",
+            "--connection-limit",
+            "64",
+            "--demo",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve)));
+        assert_eq!(cli.serve.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(cli.serve.connection_limit, 64);
+        assert!(cli.serve.demo);
+        let help = Cli::try_parse_from(["ferry-server", "serve", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(help.contains("--header-timeout-secs"), "{help}");
+        assert!(help.contains("--listen"), "{help}");
+    }
 
     #[test]
     fn defaults_and_subcommands_parse() {

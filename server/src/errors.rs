@@ -21,6 +21,9 @@ pub enum ApiError {
     /// 403: the token is valid but does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `foreign_client`: a client id of the push is bound to another user of the tenant.
+    #[error("client id `{0}` belongs to another user of this tenant")]
+    ForeignClient(String),
     /// 404: no such route or resource.
     #[error("{0}")]
     NotFound(String),
@@ -41,8 +44,8 @@ pub enum ApiError {
     /// 429: too many requests for this tenant; retry after the given seconds.
     #[error("too many requests for this tenant; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
-    /// 503: the database is not reachable.
-    #[error("the service is unavailable")]
+    /// 503: the database is not reachable; `Retry-After` says when to try again.
+    #[error("the service is unavailable; retry after {UNAVAILABLE_RETRY_AFTER_SECS} s")]
     Unavailable,
     /// 500: a bug or an unexpected storage failure. The detail is logged, never sent.
     #[error("internal error")]
@@ -55,7 +58,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForeignClient(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CursorExpired { .. } => StatusCode::GONE,
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } | ApiError::Unprocessable { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ForeignClient(_) => "foreign_client",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CursorExpired { .. } => "cursor_expired",
@@ -111,8 +115,43 @@ impl From<WireError> for ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_outage() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
+}
+
+/// The `Retry-After` of a 503: long enough for a restarting database, short enough that
+/// clients come back soon after it does.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
+/// A message for a body serde could not decode, without any of the body's values: serde's
+/// own messages quote the offending value (`invalid type: string "…"`), and PROTOCOL.md §7
+/// promises that no payload is ever echoed. Only the position and the kind of fault remain,
+/// plus serde's `missing field` message, which names a field of the protocol, not the body.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    let what = match e.classify() {
+        Category::Io => "the body could not be read",
+        Category::Syntax => "the body is not valid JSON",
+        Category::Eof => "the body ends too early",
+        Category::Data if text.starts_with("missing field") => {
+            return format!(
+                "malformed message: {}",
+                text.split(" at line").next().unwrap_or("missing field")
+            );
+        }
+        Category::Data => "a value has the wrong type or format",
+    };
+    format!(
+        "malformed message: {what} (line {}, column {})",
+        e.line(),
+        e.column()
+    )
 }
 
 impl IntoResponse for ApiError {
@@ -123,11 +162,15 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = ErrorBody::new(self.code(), self.to_string());
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        let retry_after = match self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(retry_after_secs.max(1)),
+            ApiError::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

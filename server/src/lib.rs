@@ -12,11 +12,13 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod errors;
+pub mod housekeeping;
 pub mod hub;
 pub mod limiter;
 pub mod metrics;
 pub mod routes;
 pub mod secret;
+pub mod serve;
 pub mod state;
 pub mod validation;
 

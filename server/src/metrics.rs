@@ -1,6 +1,7 @@
 //! Prometheus metrics in the text exposition format, hand-written (no extra dependency):
 //! requests by route and status, request latency histograms by route, mutations applied,
-//! conflicts, rejections by code, and open event streams.
+//! conflicts, rejections by code, open event streams and transaction retries; label values
+//! are escaped.
 //!
 //! The [`track`] middleware also writes the one log line per request: method, path (never
 //! the query string, which may hold a token), status and latency.
@@ -55,6 +56,11 @@ pub struct Metrics {
     conflicts: AtomicU64,
     pokes: AtomicU64,
     streams: AtomicI64,
+    housekeeping_runs: AtomicU64,
+    housekeeping_failures: AtomicU64,
+    tombstones_compacted: AtomicU64,
+    keys_pruned: AtomicU64,
+    ops_pruned: AtomicU64,
 }
 
 impl Metrics {
@@ -82,6 +88,22 @@ impl Metrics {
         }
     }
 
+    /// One housekeeping pass done.
+    pub fn record_housekeeping(&self, report: &crate::housekeeping::PassReport) {
+        self.housekeeping_runs.fetch_add(1, Ordering::Relaxed);
+        self.tombstones_compacted
+            .fetch_add(report.tombstones_removed, Ordering::Relaxed);
+        self.keys_pruned
+            .fetch_add(report.idempotency_keys_pruned, Ordering::Relaxed);
+        self.ops_pruned
+            .fetch_add(report.ops_pruned, Ordering::Relaxed);
+    }
+
+    /// One housekeeping pass failed.
+    pub fn record_housekeeping_failure(&self) {
+        self.housekeeping_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// One poke sent on an event stream.
     pub fn record_poke(&self) {
         self.pokes.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +124,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE ferry_http_requests_total counter");
         for ((route, status), n) in &http.requests {
+            let route = escape_label(route);
             let _ = writeln!(
                 out,
                 "ferry_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
@@ -113,6 +136,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE ferry_http_request_duration_seconds histogram");
         for (route, h) in &http.latency {
+            let route = escape_label(route);
             for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
                 let _ = writeln!(
                     out,
@@ -151,6 +175,36 @@ impl Metrics {
                 "Pokes sent on event streams.",
                 self.pokes.load(Ordering::Relaxed),
             ),
+            (
+                "ferry_transaction_retries_total",
+                "Transactions run again after a serialization failure, deadlock or busy database.",
+                crate::db::retry::retries_total(),
+            ),
+            (
+                "ferry_housekeeping_runs_total",
+                "Housekeeping passes (scheduled compaction and retention) completed.",
+                self.housekeeping_runs.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_housekeeping_failures_total",
+                "Housekeeping passes that failed.",
+                self.housekeeping_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_tombstones_compacted_total",
+                "Tombstones removed by scheduled compaction.",
+                self.tombstones_compacted.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_idempotency_keys_pruned_total",
+                "Idempotency keys deleted by retention.",
+                self.keys_pruned.load(Ordering::Relaxed),
+            ),
+            (
+                "ferry_ops_pruned_total",
+                "Op records deleted by retention.",
+                self.ops_pruned.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -164,6 +218,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE ferry_rejections_total counter");
         for (code, n) in &http.rejections {
+            let code = escape_label(code);
             let _ = writeln!(out, "ferry_rejections_total{{code=\"{code}\"}} {n}");
         }
         let _ = writeln!(
@@ -178,6 +233,15 @@ impl Metrics {
         );
         out
     }
+}
+
+/// A label value as the text format needs it: backslash, double quote and newline escaped
+/// (rejection codes come from application validation hooks, so they may hold anything).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Middleware: counts and times every request, and logs it without its query string.
@@ -219,5 +283,26 @@ mod tests {
         assert!(text
             .contains("ferry_http_request_duration_seconds_count{route=\"/v1/sync/changes\"} 2"));
         assert!(text.contains("ferry_mutations_applied_total 0"));
+        assert!(text.contains("# TYPE ferry_transaction_retries_total counter"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        let resp = PushResponse {
+            rejected: vec![ferry_core::protocol::Rejected {
+                op_id: "a".into(),
+                code: "bad\"code\\\nx".into(),
+                message: String::new(),
+                retryable: false,
+            }],
+            ..PushResponse::default()
+        };
+        m.record_push(&resp);
+        let text = m.render();
+        assert!(
+            text.contains(r#"ferry_rejections_total{code="bad\"code\\\nx"} 1"#),
+            "{text}"
+        );
     }
 }

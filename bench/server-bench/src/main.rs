@@ -9,7 +9,8 @@
 //! `http`: C concurrent clients, each on its own connection, push B batches of `batch`
 //! create mutations one after another (`POST /v1/sync/mutations`).
 //! `driver`: C concurrent tasks write the same rows the server writes for such a push
-//! (tenant head, idempotency key, and per mutation the record, the op and the client's seq),
+//! (tenant head, idempotency key, and per mutation the record, the op with its user and time,
+//! and the client's seq and user),
 //! one transaction per batch, straight through sqlx with the server's own pool settings
 //! (SQLite: one writer connection, WAL, synchronous=FULL, BEGIN IMMEDIATE; PostgreSQL: a
 //! pool of `--pool` connections, the tenant row locked FOR UPDATE). It skips the reads the
@@ -141,10 +142,11 @@ macro_rules! write_batch {
             .execute(&mut *$tx)
             .await?;
         let mut head: i64 = sqlx::query_scalar($lock).bind($tenant).fetch_one(&mut *$tx).await?;
-        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest, created_at) VALUES ($1, $2, $3, $4)")
             .bind($tenant)
             .bind(format!("{}-{}", $client, $b))
             .bind("0123456789abcdef0123456789abcdef")
+            .bind(now_ms() as i64)
             .execute(&mut *$tx)
             .await?;
         for k in 0..$batch {
@@ -167,8 +169,8 @@ macro_rules! write_batch {
             .execute(&mut *$tx)
             .await?;
             sqlx::query(
-                "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind($tenant)
             .bind(format!("{}.{}", $client, seq))
@@ -177,15 +179,18 @@ macro_rules! write_batch {
             .bind(Some(head))
             .bind(None::<String>)
             .bind(None::<String>)
+            .bind("bench")
+            .bind(now_ms() as i64)
             .execute(&mut *$tx)
             .await?;
             sqlx::query(
-                "INSERT INTO clients (tenant, client_id, last_seq) VALUES ($1, $2, $3)
+                "INSERT INTO clients (tenant, client_id, last_seq, user_id) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
             )
             .bind($tenant)
             .bind(&$client)
             .bind(seq as i64)
+            .bind("bench")
             .execute(&mut *$tx)
             .await?;
         }
@@ -259,7 +264,16 @@ async fn driver(m: HashMap<String, String>) -> Res<Value> {
 async fn reset(m: HashMap<String, String>) -> Res<Value> {
     let database: String = get(&m, "database", None);
     let pool = PgPoolOptions::new().max_connections(1).connect(&database).await?;
-    for t in ["tenants", "records", "ops", "clients", "idempotency_keys", "ferry_migrations"] {
+    for t in [
+        "tenants",
+        "records",
+        "ops",
+        "clients",
+        "idempotency_keys",
+        "tenant_marks",
+        "server_meta",
+        "ferry_migrations",
+    ] {
         sqlx::query(&format!("DROP TABLE IF EXISTS {t} CASCADE")).execute(&pool).await?;
     }
     Ok(json!({ "reset": true }))

@@ -6,6 +6,7 @@
 //! engines report under contention) or on a busy SQLite file is retried from the start
 //! ([`retry`]).
 
+mod gate;
 pub mod postgres;
 pub mod retry;
 pub mod schema;
@@ -14,8 +15,8 @@ pub mod sqlite;
 
 use crate::hub::Hub;
 use crate::validation::Rules;
+use ferry_core::apply::PullError;
 use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
-use ferry_core::server::PullError;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,38 @@ pub enum DbError {
     Config(String),
 }
 
+impl DbError {
+    /// Whether the database could not be reached (no connection within the acquire timeout,
+    /// a dropped connection, a pool closed by shutdown): answered 503 with `Retry-After`
+    /// rather than 500, because the same request will succeed once the database is back.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sql(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || matches!(self, DbError::Sql(sqlx::Error::Database(e))
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+            if e.code().is_some_and(|c| ["57P01", "57P02", "57P03", "53300"].contains(&c.as_ref())))
+    }
+}
+
+/// Milliseconds since the Unix epoch, by this process's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A new random epoch: 128 bits as 32 hex digits (within `limits::MAX_EPOCH_LEN`).
+pub fn fresh_epoch() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// What became of a push.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushOutcome {
@@ -37,6 +70,8 @@ pub enum PushOutcome {
     KeyReused,
     /// An op id was processed before with another body; nothing was written.
     OpReused { op_id: String },
+    /// A client id of the push is bound to another user of the tenant; nothing was written.
+    ForeignClient { client_id: String },
 }
 
 /// What a compaction did.
@@ -46,6 +81,30 @@ pub struct CompactReport {
     pub removed: u64,
     /// The tenant's compaction horizon now: pulls from older cursors get 410.
     pub horizon: u64,
+}
+
+/// One push as the storage runs it.
+#[derive(Debug)]
+pub struct Push<'a> {
+    pub tenant: &'a str,
+    /// The token's user: client ids are bound to it, and ops record it.
+    pub user: &'a str,
+    pub idempotency_key: &'a str,
+    pub body_digest: &'a str,
+    pub req: &'a PushRequest,
+    pub rules: &'a Rules,
+}
+
+impl Push<'_> {
+    /// Every client id the push writes as (each mutation's, and the sender's).
+    pub fn clients(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = std::iter::once(self.req.client_id.as_str())
+            .chain(self.req.mutations.iter().map(|m| m.client_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 /// Options for opening a database.
@@ -58,6 +117,9 @@ pub struct DbOptions {
     /// PostgreSQL: run pushes SERIALIZABLE (as CockroachDB and YugabyteDB do by default)
     /// instead of READ COMMITTED. Contended pushes then fail with 40001 and are retried.
     pub serializable: bool,
+    /// How long a request waits for a connection (PostgreSQL) before it fails as
+    /// unavailable: a database outage is answered fast instead of hanging requests.
+    pub acquire_timeout: std::time::Duration,
 }
 
 impl DbOptions {
@@ -66,6 +128,7 @@ impl DbOptions {
             url: url.into(),
             max_connections: 10,
             serializable: false,
+            acquire_timeout: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -106,27 +169,33 @@ impl Db {
     }
 
     /// Runs a push in one transaction, retrying transient failures.
-    pub async fn push(
-        &self,
-        tenant: &str,
-        idempotency_key: &str,
-        body_digest: &str,
-        req: &PushRequest,
-        rules: &Rules,
-    ) -> Result<PushOutcome, DbError> {
+    pub async fn push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
         retry::with_retries(|| async {
             match self {
-                Db::Sqlite(db) => {
-                    db.try_push(tenant, idempotency_key, body_digest, req, rules)
-                        .await
-                }
-                Db::Postgres(db) => {
-                    db.try_push(tenant, idempotency_key, body_digest, req, rules)
-                        .await
-                }
+                Db::Sqlite(db) => db.try_push(push).await,
+                Db::Postgres(db) => db.gate.run(db.try_push(push)).await,
             }
         })
         .await
+    }
+
+    /// The identity of this database's history (read when the server started).
+    pub fn epoch(&self) -> &str {
+        match self {
+            Db::Sqlite(db) => &db.epoch,
+            Db::Postgres(db) => &db.epoch,
+        }
+    }
+
+    /// Gives the database a new epoch (after a restore); returns it. Servers running on the
+    /// database keep answering with the old one until restarted.
+    pub async fn rotate_epoch(&self) -> Result<String, DbError> {
+        let fresh = fresh_epoch();
+        match self {
+            Db::Sqlite(db) => db.rotate_epoch(&fresh).await?,
+            Db::Postgres(db) => db.gate.run(db.rotate_epoch(&fresh)).await?,
+        }
+        Ok(fresh)
     }
 
     /// One page of changes after `cursor`.
@@ -138,7 +207,7 @@ impl Db {
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         match self {
             Db::Sqlite(db) => db.pull(tenant, cursor, limit).await,
-            Db::Postgres(db) => db.pull(tenant, cursor, limit).await,
+            Db::Postgres(db) => db.gate.run(db.pull(tenant, cursor, limit)).await,
         }
     }
 
@@ -146,7 +215,7 @@ impl Db {
     pub async fn head(&self, tenant: &str) -> Result<u64, DbError> {
         match self {
             Db::Sqlite(db) => db.head(tenant).await,
-            Db::Postgres(db) => db.head(tenant).await,
+            Db::Postgres(db) => db.gate.run(db.head(tenant)).await,
         }
     }
 
@@ -155,7 +224,53 @@ impl Db {
         retry::with_retries(|| async {
             match self {
                 Db::Sqlite(db) => db.compact(tenant, upto).await,
-                Db::Postgres(db) => db.compact(tenant, upto).await,
+                Db::Postgres(db) => db.gate.run(db.compact(tenant, upto)).await,
+            }
+        })
+        .await
+    }
+
+    /// Marks every tenant whose head moved with (`now_ms`, head), for scheduled compaction.
+    pub async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.mark_heads(now_ms).await,
+                Db::Postgres(db) => db.gate.run(db.mark_heads(now_ms)).await,
+            }
+        })
+        .await
+    }
+
+    /// (tenant, cursor) pairs: each tenant's newest head marked at or before `cutoff_ms`,
+    /// where it is beyond the tenant's horizon.
+    pub async fn compaction_targets(&self, cutoff_ms: u64) -> Result<Vec<(String, u64)>, DbError> {
+        match self {
+            Db::Sqlite(db) => db.compaction_targets(cutoff_ms).await,
+            Db::Postgres(db) => db.gate.run(db.compaction_targets(cutoff_ms)).await,
+        }
+    }
+
+    /// Drops a tenant's marks below `upto` once it was compacted up to it.
+    pub async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.drop_marks(tenant, upto).await,
+                Db::Postgres(db) => db.gate.run(db.drop_marks(tenant, upto)).await,
+            }
+        })
+        .await
+    }
+
+    /// Deletes idempotency keys and ops stored before the given times; (keys, ops) deleted.
+    pub async fn prune(
+        &self,
+        keys_before: Option<u64>,
+        ops_before: Option<u64>,
+    ) -> Result<(u64, u64), DbError> {
+        retry::with_retries(|| async {
+            match self {
+                Db::Sqlite(db) => db.prune(keys_before, ops_before).await,
+                Db::Postgres(db) => db.gate.run(db.prune(keys_before, ops_before)).await,
             }
         })
         .await
@@ -165,7 +280,7 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbError> {
         match self {
             Db::Sqlite(db) => db.ping().await,
-            Db::Postgres(db) => db.ping().await,
+            Db::Postgres(db) => db.gate.run(db.ping()).await,
         }
     }
 

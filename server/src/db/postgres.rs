@@ -6,11 +6,11 @@
 //! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
+use super::gate::Gate;
+use super::{fresh_epoch, Push};
 use super::{sql::sql_store, DbOptions, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
-use crate::validation::Rules;
-use ferry_core::apply::{process_push, PushError};
-use ferry_core::protocol::PushRequest;
+use ferry_core::apply::{process_push_within, Bounds, PushError};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::str::FromStr;
@@ -43,6 +43,10 @@ pub struct PgDb {
     pool: PgPool,
     /// How a push transaction starts (its isolation level).
     begin_push: &'static str,
+    /// The identity of the database's history, read at start.
+    pub(crate) epoch: String,
+    /// Every operation goes through it (see [`Gate`]).
+    pub(crate) gate: Arc<Gate>,
     _listen: Arc<ListenTask>,
 }
 
@@ -52,9 +56,10 @@ impl PgDb {
     pub async fn connect(db: &DbOptions, hub: Hub) -> Result<Self, DbError> {
         let options =
             PgConnectOptions::from_str(&db.url).map_err(|e| DbError::Config(e.to_string()))?;
+        let pool_size = db.max_connections.max(2);
         let pool = PgPoolOptions::new()
-            .max_connections(db.max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(30))
+            .max_connections(pool_size)
+            .acquire_timeout(db.acquire_timeout)
             .connect_with(options)
             .await?;
         let mut tx = pool.begin().await?;
@@ -63,6 +68,7 @@ impl PgDb {
             .execute(&mut *tx)
             .await?;
         let applied = migrate_in(&mut tx).await?;
+        let epoch = epoch_in(&mut tx, &fresh_epoch()).await?;
         tx.commit().await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "postgres migrations applied");
@@ -78,28 +84,31 @@ impl PgDb {
         Ok(PgDb {
             pool,
             begin_push,
+            epoch,
+            // One connection of the pool is the LISTEN connection's.
+            gate: Arc::new(Gate::new(pool_size as usize - 1)),
             _listen: Arc::new(ListenTask(task)),
         })
     }
 
-    pub(crate) async fn try_push(
-        &self,
-        tenant: &str,
-        key: &str,
-        body_digest: &str,
-        req: &PushRequest,
-        rules: &Rules,
-    ) -> Result<PushOutcome, DbError> {
+    pub(crate) async fn try_push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
+        let (tenant, req) = (push.tenant, push.req);
         let tx = self.pool.begin_with(self.begin_push).await?;
         let mut ptx = PushTx::lock(tx, tenant).await?;
-        if !ptx.claim_key(key, body_digest).await? {
+        if !ptx
+            .claim_key(push.idempotency_key, push.body_digest)
+            .await?
+        {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::KeyReused);
         }
-        // No bulk prefetch here (SQLite has one): under the benchmark's 32 concurrent clients
-        // a PostgreSQL run with it once left a push idle in its transaction, holding the
-        // tenant's lock, and the cause is not understood yet (bench/results/findings.md).
-        match process_push(&mut ptx, req, rules).await {
+        if let Some(client_id) = ptx.bind_clients(push.user, &push.clients()).await? {
+            ptx.tx.rollback().await?;
+            return Ok(PushOutcome::ForeignClient { client_id });
+        }
+        ptx.prefetch(req).await?;
+        let bounds = Bounds::at(ptx.now_ms);
+        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
             Ok(response) => {
                 if let Some(head) = ptx.finish().await? {
                     sqlx::query("SELECT pg_notify($1, $2)")
@@ -145,6 +154,48 @@ impl PgDb {
         let report = ptx.compact(upto).await?;
         ptx.tx.commit().await?;
         Ok(report)
+    }
+
+    pub(crate) async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        mark_heads_in(&mut tx, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn compaction_targets(
+        &self,
+        cutoff_ms: u64,
+    ) -> Result<Vec<(String, u64)>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let targets = compaction_targets_in(&mut tx, cutoff_ms).await?;
+        tx.commit().await?;
+        Ok(targets)
+    }
+
+    pub(crate) async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        drop_marks_in(&mut tx, tenant, upto).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        keys_before: Option<u64>,
+        ops_before: Option<u64>,
+    ) -> Result<(u64, u64), DbError> {
+        let mut tx = self.pool.begin().await?;
+        let pruned = prune_in(&mut tx, keys_before, ops_before).await?;
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        rotate_epoch_in(&mut tx, fresh).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn ping(&self) -> Result<(), DbError> {

@@ -19,9 +19,9 @@
 macro_rules! sql_store {
     ($db:ty, $conn:ty, $lock:literal) => {
         use ferry_core::apply::{ApplyTx, StoredOp, StoredOutcome};
-        use ferry_core::protocol::{limits, Mutation, PullResponse, Record};
+        use ferry_core::protocol::{Mutation, PullResponse, Record};
         use std::collections::{BTreeMap, HashMap};
-        use ferry_core::server::PullError;
+        use ferry_core::apply::{PullError, PullPage};
         use sqlx::Row as _;
         use $crate::db::{CompactReport, DbError};
 
@@ -49,6 +49,10 @@ macro_rules! sql_store {
             seqs: HashMap<String, u64>,
             /// Last seqs raised by this transaction, written by [`PushTx::finish`].
             raised_seqs: BTreeMap<String, u64>,
+            /// The pushing user, stored with each op.
+            pub(crate) user: Option<String>,
+            /// When the transaction began (ms since the Unix epoch), stored with each op and key.
+            pub(crate) now_ms: u64,
         }
 
         impl PushTx {
@@ -68,7 +72,44 @@ macro_rules! sql_store {
                     records: HashMap::new(),
                     seqs: HashMap::new(),
                     raised_seqs: BTreeMap::new(),
+                    user: None,
+                    now_ms: $crate::db::now_ms(),
                 })
+            }
+
+            /// Binds each client id to the pushing user on its first use; returns a client id
+            /// already bound to another user (the push is then refused before any effect).
+            pub(crate) async fn bind_clients(&mut self, user: &str, clients: &[&str]) -> Result<Option<String>, DbError> {
+                self.user = Some(user.to_owned());
+                for client in clients {
+                    let row: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT user_id FROM clients WHERE tenant = $1 AND client_id = $2")
+                            .bind(&self.tenant)
+                            .bind(*client)
+                            .fetch_optional(&mut *self.tx)
+                            .await?;
+                    match row {
+                        Some(Some(owner)) if owner == user => {}
+                        Some(Some(_)) => return Ok(Some((*client).to_owned())),
+                        Some(None) => {
+                            sqlx::query("UPDATE clients SET user_id = $3 WHERE tenant = $1 AND client_id = $2")
+                                .bind(&self.tenant)
+                                .bind(*client)
+                                .bind(user)
+                                .execute(&mut *self.tx)
+                                .await?;
+                        }
+                        None => {
+                            sqlx::query("INSERT INTO clients (tenant, client_id, last_seq, user_id) VALUES ($1, $2, 0, $3)")
+                                .bind(&self.tenant)
+                                .bind(*client)
+                                .bind(user)
+                                .execute(&mut *self.tx)
+                                .await?;
+                        }
+                    }
+                }
+                Ok(None)
             }
 
             /// Claims an idempotency key for a body digest: `false` if it was claimed by another body.
@@ -82,10 +123,11 @@ macro_rules! sql_store {
                 match known {
                     Some(known) => Ok(known == digest),
                     None => {
-                        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest) VALUES ($1, $2, $3)")
+                        sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest, created_at) VALUES ($1, $2, $3, $4)")
                             .bind(&self.tenant)
                             .bind(key)
                             .bind(digest)
+                            .bind(to_i64(self.now_ms))
                             .execute(&mut *self.tx)
                             .await?;
                         Ok(true)
@@ -252,8 +294,8 @@ macro_rules! sql_store {
                     StoredOutcome::Rejected { code, message } => ("rejected", None, Some(code.as_str()), Some(message.as_str())),
                 };
                 sqlx::query(
-                    "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&self.tenant)
                 .bind(&m.op_id)
@@ -262,6 +304,8 @@ macro_rules! sql_store {
                 .bind(version)
                 .bind(code)
                 .bind(message)
+                .bind(self.user.as_deref())
+                .bind(to_i64(self.now_ms))
                 .execute(&mut *self.tx)
                 .await?;
                 if let Some(ops) = &mut self.ops {
@@ -298,10 +342,11 @@ macro_rules! sql_store {
             limit: u32,
         ) -> Result<Result<PullResponse, PullError>, DbError> {
             let (head, horizon) = head_of(conn, tenant).await?;
-            if cursor != 0 && cursor < horizon {
-                return Ok(Err(PullError::CursorExpired { horizon }));
+            let page = PullPage::new(cursor, limit);
+            if let Err(e) = page.check(horizon) {
+                return Ok(Err(e));
             }
-            let limit = limit.clamp(1, limits::MAX_PULL_LIMIT);
+            let limit = page.limit;
             let rows = sqlx::query(
                 "SELECT collection, id, version, fields, deleted, hlc FROM records
                  WHERE tenant = $1 AND version > $2 ORDER BY version LIMIT $3",
@@ -312,18 +357,200 @@ macro_rules! sql_store {
             .fetch_all(&mut *conn)
             .await?;
             let changes = rows.iter().map(decode_record).collect::<Result<Vec<_>, _>>()?;
-            let next = changes.last().map_or(cursor.max(horizon), |r| r.version);
             let remaining = if changes.len() < limit as usize {
                 0
             } else {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE tenant = $1 AND version > $2")
                     .bind(tenant)
-                    .bind(to_i64(next))
+                    .bind(to_i64(changes.last().map_or(cursor, |r| r.version)))
                     .fetch_one(&mut *conn)
                     .await?;
                 to_u64(n)
             };
-            Ok(Ok(PullResponse { changes, cursor: next, has_more: remaining > 0, remaining, head, ..PullResponse::default() }))
+            Ok(Ok(page.answer(changes, remaining, head, horizon)))
+        }
+
+        /// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.
+        const PREFETCH_CHUNK: usize = 500;
+
+        /// `<select> WHERE tenant = ? [AND <column> = ?] AND <key> IN (?, …)`.
+        fn select_in<'a>(
+            select: &str,
+            tenant: &str,
+            also: Option<(&str, &str)>,
+            key: &str,
+            keys: &[&str],
+        ) -> sqlx::QueryBuilder<'a, $db> {
+            let mut q = sqlx::QueryBuilder::new(select);
+            q.push(" WHERE tenant = ").push_bind(tenant.to_owned());
+            if let Some((column, value)) = also {
+                q.push(format!(" AND {column} = "))
+                    .push_bind(value.to_owned());
+            }
+            q.push(format!(" AND {key} IN ("));
+            let mut list = q.separated(", ");
+            for k in keys {
+                list.push_bind(k.to_string());
+            }
+            q.push(")");
+            q
+        }
+
+        // The IN-list statements run unprepared (`persistent(false)`): their text changes with
+        // the batch's size, and PostgreSQL, after five executions of a prepared one, may switch
+        // to a generic plan that made pushes 2x slower at 8 clients, with stalls of 3 s
+        // (ARCHITECTURE.md, "The prefetch on PostgreSQL"). Unprepared, each is planned with
+        // its values.
+        impl PushTx {
+            /// Loads what the apply rules will look up for `req` into the transaction's maps: one
+            /// statement per table (records: per collection) instead of three lookups per mutation.
+            pub(crate) async fn prefetch(&mut self, req: &ferry_core::protocol::PushRequest) -> Result<(), DbError> {
+                let op_ids: Vec<&str> = req
+                    .mutations
+                    .iter()
+                    .map(|m| m.op_id.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let mut ops = HashMap::new();
+                for chunk in op_ids.chunks(PREFETCH_CHUNK) {
+                    let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
+                    let mut q = select_in(select, &self.tenant, None, "op_id", chunk);
+                    for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                        ops.insert(row.try_get::<String, _>("op_id")?, decode_op(&row)?);
+                    }
+                }
+                self.ops = Some(ops);
+
+                let mut by_collection: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+                for m in &req.mutations {
+                    by_collection
+                        .entry(m.collection.as_str())
+                        .or_default()
+                        .insert(m.record_id.as_str());
+                }
+                for (collection, ids) in by_collection {
+                    let ids: Vec<&str> = ids.into_iter().collect();
+                    for id in &ids {
+                        self.records
+                            .insert((collection.to_owned(), (*id).to_owned()), None);
+                    }
+                    for chunk in ids.chunks(PREFETCH_CHUNK) {
+                        let select = "SELECT collection, id, version, fields, deleted, hlc FROM records";
+                        let also = Some(("collection", collection));
+                        let mut q = select_in(select, &self.tenant, also, "id", chunk);
+                        for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                            let record = decode_record(&row)?;
+                            let key = (record.collection.clone(), record.id.clone());
+                            self.records.insert(key, Some(record));
+                        }
+                    }
+                }
+
+                let clients: Vec<&str> = req
+                    .mutations
+                    .iter()
+                    .map(|m| m.client_id.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                for client in &clients {
+                    self.seqs.insert((*client).to_owned(), 0);
+                }
+                for chunk in clients.chunks(PREFETCH_CHUNK) {
+                    let select = "SELECT client_id, last_seq FROM clients";
+                    let mut q = select_in(select, &self.tenant, None, "client_id", chunk);
+                    for row in q.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                        let seq: i64 = row.try_get("last_seq")?;
+                        self.seqs
+                            .insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        /// Marks every tenant whose head moved since its last mark with (`now_ms`, head).
+        pub(crate) async fn mark_heads_in(conn: &mut $conn, now_ms: u64) -> Result<(), DbError> {
+            sqlx::query(
+                "INSERT INTO tenant_marks (tenant, at_ms, head)
+                 SELECT t.tenant, $1, t.head FROM tenants t
+                 WHERE t.head > COALESCE((SELECT MAX(m.head) FROM tenant_marks m WHERE m.tenant = t.tenant), 0)
+                 ON CONFLICT (tenant, at_ms) DO NOTHING",
+            )
+            .bind(to_i64(now_ms))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Tenants with a head marked at or before `cutoff_ms` beyond their horizon, with that
+        /// head: what scheduled compaction may compact up to.
+        pub(crate) async fn compaction_targets_in(conn: &mut $conn, cutoff_ms: u64) -> Result<Vec<(String, u64)>, DbError> {
+            let rows = sqlx::query(
+                "SELECT m.tenant AS tenant, MAX(m.head) AS upto FROM tenant_marks m
+                 JOIN tenants t ON t.tenant = m.tenant
+                 WHERE m.at_ms <= $1
+                 GROUP BY m.tenant, t.horizon
+                 HAVING MAX(m.head) > t.horizon",
+            )
+            .bind(to_i64(cutoff_ms))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("tenant")?, to_u64(row.try_get("upto")?))))
+                .collect()
+        }
+
+        /// Drops the marks a compaction up to `upto` made useless (keeps the newest of them).
+        pub(crate) async fn drop_marks_in(conn: &mut $conn, tenant: &str, upto: u64) -> Result<(), DbError> {
+            sqlx::query("DELETE FROM tenant_marks WHERE tenant = $1 AND head < $2")
+                .bind(tenant)
+                .bind(to_i64(upto))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// Deletes idempotency keys created before `keys_before` and ops stored before
+        /// `ops_before` (ms since the Unix epoch); returns how many of each.
+        pub(crate) async fn prune_in(conn: &mut $conn, keys_before: Option<u64>, ops_before: Option<u64>) -> Result<(u64, u64), DbError> {
+            let mut pruned = (0, 0);
+            if let Some(before) = keys_before {
+                pruned.0 = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(to_i64(before))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            }
+            if let Some(before) = ops_before {
+                pruned.1 = sqlx::query("DELETE FROM ops WHERE created_at < $1")
+                    .bind(to_i64(before))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            }
+            Ok(pruned)
+        }
+
+        /// The database's epoch, created with `fresh` if it has none yet.
+        pub(crate) async fn epoch_in(conn: &mut $conn, fresh: &str) -> Result<String, DbError> {
+            sqlx::query("INSERT INTO server_meta (name, value) VALUES ('epoch', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(fresh)
+                .execute(&mut *conn)
+                .await?;
+            Ok(sqlx::query_scalar("SELECT value FROM server_meta WHERE name = 'epoch'")
+                .fetch_one(&mut *conn)
+                .await?)
+        }
+
+        /// Replaces the database's epoch with `fresh`.
+        pub(crate) async fn rotate_epoch_in(conn: &mut $conn, fresh: &str) -> Result<(), DbError> {
+            sqlx::query("UPDATE server_meta SET value = $1 WHERE name = 'epoch'")
+                .bind(fresh)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         }
 
         /// Applies the migrations not yet applied, inside the caller's transaction.

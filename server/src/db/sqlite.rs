@@ -6,14 +6,12 @@
 //! sharing the file (they wait up to the busy timeout). Reads use a separate pool and see a
 //! consistent snapshot per pull.
 
+use super::{fresh_epoch, Push};
 use super::{sql::sql_store, PushOutcome};
 use crate::hub::Hub;
-use crate::validation::Rules;
-use ferry_core::apply::{process_push, PushError};
-use ferry_core::protocol::PushRequest;
+use ferry_core::apply::{process_push_within, Bounds, PushError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use std::collections::BTreeSet;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,6 +39,8 @@ pub struct SqliteDb {
     writer: SqlitePool,
     reader: SqlitePool,
     hub: Hub,
+    /// The identity of the database's history, read at start.
+    pub(crate) epoch: String,
 }
 
 impl SqliteDb {
@@ -69,36 +69,40 @@ impl SqliteDb {
                 .connect_with(options)
                 .await?
         };
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let applied = migrate_in(&mut tx).await?;
+        let epoch = epoch_in(&mut tx, &fresh_epoch()).await?;
+        tx.commit().await?;
         let db = SqliteDb {
             writer,
             reader,
             hub,
+            epoch,
         };
-        let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let applied = migrate_in(&mut tx).await?;
-        tx.commit().await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "sqlite migrations applied");
         }
         Ok(db)
     }
 
-    pub(crate) async fn try_push(
-        &self,
-        tenant: &str,
-        key: &str,
-        body_digest: &str,
-        req: &PushRequest,
-        rules: &Rules,
-    ) -> Result<PushOutcome, DbError> {
+    pub(crate) async fn try_push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
+        let (tenant, req) = (push.tenant, push.req);
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut ptx = PushTx::lock(tx, tenant).await?;
-        if !ptx.claim_key(key, body_digest).await? {
+        if !ptx
+            .claim_key(push.idempotency_key, push.body_digest)
+            .await?
+        {
             ptx.tx.rollback().await?;
             return Ok(PushOutcome::KeyReused);
         }
+        if let Some(client_id) = ptx.bind_clients(push.user, &push.clients()).await? {
+            ptx.tx.rollback().await?;
+            return Ok(PushOutcome::ForeignClient { client_id });
+        }
         ptx.prefetch(req).await?;
-        match process_push(&mut ptx, req, rules).await {
+        let bounds = Bounds::at(ptx.now_ms);
+        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
             Ok(response) => {
                 let advanced = ptx.finish().await?;
                 ptx.tx.commit().await?;
@@ -140,6 +144,48 @@ impl SqliteDb {
         Ok(report)
     }
 
+    pub(crate) async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        mark_heads_in(&mut tx, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn compaction_targets(
+        &self,
+        cutoff_ms: u64,
+    ) -> Result<Vec<(String, u64)>, DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let targets = compaction_targets_in(&mut tx, cutoff_ms).await?;
+        tx.commit().await?;
+        Ok(targets)
+    }
+
+    pub(crate) async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        drop_marks_in(&mut tx, tenant, upto).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        keys_before: Option<u64>,
+        ops_before: Option<u64>,
+    ) -> Result<(u64, u64), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let pruned = prune_in(&mut tx, keys_before, ops_before).await?;
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        rotate_epoch_in(&mut tx, fresh).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), DbError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
@@ -148,100 +194,5 @@ impl SqliteDb {
     pub(crate) async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
-    }
-}
-
-/// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.
-const PREFETCH_CHUNK: usize = 500;
-
-/// `<select> WHERE tenant = ? [AND <column> = ?] AND <key> IN (?, …)`.
-fn select_in<'a>(
-    select: &str,
-    tenant: &str,
-    also: Option<(&str, &str)>,
-    key: &str,
-    keys: &[&str],
-) -> QueryBuilder<'a, Sqlite> {
-    let mut q = QueryBuilder::new(select);
-    q.push(" WHERE tenant = ").push_bind(tenant.to_owned());
-    if let Some((column, value)) = also {
-        q.push(format!(" AND {column} = "))
-            .push_bind(value.to_owned());
-    }
-    q.push(format!(" AND {key} IN ("));
-    let mut list = q.separated(", ");
-    for k in keys {
-        list.push_bind(k.to_string());
-    }
-    q.push(")");
-    q
-}
-
-impl PushTx {
-    /// Loads what the apply rules will look up for `req` into the transaction's maps: one
-    /// statement per table (records: per collection) instead of three lookups per mutation.
-    async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
-        let op_ids: Vec<&str> = req
-            .mutations
-            .iter()
-            .map(|m| m.op_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut ops = HashMap::new();
-        for chunk in op_ids.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
-            let mut q = select_in(select, &self.tenant, None, "op_id", chunk);
-            for row in q.build().fetch_all(&mut *self.tx).await? {
-                ops.insert(row.try_get::<String, _>("op_id")?, decode_op(&row)?);
-            }
-        }
-        self.ops = Some(ops);
-
-        let mut by_collection: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for m in &req.mutations {
-            by_collection
-                .entry(m.collection.as_str())
-                .or_default()
-                .insert(m.record_id.as_str());
-        }
-        for (collection, ids) in by_collection {
-            let ids: Vec<&str> = ids.into_iter().collect();
-            for id in &ids {
-                self.records
-                    .insert((collection.to_owned(), (*id).to_owned()), None);
-            }
-            for chunk in ids.chunks(PREFETCH_CHUNK) {
-                let select = "SELECT collection, id, version, fields, deleted, hlc FROM records";
-                let also = Some(("collection", collection));
-                let mut q = select_in(select, &self.tenant, also, "id", chunk);
-                for row in q.build().fetch_all(&mut *self.tx).await? {
-                    let record = decode_record(&row)?;
-                    let key = (record.collection.clone(), record.id.clone());
-                    self.records.insert(key, Some(record));
-                }
-            }
-        }
-
-        let clients: Vec<&str> = req
-            .mutations
-            .iter()
-            .map(|m| m.client_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for client in &clients {
-            self.seqs.insert((*client).to_owned(), 0);
-        }
-        for chunk in clients.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT client_id, last_seq FROM clients";
-            let mut q = select_in(select, &self.tenant, None, "client_id", chunk);
-            for row in q.build().fetch_all(&mut *self.tx).await? {
-                let seq: i64 = row.try_get("last_seq")?;
-                self.seqs
-                    .insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
-            }
-        }
-        Ok(())
     }
 }

@@ -27,10 +27,21 @@ pub struct TokenResponse {
     pub user: String,
 }
 
+/// A JSON body axum could not accept, described without its values.
 fn json_error(e: JsonRejection) -> ApiError {
+    let message = match &e {
+        JsonRejection::JsonDataError(_) => {
+            "malformed message: a value has the wrong type or format, or a field is missing"
+        }
+        JsonRejection::JsonSyntaxError(_) => "malformed message: the body is not valid JSON",
+        JsonRejection::MissingJsonContentType(_) => {
+            "malformed message: the Content-Type must be application/json"
+        }
+        _ => "malformed message: the body could not be read",
+    };
     ApiError::BadRequest {
         code: "malformed_json",
-        message: e.body_text(),
+        message: message.into(),
     }
 }
 

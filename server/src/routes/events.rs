@@ -8,6 +8,7 @@ use crate::auth::authenticate;
 use crate::errors::ApiError;
 use crate::hub::Poke;
 use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -87,8 +88,11 @@ impl Watch {
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(q) = query.map_err(|_| {
+        ApiError::bad_request("the query string is malformed: it takes only `token`")
+    })?;
     let claims = authenticate(&state.signer, &headers, q.token.as_deref())?;
     // Subscribe before reading the cursor, so no advance between the two is missed.
     let rx = state.hub.subscribe();

@@ -28,7 +28,9 @@ pub fn router(state: AppState, static_dir: Option<&Path>) -> Router {
         .route("/v1/demo/token", post(admin::demo_token))
         .route("/v1/admin/compact", post(admin::compact))
         .route("/v1/{*rest}", any(errors::not_found))
-        .route("/healthz", get(health::healthz))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .route("/healthz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .method_not_allowed_fallback(errors::method_not_allowed);
     let app = match static_dir {

@@ -3,24 +3,55 @@
 //! tenant's compaction horizon.
 
 use crate::auth::authenticate;
+use crate::db::now_ms;
 use crate::errors::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use ferry_core::protocol::{limits, PullResponse};
-use ferry_core::server::PullError;
+use ferry_core::apply::PullError;
+use ferry_core::protocol::{limits, PullResponse, ServerLimits};
 use serde::Deserialize;
 
 /// The page size when the request names none.
 pub const DEFAULT_LIMIT: u32 = 500;
 
+/// The query string, as text: numbers are parsed here so that a cursor beyond 2^53 − 1 (or
+/// beyond 64 bits) gets the documented `invalid_message`, and no value is ever echoed.
 #[derive(Debug, Deserialize)]
 pub struct PullQuery {
-    #[serde(default)]
-    pub cursor: u64,
-    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// A non-negative decimal number; `Err(true)` when it is all digits but too large.
+fn parse_number(text: &str) -> Result<u64, bool> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(false);
+    }
+    text.parse::<u64>().map_err(|_| true)
+}
+
+/// The cursor of a query string: 0 when absent.
+pub fn parse_cursor(text: Option<&str>) -> Result<u64, ApiError> {
+    let Some(text) = text else { return Ok(0) };
+    match parse_number(text) {
+        Ok(n) if n <= limits::MAX_SAFE_INTEGER => Ok(n),
+        Ok(_) | Err(true) => Err(ApiError::BadRequest {
+            code: "invalid_message",
+            message: "`cursor` is larger than 2^53 - 1".into(),
+        }),
+        Err(false) => Err(ApiError::bad_request(
+            "`cursor` must be a non-negative integer",
+        )),
+    }
+}
+
+fn bad_query() -> ApiError {
+    ApiError::bad_request(
+        "the query string is malformed: `cursor` and `limit` are non-negative integers",
+    )
 }
 
 pub async fn pull(
@@ -29,24 +60,33 @@ pub async fn pull(
     query: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Json<PullResponse>, ApiError> {
     let claims = authenticate(&state.signer, &headers, None)?;
-    let Query(q) =
-        query.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
-    if q.cursor > limits::MAX_SAFE_INTEGER {
-        return Err(ApiError::bad_request("`cursor` is larger than 2^53 - 1"));
+    let Query(q) = query.map_err(|_| bad_query())?;
+    let cursor = parse_cursor(q.cursor.as_deref())?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        // A limit beyond the largest page is clamped to it, as documented.
+        Some(text) => match parse_number(text) {
+            Ok(n) => u32::try_from(n).unwrap_or(u32::MAX),
+            Err(true) => u32::MAX,
+            Err(false) => {
+                return Err(ApiError::bad_request(
+                    "`limit` must be a non-negative integer",
+                ))
+            }
+        },
     }
-    let limit = q
-        .limit
-        .unwrap_or(DEFAULT_LIMIT)
-        .clamp(1, limits::MAX_PULL_LIMIT);
+    .clamp(1, limits::MAX_PULL_LIMIT);
     let _permit = state.limiter.acquire(&claims.tenant)?;
-    match state.db.pull(&claims.tenant, q.cursor, limit).await? {
-        Ok(page) => {
+    match state.db.pull(&claims.tenant, cursor, limit).await? {
+        Ok(mut page) => {
+            page.epoch = state.db.epoch().to_owned();
+            page.server_time = now_ms();
+            page.limits = Some(ServerLimits::default());
             tracing::debug!(tenant = %claims.tenant, changes = page.changes.len(), cursor = page.cursor, "pull");
             Ok(Json(page))
         }
-        Err(PullError::CursorExpired { horizon }) => Err(ApiError::CursorExpired {
-            cursor: q.cursor,
-            horizon,
-        }),
+        Err(PullError::CursorExpired { horizon }) => {
+            Err(ApiError::CursorExpired { cursor, horizon })
+        }
     }
 }

@@ -2,16 +2,18 @@
 //! transaction. Requires a bearer token and an `Idempotency-Key` header.
 
 use crate::auth::authenticate;
-use crate::db::PushOutcome;
-use crate::errors::ApiError;
+use crate::db::{now_ms, Push, PushOutcome};
+use crate::errors::{describe_json_error, ApiError};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use ferry_core::protocol::{validate_id, PushRequest, PushResponse};
+use ferry_core::protocol::{limits, validate_id, PushRequest, PushResponse, ServerLimits};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// The header naming a batch; every retry of the batch sends the same key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -24,6 +26,78 @@ pub fn body_digest(req: &PushRequest) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Decodes and validates a push body; a decoding fault is described without the body's
+/// values ([`describe_json_error`]).
+pub fn decode_push(body: &[u8]) -> Result<PushRequest, ApiError> {
+    if body.len() > limits::MAX_PUSH_BYTES {
+        return Err(too_large());
+    }
+    let req: PushRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "malformed_json",
+        message: describe_json_error(&e),
+    })?;
+    req.validate()?;
+    check_stamps(body)?;
+    Ok(req)
+}
+
+/// Just the stamps of a push body, as sent.
+#[derive(Deserialize)]
+struct Stamps<'a> {
+    #[serde(borrow)]
+    mutations: Vec<Stamp<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Stamp<'a> {
+    #[serde(borrow)]
+    hlc: Cow<'a, str>,
+}
+
+/// Whether `text` is a stamp in its one canonical form (PROTOCOL.md §1): 15 decimal digits,
+/// `-`, 10 decimal digits, `-`, and a node of 1 to 128 printable ASCII characters without
+/// spaces. Parsing alone is laxer (a `+` sign, an empty node), and a stamp is stored as it
+/// was sent, so anything but the canonical form is refused rather than rewritten.
+pub fn is_canonical_stamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| bytes[range].iter().all(u8::is_ascii_digit);
+    bytes.len() > 27
+        && bytes.len() <= 27 + limits::MAX_ID_LEN
+        && digits(0..15)
+        && bytes[15] == b'-'
+        && digits(16..26)
+        && bytes[26] == b'-'
+        && bytes[27..].iter().all(u8::is_ascii_graphic)
+}
+
+/// Checks every stamp of a body that already decoded as a push.
+fn check_stamps(body: &[u8]) -> Result<(), ApiError> {
+    let stamps: Stamps = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "malformed_json",
+        message: describe_json_error(&e),
+    })?;
+    match stamps
+        .mutations
+        .iter()
+        .position(|s| !is_canonical_stamp(&s.hlc))
+    {
+        None => Ok(()),
+        Some(i) => Err(ApiError::BadRequest {
+            code: "invalid_message",
+            message: format!(
+                "invalid `mutations[{i}].hlc`: must be 15 digits, `-`, 10 digits, `-` and a node of 1 to 128 printable ASCII characters without spaces"
+            ),
+        }),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "the push body exceeds the limit of {} bytes",
+        limits::MAX_PUSH_BYTES
+    ))
 }
 
 pub async fn push(
@@ -42,21 +116,25 @@ pub async fn push(
         .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be printable ASCII"))?;
     validate_id("Idempotency-Key", key).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(format!(
-            "the push body exceeds the limit of {} bytes",
-            ferry_core::protocol::limits::MAX_PUSH_BYTES
-        )),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         _ => ApiError::bad_request(format!("could not read the body: {rejection}")),
     })?;
     let _permit = state.limiter.acquire(&claims.tenant)?;
-    let req = PushRequest::decode(&body)?;
+    let req = decode_push(&body)?;
     let digest = body_digest(&req);
-    match state
-        .db
-        .push(&claims.tenant, key, &digest, &req, &state.rules)
-        .await?
-    {
-        PushOutcome::Applied(resp) => {
+    let push = Push {
+        tenant: &claims.tenant,
+        user: &claims.user,
+        idempotency_key: key,
+        body_digest: &digest,
+        req: &req,
+        rules: &state.rules,
+    };
+    match state.db.push(&push).await? {
+        PushOutcome::Applied(mut resp) => {
+            resp.epoch = state.db.epoch().to_owned();
+            resp.server_time = now_ms();
+            resp.limits = Some(ServerLimits::default());
             state.metrics.record_push(&resp);
             tracing::info!(
                 tenant = %claims.tenant,
@@ -73,6 +151,10 @@ pub async fn push(
             code: "idempotency_key_reused",
             message: "this Idempotency-Key was already used with a different body".into(),
         }),
+        PushOutcome::ForeignClient { client_id } => {
+            tracing::warn!(tenant = %claims.tenant, "push under a client id bound to another user");
+            Err(ApiError::ForeignClient(client_id))
+        }
         PushOutcome::OpReused { op_id } => Err(ApiError::Unprocessable {
             code: "op_id_reused",
             message: format!("op id `{op_id}` was already used with a different body"),

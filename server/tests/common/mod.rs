@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod events;
+pub mod proxy;
 pub mod transport;
 
 use ferry_server::auth::TokenSigner;
@@ -22,11 +23,17 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// PostgreSQL when `FERRY_TEST_POSTGRES_URL` is set. When it is not, the PostgreSQL half
+    /// of a test passes with a note — unless `FERRY_TEST_REQUIRE_POSTGRES=1` says the test
+    /// command expected PostgreSQL (scripts/test.sh sets it), which fails the test loudly.
     pub fn postgres() -> Option<Backend> {
-        std::env::var("FERRY_TEST_POSTGRES_URL")
+        let url = std::env::var("FERRY_TEST_POSTGRES_URL")
             .ok()
-            .filter(|u| !u.is_empty())
-            .map(Backend::Postgres)
+            .filter(|u| !u.is_empty());
+        if url.is_none() && std::env::var("FERRY_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            panic!("FERRY_TEST_REQUIRE_POSTGRES=1 but FERRY_TEST_POSTGRES_URL is not set");
+        }
+        url.map(Backend::Postgres)
     }
 }
 
@@ -102,7 +109,7 @@ impl TestServer {
             .expect("bind");
         let server = ferry_server::start(config, listener)
             .await
-            .expect("server starts");
+            .unwrap_or_else(|e| panic!("the test server did not start (is the database up?): {e}"));
         TestServer {
             url: server.url(),
             server,
@@ -204,4 +211,14 @@ pub fn assert_error(body: &Value, code: &str) {
             .is_some_and(|m| !m.is_empty()),
         "no message: {body}"
     );
+}
+
+/// A push or pull answer without `server_time`, the one field that differs between two
+/// answers to the same request (the server's clock when it answered).
+pub fn sans_clock(answer: &Value) -> Value {
+    let mut answer = answer.clone();
+    if let Some(map) = answer.as_object_mut() {
+        map.remove("server_time");
+    }
+    answer
 }
