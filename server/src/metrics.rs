@@ -1,7 +1,8 @@
-//! Prometheus metrics in the text exposition format, hand-written (no extra dependency):
+//! Prometheus metrics, rendered by `prometheus-client` in the OpenMetrics text format:
 //! requests by route and status, request latency histograms by route, mutations applied,
-//! conflicts, rejections by code, open event streams and transaction retries; label values
-//! are escaped.
+//! conflicts, rejections by code, open event streams, transaction retries and housekeeping.
+//! The library keeps the exposition format right; label values are escaped here ([`LabelText`]),
+//! because the library writes them as they are.
 //!
 //! The [`track`] middleware also writes the one log line per request: method, path (never
 //! the query string, which may hold a token), status and latency.
@@ -11,10 +12,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use ferry_core::protocol::PushResponse;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::time::Instant;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -22,226 +28,236 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if secs <= *bound {
-                *count += 1;
+/// A label value escaped as the exposition format requires (backslash, double quote, line
+/// feed). `prometheus-client` 0.24 writes label values as they are, and rejection codes come
+/// from application validation, so they may hold anything.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct LabelText(String);
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
             }
         }
-        self.sum += secs;
-        self.count += 1;
+        Ok(())
     }
 }
 
-#[derive(Debug, Default)]
-struct Http {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
-    rejections: BTreeMap<String, u64>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: LabelText,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: LabelText,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: LabelText,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Transaction retries are counted where they happen (`db::retry`, shared by every pool of
+/// the process), so they are read at scrape time rather than mirrored into a counter.
+#[derive(Debug)]
+struct TransactionRetries;
+
+impl Collector for TransactionRetries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::db::retry::retries_total());
+        let metric = encoder.encode_descriptor(
+            "ferry_transaction_retries",
+            "Transactions run again after a serialization failure, deadlock or busy database.",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
 }
 
 /// The process's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    http: Mutex<Http>,
-    applied: AtomicU64,
-    conflicts: AtomicU64,
-    pokes: AtomicU64,
-    streams: AtomicI64,
-    housekeeping_runs: AtomicU64,
-    housekeeping_failures: AtomicU64,
-    tombstones_compacted: AtomicU64,
-    keys_pruned: AtomicU64,
-    ops_pruned: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    rejections: Family<CodeLabels, Counter>,
+    applied: Counter,
+    conflicts: Counter,
+    pokes: Counter,
+    streams: Gauge,
+    housekeeping_runs: Counter,
+    housekeeping_failures: Counter,
+    tombstones_compacted: Counter,
+    keys_pruned: Counter,
+    ops_pruned: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let rejections = Family::<CodeLabels, Counter>::default();
+        let m = Metrics {
+            requests: requests.clone(),
+            latency: latency.clone(),
+            rejections: rejections.clone(),
+            applied: Counter::default(),
+            conflicts: Counter::default(),
+            pokes: Counter::default(),
+            streams: Gauge::default(),
+            housekeeping_runs: Counter::default(),
+            housekeeping_failures: Counter::default(),
+            tombstones_compacted: Counter::default(),
+            keys_pruned: Counter::default(),
+            ops_pruned: Counter::default(),
+            registry: Registry::default(),
+        };
+        // Counters are registered without `_total`: the library appends it.
+        registry.register(
+            "ferry_http_requests",
+            "HTTP requests by route and status",
+            requests,
+        );
+        registry.register(
+            "ferry_http_request_duration_seconds",
+            "Request latency by route",
+            latency,
+        );
+        registry.register(
+            "ferry_rejections",
+            "Mutations rejected, by code",
+            rejections,
+        );
+        registry.register(
+            "ferry_mutations_applied",
+            "Mutations applied",
+            m.applied.clone(),
+        );
+        registry.register(
+            "ferry_conflicts",
+            "Mutations answered with a conflict",
+            m.conflicts.clone(),
+        );
+        registry.register(
+            "ferry_pokes",
+            "Pokes sent on event streams",
+            m.pokes.clone(),
+        );
+        registry.register(
+            "ferry_event_streams",
+            "Open server-sent-event streams",
+            m.streams.clone(),
+        );
+        registry.register(
+            "ferry_housekeeping_runs",
+            "Housekeeping passes (scheduled compaction and retention) completed",
+            m.housekeeping_runs.clone(),
+        );
+        registry.register(
+            "ferry_housekeeping_failures",
+            "Housekeeping passes that failed",
+            m.housekeeping_failures.clone(),
+        );
+        registry.register(
+            "ferry_tombstones_compacted",
+            "Tombstones removed by scheduled compaction",
+            m.tombstones_compacted.clone(),
+        );
+        registry.register(
+            "ferry_idempotency_keys_pruned",
+            "Idempotency keys deleted by retention",
+            m.keys_pruned.clone(),
+        );
+        registry.register(
+            "ferry_ops_pruned",
+            "Op records deleted by retention",
+            m.ops_pruned.clone(),
+        );
+        registry.register_collector(Box::new(TransactionRetries));
+        Metrics { registry, ..m }
+    }
 }
 
 impl Metrics {
     /// Counts one answered request.
     pub fn record_request(&self, route: &str, status: u16, secs: f64) {
-        let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        *http.requests.entry((route.to_owned(), status)).or_default() += 1;
-        http.latency
-            .entry(route.to_owned())
-            .or_default()
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: LabelText(route.to_owned()),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: LabelText(route.to_owned()),
+            })
             .observe(secs);
     }
 
     /// Counts the outcomes of one push.
     pub fn record_push(&self, resp: &PushResponse) {
-        self.applied
-            .fetch_add(resp.accepted.len() as u64, Ordering::Relaxed);
-        self.conflicts
-            .fetch_add(resp.conflicts.len() as u64, Ordering::Relaxed);
-        if !resp.rejected.is_empty() {
-            let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-            for r in &resp.rejected {
-                *http.rejections.entry(r.code.clone()).or_default() += 1;
-            }
+        self.applied.inc_by(resp.accepted.len() as u64);
+        self.conflicts.inc_by(resp.conflicts.len() as u64);
+        for r in &resp.rejected {
+            self.rejections
+                .get_or_create(&CodeLabels {
+                    code: LabelText(r.code.clone()),
+                })
+                .inc();
         }
     }
 
     /// One housekeeping pass done.
     pub fn record_housekeeping(&self, report: &crate::housekeeping::PassReport) {
-        self.housekeeping_runs.fetch_add(1, Ordering::Relaxed);
-        self.tombstones_compacted
-            .fetch_add(report.tombstones_removed, Ordering::Relaxed);
-        self.keys_pruned
-            .fetch_add(report.idempotency_keys_pruned, Ordering::Relaxed);
-        self.ops_pruned
-            .fetch_add(report.ops_pruned, Ordering::Relaxed);
+        self.housekeeping_runs.inc();
+        self.tombstones_compacted.inc_by(report.tombstones_removed);
+        self.keys_pruned.inc_by(report.idempotency_keys_pruned);
+        self.ops_pruned.inc_by(report.ops_pruned);
     }
 
     /// One housekeeping pass failed.
     pub fn record_housekeeping_failure(&self) {
-        self.housekeeping_failures.fetch_add(1, Ordering::Relaxed);
+        self.housekeeping_failures.inc();
     }
 
     /// One poke sent on an event stream.
     pub fn record_poke(&self) {
-        self.pokes.fetch_add(1, Ordering::Relaxed);
+        self.pokes.inc();
     }
 
     /// An event stream opened (+1) or closed (-1).
     pub fn stream_delta(&self, delta: i64) {
-        self.streams.fetch_add(delta, Ordering::Relaxed);
+        self.streams.inc_by(delta);
     }
 
-    /// The Prometheus text exposition.
+    /// The exposition text, of type [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
-        let http = self.http.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP ferry_http_requests_total HTTP requests by route and status."
-        );
-        let _ = writeln!(out, "# TYPE ferry_http_requests_total counter");
-        for ((route, status), n) in &http.requests {
-            let route = escape_label(route);
-            let _ = writeln!(
-                out,
-                "ferry_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        // Writing into a String cannot fail; an encoder error would be a bug in a metric.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("rendering metrics failed: {e}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP ferry_http_request_duration_seconds Request latency by route."
-        );
-        let _ = writeln!(out, "# TYPE ferry_http_request_duration_seconds histogram");
-        for (route, h) in &http.latency {
-            let route = escape_label(route);
-            for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-                let _ = writeln!(
-                    out,
-                    "ferry_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "ferry_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "ferry_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "ferry_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
-        }
-        let counters = [
-            (
-                "ferry_mutations_applied_total",
-                "Mutations applied.",
-                self.applied.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_conflicts_total",
-                "Mutations answered with a conflict.",
-                self.conflicts.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_pokes_total",
-                "Pokes sent on event streams.",
-                self.pokes.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_transaction_retries_total",
-                "Transactions run again after a serialization failure, deadlock or busy database.",
-                crate::db::retry::retries_total(),
-            ),
-            (
-                "ferry_housekeeping_runs_total",
-                "Housekeeping passes (scheduled compaction and retention) completed.",
-                self.housekeeping_runs.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_housekeeping_failures_total",
-                "Housekeeping passes that failed.",
-                self.housekeeping_failures.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_tombstones_compacted_total",
-                "Tombstones removed by scheduled compaction.",
-                self.tombstones_compacted.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_idempotency_keys_pruned_total",
-                "Idempotency keys deleted by retention.",
-                self.keys_pruned.load(Ordering::Relaxed),
-            ),
-            (
-                "ferry_ops_pruned_total",
-                "Op records deleted by retention.",
-                self.ops_pruned.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ferry_rejections_total Mutations rejected, by code."
-        );
-        let _ = writeln!(out, "# TYPE ferry_rejections_total counter");
-        for (code, n) in &http.rejections {
-            let code = escape_label(code);
-            let _ = writeln!(out, "ferry_rejections_total{{code=\"{code}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ferry_event_streams Open server-sent-event streams."
-        );
-        let _ = writeln!(out, "# TYPE ferry_event_streams gauge");
-        let _ = writeln!(
-            out,
-            "ferry_event_streams {}",
-            self.streams.load(Ordering::Relaxed)
-        );
         out
     }
-}
-
-/// A label value as the text format needs it: backslash, double quote and newline escaped
-/// (rejection codes come from application validation hooks, so they may hold anything).
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Middleware: counts and times every request, and logs it without its query string.
@@ -277,13 +293,17 @@ mod tests {
         assert!(
             text.contains("ferry_http_requests_total{route=\"/v1/sync/changes\",status=\"200\"} 2")
         );
-        assert!(text.contains(
-            "ferry_http_request_duration_seconds_bucket{route=\"/v1/sync/changes\",le=\"0.005\"} 1"
-        ));
+        assert!(
+            text.contains(
+                "ferry_http_request_duration_seconds_bucket{le=\"0.005\",route=\"/v1/sync/changes\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text
             .contains("ferry_http_request_duration_seconds_count{route=\"/v1/sync/changes\"} 2"));
         assert!(text.contains("ferry_mutations_applied_total 0"));
-        assert!(text.contains("# TYPE ferry_transaction_retries_total counter"));
+        assert!(text.contains("# TYPE ferry_transaction_retries counter"));
+        assert!(text.contains("ferry_transaction_retries_total "));
     }
 
     #[test]

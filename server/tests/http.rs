@@ -107,7 +107,7 @@ async fn health_and_metrics(backend: &Backend) {
         "{text}"
     );
     assert!(text.contains(
-        "ferry_http_request_duration_seconds_bucket{route=\"/v1/sync/mutations\",le=\"+Inf\"} 1"
+        "ferry_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/v1/sync/mutations\"} 1"
     ));
     assert!(text.contains("ferry_mutations_applied_total 1"), "{text}");
     assert!(
