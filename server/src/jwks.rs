@@ -1,10 +1,11 @@
 //! The identity provider's signing keys, fetched from its JWKS URL and cached.
 //!
 //! A token names its key by `kid`. A known kid is answered from the cache; an unknown one
-//! refetches the set (at most once per `min_refetch`, so a flood of forged kids cannot turn
-//! into a flood of requests to the provider), which is how a key rotation at the provider
-//! is picked up without a restart. The set is also refetched once it is older than
-//! `max_age`, so a key the provider withdrew stops being accepted.
+//! refetches the set, which is how a key rotation at the provider is picked up without a
+//! restart. The set is also refetched once it is older than `max_age`, so a key the provider
+//! withdrew stops being accepted. Fetches (failed ones too) are at least `min_refetch`
+//! apart, so neither a flood of forged kids nor a provider outage turns into a request to
+//! the provider per request to Ferry.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -52,6 +53,9 @@ impl JwksOptions {
 struct Cached {
     keys: JwkSet,
     fetched_at: Option<Instant>,
+    /// The last fetch, successful or not: fetches are spaced by `min_refetch` either way, so
+    /// an unreachable provider costs one timeout per interval, not one per request.
+    attempted_at: Option<Instant>,
 }
 
 /// A cached JWKS.
@@ -82,6 +86,7 @@ impl Jwks {
             cache: Mutex::new(Cached {
                 keys: JwkSet { keys: Vec::new() },
                 fetched_at: None,
+                attempted_at: None,
             }),
         }
     }
@@ -89,10 +94,14 @@ impl Jwks {
     /// The key with `kid` for verifying `alg`, fetching the set when it is stale or lacks the kid.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, JwksError> {
         let mut cache = self.cache.lock().await;
-        let age = cache.fetched_at.map(|t| t.elapsed());
-        let stale = age.is_none_or(|a| a >= self.options.max_age);
-        let may_refetch = age.is_none_or(|a| a >= self.options.min_refetch);
-        if stale || (cache.keys.find(kid).is_none() && may_refetch) {
+        let stale = cache
+            .fetched_at
+            .is_none_or(|t| t.elapsed() >= self.options.max_age);
+        let may_refetch = cache
+            .attempted_at
+            .is_none_or(|t| t.elapsed() >= self.options.min_refetch);
+        if may_refetch && (stale || cache.keys.find(kid).is_none()) {
+            cache.attempted_at = Some(Instant::now());
             match self.fetch().await {
                 Ok(keys) => {
                     cache.keys = keys;

@@ -240,6 +240,41 @@ async fn jwks_keys_rotate_without_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_outage_keeps_cached_keys_and_spaces_refetches() {
+    let keys = Arc::new(Mutex::new(json!({"keys": [jwk("rsa1")]})));
+    let (jwks_url, fetches) = serve_jwks(keys.clone()).await;
+    let auth = Authenticator::new(
+        AuthConfig {
+            jwks_url: Some(jwks_url),
+            // Every use finds the set stale, but refetches are an hour apart.
+            jwks_max_age_secs: 0,
+            jwks_min_refetch_secs: 3600,
+            ..AuthConfig::default()
+        },
+        SECRET.as_bytes(),
+    )
+    .unwrap();
+    let claims = json!({"tenant": "acme", "sub": "alice", "exp": now_secs() + 600});
+    let token = signed(Algorithm::RS256, Some("rsa1"), &rsa("rsa1"), claims.clone());
+    auth.verify(&token).await.unwrap();
+    // The provider breaks (answers something that is no key set).
+    *keys.lock().unwrap() = json!(null);
+    for _ in 0..3 {
+        auth.verify(&token).await.unwrap();
+    }
+    let unknown = signed(Algorithm::RS256, Some("rsa2"), &rsa("rsa2"), claims);
+    assert!(matches!(
+        auth.verify(&unknown).await,
+        Err(AuthError::UnknownKey(_))
+    ));
+    assert_eq!(
+        *fetches.lock().unwrap(),
+        1,
+        "no refetch within the interval"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_is_read_from_the_configured_claims() {
     let keys = Arc::new(Mutex::new(json!({"keys": [jwk("rsa1"), jwk("ed")]})));
     let (jwks_url, _) = serve_jwks(keys).await;
