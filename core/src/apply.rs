@@ -102,8 +102,25 @@ pub struct Refusal {
 }
 
 /// A per-collection validation hook run on the record a create or update would produce.
+///
+/// A server that knows who pushes also decides here who may write what: [`authorize`] runs
+/// before the conflict check (so a conflict answer never shows a record to a user who may
+/// not read it), and [`complete`] may add server-set fields (the owner) to a new record
+/// before the limits and [`check`] see it. Both default to allowing everything.
+///
+/// [`authorize`]: Validator::authorize
+/// [`complete`]: Validator::complete
+/// [`check`]: Validator::check
 pub trait Validator {
     fn check(&self, collection: &str, fields: &Fields) -> Result<(), Refusal>;
+
+    /// May the pusher make `m`, given the stored record (`None`: never written)?
+    fn authorize(&self, _m: &Mutation, _current: Option<&Record>) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// Completes the fields a create or update would store.
+    fn complete(&self, _m: &Mutation, _fields: &mut Fields) {}
 }
 
 /// Accepts everything.
@@ -210,6 +227,9 @@ pub fn decide_within<V: Validator + ?Sized>(
             );
         }
     }
+    if let Err(refusal) = validator.authorize(m, current) {
+        return reject(&refusal.code, refusal.message);
+    }
     let current_version = current.map_or(0, |r| r.version);
     let is_live = current.is_some_and(|r| !r.deleted);
     if m.base_version != current_version {
@@ -249,6 +269,7 @@ pub fn decide_within<V: Validator + ?Sized>(
         fields.clear();
     } else {
         apply_patch(&mut fields, &m.patch);
+        validator.complete(m, &mut fields);
         if let Err(message) = bounds.check_record(&fields) {
             return reject(codes::RECORD_TOO_LARGE, message);
         }

@@ -23,6 +23,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("auth: {0}")]
+    Auth(#[from] crate::jwt::AuthConfigError),
 }
 
 /// A server running on a task of the current runtime.
@@ -69,11 +71,13 @@ pub async fn start(
     config: ServerConfig,
     listener: TcpListener,
 ) -> Result<RunningServer, StartError> {
+    let auth = crate::jwt::Authenticator::new(config.auth.clone(), &config.secret)?;
     let hub = Hub::default();
     let db = Db::connect(&config.db, hub.clone()).await?;
     let state = AppState(Arc::new(Shared {
         db,
-        signer: TokenSigner::new(&config.secret),
+        signer: TokenSigner::for_config(&config.secret, &config.auth),
+        auth,
         rules: config.rules.clone(),
         hub,
         metrics: Metrics::default(),

@@ -1,10 +1,14 @@
-//! Bearer tokens: `base64url(claims JSON) "." base64url(HMAC-SHA256(secret, claims part))`.
+//! Bearer tokens: who a request speaks for ([`Identity`]), minting the server's own HS256
+//! JWTs ([`TokenSigner`]: `ferry-server token` and `POST /v1/demo/token`), and reading the
+//! token of a request ([`authenticate`], verified by [`crate::jwt::Authenticator`]).
 //!
-//! Claims are `{tenant, user, exp}` (plus an optional `role`). The server signs them itself
-//! (`ferry-server token`, or `POST /v1/demo/token` in demo mode) and checks the signature in
-//! constant time on every request. Tokens are never logged.
+//! Ferry's earlier token format, `base64url(claims JSON) "." base64url(HMAC-SHA256(secret,
+//! claims part))` with claims `{tenant, user, exp, role?}`, is still accepted with the
+//! server secret (development tools sign it themselves), checked in constant time. Tokens
+//! are never logged.
 
 use crate::errors::ApiError;
+use crate::jwt::{AuthError, Authenticator, ClaimNames};
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -16,7 +20,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Who a token speaks for.
+/// Who a verified token speaks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Every query of the request is scoped to this tenant.
+    pub tenant: String,
+    pub user: String,
+    /// Role names; `admin` may call the admin endpoints of its tenant.
+    pub roles: Vec<String>,
+}
+
+impl Identity {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.has_role("admin")
+    }
+}
+
+/// The claims of Ferry's earlier token format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Every query of the request is scoped to this tenant.
@@ -27,12 +51,6 @@ pub struct Claims {
     /// `admin` may call the admin endpoints of its tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-}
-
-impl Claims {
-    pub fn is_admin(&self) -> bool {
-        self.role.as_deref() == Some("admin")
-    }
 }
 
 /// Why a token was refused.
@@ -48,10 +66,13 @@ pub enum TokenError {
     InvalidClaims(String),
 }
 
-/// Signs and verifies tokens with one server secret.
+/// Mints HS256 JWTs with the server secret (and verifies the earlier format).
 #[derive(Clone)]
 pub struct TokenSigner {
     key: Vec<u8>,
+    claims: ClaimNames,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -71,6 +92,19 @@ impl TokenSigner {
     pub fn new(secret: &[u8]) -> Self {
         TokenSigner {
             key: secret.to_vec(),
+            claims: ClaimNames::default(),
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    /// A signer whose tokens pass the checks `auth` configures (claim names, `iss`, `aud`).
+    pub fn for_config(secret: &[u8], auth: &crate::jwt::AuthConfig) -> Self {
+        TokenSigner {
+            claims: auth.claims.clone(),
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            ..TokenSigner::new(secret)
         }
     }
 
@@ -78,7 +112,7 @@ impl TokenSigner {
         HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
     }
 
-    /// A token for `tenant`/`user` valid for `ttl_secs` from now.
+    /// An HS256 JWT for `tenant`/`user` valid for `ttl_secs` from now.
     pub fn issue(
         &self,
         tenant: &str,
@@ -86,17 +120,57 @@ impl TokenSigner {
         ttl_secs: u64,
         role: Option<&str>,
     ) -> Result<String, TokenError> {
-        let claims = Claims {
-            tenant: tenant.to_owned(),
-            user: user.to_owned(),
-            exp: now_secs().saturating_add(ttl_secs),
-            role: role.map(str::to_owned),
-        };
-        self.sign(&claims)
+        let roles: Vec<&str> = role.into_iter().collect();
+        self.issue_with_roles(tenant, user, ttl_secs, &roles)
     }
 
-    /// Signs explicit claims (checked like incoming ones).
-    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+    /// An HS256 JWT for `tenant`/`user` with `roles`, valid for `ttl_secs` from now.
+    pub fn issue_with_roles(
+        &self,
+        tenant: &str,
+        user: &str,
+        ttl_secs: u64,
+        roles: &[&str],
+    ) -> Result<String, TokenError> {
+        let now = now_secs();
+        self.mint(serde_json::Map::from_iter([
+            (self.claims.tenant.clone(), tenant.into()),
+            (self.claims.user.clone(), user.into()),
+            (self.claims.roles.clone(), roles.into()),
+            ("iat".into(), now.into()),
+            ("exp".into(), now.saturating_add(ttl_secs).into()),
+        ]))
+    }
+
+    /// Signs explicit JWT claims (the configured `iss` and `aud` are added when absent).
+    pub fn mint(
+        &self,
+        mut claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, TokenError> {
+        for id in [&self.claims.tenant, &self.claims.user] {
+            let value = claims.get(id).and_then(|v| v.as_str()).unwrap_or_default();
+            validate_id(id, value).map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
+        }
+        if let Some(issuer) = &self.issuer {
+            claims
+                .entry("iss")
+                .or_insert_with(|| issuer.as_str().into());
+        }
+        if let Some(audience) = &self.audience {
+            claims
+                .entry("aud")
+                .or_insert_with(|| audience.as_str().into());
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&self.key),
+        )
+        .map_err(|e| TokenError::InvalidClaims(e.to_string()))
+    }
+
+    /// Signs explicit claims in the earlier format (checked like incoming ones).
+    pub fn sign_legacy(&self, claims: &Claims) -> Result<String, TokenError> {
         check_claims(claims)?;
         let json =
             serde_json::to_vec(claims).map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
@@ -107,7 +181,8 @@ impl TokenSigner {
         Ok(format!("{payload}.{sig}"))
     }
 
-    /// Checks the signature (constant time), the expiry and the claims.
+    /// Checks a token of the earlier format: the signature (constant time), the expiry and
+    /// the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let (payload, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let sig = URL_SAFE_NO_PAD
@@ -144,17 +219,21 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Authenticates a request from its `Authorization` header, or from `query_token` where the
 /// route allows one (server-sent events: `EventSource` cannot set headers).
-pub fn authenticate(
-    signer: &TokenSigner,
+pub async fn authenticate(
+    auth: &Authenticator,
     headers: &HeaderMap,
     query_token: Option<&str>,
-) -> Result<Claims, ApiError> {
+) -> Result<Identity, ApiError> {
     let token = bearer(headers)
         .or(query_token)
-        .ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
-    signer
-        .verify(token)
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))
+        .ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+    auth.verify(token).await.map_err(|e| match e {
+        AuthError::KeysUnavailable(detail) => {
+            tracing::warn!(error = %detail, "identity provider keys unavailable");
+            ApiError::Unavailable
+        }
+        e => ApiError::Unauthorized(e),
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +243,14 @@ mod tests {
     #[test]
     fn round_trip_and_tamper() {
         let signer = TokenSigner::new(b"secret");
-        let token = signer.issue("acme", "alice", 60, None).unwrap();
+        let token = signer
+            .sign_legacy(&Claims {
+                tenant: "acme".into(),
+                user: "alice".into(),
+                exp: now_secs() + 60,
+                role: None,
+            })
+            .unwrap();
         let claims = signer.verify(&token).unwrap();
         assert_eq!(
             (claims.tenant.as_str(), claims.user.as_str()),
@@ -193,7 +279,7 @@ mod tests {
             exp: 1,
             role: None,
         };
-        let token = signer.sign(&claims).unwrap();
+        let token = signer.sign_legacy(&claims).unwrap();
         assert_eq!(signer.verify(&token), Err(TokenError::Expired));
     }
 

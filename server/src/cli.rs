@@ -15,7 +15,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let secret = || secret::resolve(cli.secret.as_deref(), &cli.database);
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
-            let config = ServerConfig::from_args(&cli.database, secret()?, &cli.serve);
+            let mut config = ServerConfig::from_args(&cli.database, secret()?, &cli.serve);
+            if let Some(path) = &cli.serve.config {
+                crate::config_file::apply(&mut config, path)?;
+            }
             let listener = tokio::net::TcpListener::bind(cli.serve.listen).await?;
             let server = crate::start(config, listener).await?;
             println!("ferry-server listening on http://{}", server.addr);
@@ -30,13 +33,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             ttl_hours,
             role,
         } => {
-            let signer = TokenSigner::new(&secret()?);
-            let token = signer.issue(
-                &tenant,
-                &user,
-                ttl_hours.saturating_mul(3600),
-                role.as_deref(),
-            )?;
+            let auth = match &cli.serve.config {
+                Some(path) => crate::config_file::FileConfig::load(path)?.auth,
+                None => crate::jwt::AuthConfig::default(),
+            };
+            let signer = TokenSigner::for_config(&secret()?, &auth);
+            let roles: Vec<&str> = role.iter().map(String::as_str).collect();
+            let token =
+                signer.issue_with_roles(&tenant, &user, ttl_hours.saturating_mul(3600), &roles)?;
             println!("{token}");
             Ok(())
         }

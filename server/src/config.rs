@@ -146,6 +146,10 @@ pub struct ServeArgs {
         global = true
     )]
     pub housekeeping_interval_secs: u64,
+    /// The server config file (TOML): token verification (`[auth]`) and per-collection
+    /// permissions and schemas (`[collections.<name>]`); see server/README.md.
+    #[arg(long, env = "FERRY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Seconds a shutdown waits for requests in progress before cutting them.
     #[arg(
         long,
@@ -170,9 +174,9 @@ pub enum Command {
         /// How long the token is valid.
         #[arg(long, default_value_t = 24)]
         ttl_hours: u64,
-        /// `admin` allows the tenant's admin endpoints (compaction).
+        /// A role of the user (repeatable); `admin` allows the tenant's admin endpoints.
         #[arg(long)]
-        role: Option<String>,
+        role: Vec<String>,
     },
     /// Give the database a new epoch (history identity). Run it after restoring a backup,
     /// with every server stopped: clients then resync instead of trusting cursors the
@@ -205,6 +209,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Scheduled compaction and retention.
     pub housekeeping: Housekeeping,
+    /// Which tokens are trusted and where identity is read from.
+    pub auth: crate::jwt::AuthConfig,
 }
 
 impl ServerConfig {
@@ -220,10 +226,12 @@ impl ServerConfig {
             rules: Rules::new(),
             connections: ConnectionLimits::default(),
             housekeeping: Housekeeping::default(),
+            auth: crate::jwt::AuthConfig::default(),
         }
     }
 
-    /// The config of `ferry-server [serve]`, with the demo validation rules registered.
+    /// The config of `ferry-server [serve]`, with the demo validation rules registered (a
+    /// `--config` file replaces them: [`crate::config_file::apply`]).
     pub fn from_args(database: &str, secret: Vec<u8>, args: &ServeArgs) -> Self {
         let mut config = ServerConfig::new(database, secret);
         config.db.max_connections = args.max_connections;

@@ -15,9 +15,9 @@ pub enum ApiError {
     /// 400: the request is malformed or breaks a protocol rule.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    /// 401: the bearer token is missing, invalid or expired.
+    /// 401: the bearer token is missing, invalid or expired; the code says which.
     #[error("{0}")]
-    Unauthorized(String),
+    Unauthorized(crate::jwt::AuthError),
     /// 403: the token is valid but does not allow this.
     #[error("{0}")]
     Forbidden(String),
@@ -74,7 +74,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } | ApiError::Unprocessable { code, .. } => code,
-            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Unauthorized(e) => e.code(),
             ApiError::Forbidden(_) => "forbidden",
             ApiError::ForeignClient(_) => "foreign_client",
             ApiError::NotFound(_) => "not_found",

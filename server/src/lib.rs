@@ -3,19 +3,26 @@
 //! - [`routes`]: the HTTP API (push, pull, server-sent events, health, metrics, demo token).
 //! - [`db`]: SQLite or PostgreSQL storage running ferry-core's apply rules in one transaction
 //!   per push, so the server applies exactly the rules the simulation tests.
-//! - [`auth`]: HMAC-SHA256 bearer tokens bound to a tenant; every query is tenant-scoped.
+//! - [`auth`], [`jwt`], [`jwks`]: bearer JWTs (the server's own HS256, or an identity
+//!   provider's keys) bound to a tenant; every query is tenant-scoped.
+//! - [`permissions`], [`validation`], [`config_file`]: declared per-collection permissions
+//!   and JSON Schemas, checked on every push.
 //! - [`app`]: starting and stopping a server ([`app::start`]).
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod db;
 pub mod errors;
 pub mod housekeeping;
 pub mod hub;
+pub mod jwks;
+pub mod jwt;
 pub mod limiter;
 pub mod metrics;
+pub mod permissions;
 pub mod routes;
 pub mod secret;
 pub mod serve;

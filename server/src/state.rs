@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct Shared {
     pub db: Db,
     pub signer: TokenSigner,
+    /// Verifies every request's token.
+    pub auth: crate::jwt::Authenticator,
     pub rules: Rules,
     pub hub: Hub,
     pub metrics: Metrics,

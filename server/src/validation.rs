@@ -1,78 +1,234 @@
-//! Per-collection validation: a registry of rules implementing ferry-core's [`Validator`].
+//! What a push may write: each collection's declared permissions ([`crate::permissions`]) and
+//! JSON Schema, loaded from the `[collections]` tables of the server config file, as
+//! ferry-core's [`Validator`].
 //!
-//! The apply rules call it on the record a create or update would produce; a refusal is
-//! final (the client dead-letters the op). The binary registers the demo rule for
-//! `expenses` ([`Rules::with_demo_rules`]).
+//! The apply rules call it for every mutation: [`Validator::authorize`] (a refusal is the
+//! final `forbidden`), [`Validator::complete`] (the owner is set on create) and
+//! [`Validator::check`] on the record a create or update would produce (a schema failure is
+//! the final `validation_failed`). The push route binds the rules to the pushing user with
+//! [`Rules::for_user`]; unbound rules check schemas only. The binary's default is the sample
+//! app's config ([`DEMO_CONFIG`]): an expense's `amount` may not be negative.
 
+use crate::auth::Identity;
+use crate::permissions::{CollectionAccess, CollectionSection};
 use ferry_core::apply::{Refusal, Validator};
-use ferry_core::protocol::Fields;
+use ferry_core::protocol::{Fields, Mutation, OpKind, Record};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One collection's rule: `Ok` or a refusal.
-pub type Rule = Arc<dyn Fn(&Fields) -> Result<(), Refusal> + Send + Sync>;
+/// The sample app's collections: notes and expenses open to the whole tenant, and the rule
+/// that an expense's amount, when present, is a number that is not negative.
+pub const DEMO_CONFIG: &str = r#"
+[collections.expenses.schema]
+type = "object"
+properties.amount = { type = "number", minimum = 0 }
 
-/// The rules of every collection; collections without a rule accept everything.
+[collections.expenses.messages]
+"/properties/amount/type" = "`amount` must be a number"
+"/properties/amount/minimum" = "`amount` must not be negative"
+"#;
+
+/// A collection's schema and the messages of its failures.
+struct Schema {
+    validator: jsonschema::Validator,
+    messages: HashMap<String, String>,
+}
+
+/// One declared collection.
+struct Collection {
+    access: CollectionAccess,
+    schema: Option<Schema>,
+}
+
+/// The `[collections]` tables of a config file, and what undeclared collections get.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionsConfig {
+    #[serde(default)]
+    pub collections: HashMap<String, CollectionSection>,
+    /// `allow` (the default: tenant-wide, no schema) or `deny` (every write refused).
+    #[serde(default)]
+    pub undeclared: Undeclared,
+}
+
+/// What a collection without a `[collections.<name>]` table gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undeclared {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// The rules of every collection, optionally bound to the pushing user.
 #[derive(Clone, Default)]
 pub struct Rules {
-    rules: HashMap<String, Vec<Rule>>,
+    collections: Arc<HashMap<String, Collection>>,
+    undeclared: Undeclared,
+    who: Option<Arc<Identity>>,
 }
 
 impl std::fmt::Debug for Rules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rules")
-            .field("collections", &self.rules.keys().collect::<Vec<_>>())
+            .field("collections", &self.collections.keys().collect::<Vec<_>>())
+            .field("undeclared", &self.undeclared)
             .finish()
     }
 }
 
+/// A `[collections]` config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("collection `{collection}`: {message}")]
+pub struct RulesError {
+    pub collection: String,
+    pub message: String,
+}
+
 impl Rules {
+    /// No declared collection: everything open to the tenant, nothing validated.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a rule for `collection`; all rules of a collection must pass.
-    pub fn register(
-        mut self,
-        collection: &str,
-        rule: impl Fn(&Fields) -> Result<(), Refusal> + Send + Sync + 'static,
-    ) -> Self {
-        self.rules
-            .entry(collection.to_owned())
-            .or_default()
-            .push(Arc::new(rule));
-        self
+    /// The rules a config declares; schemas are compiled here, so a bad one stops the start.
+    pub fn from_config(config: &CollectionsConfig) -> Result<Self, RulesError> {
+        let mut collections = HashMap::new();
+        for (name, section) in &config.collections {
+            let error = |message: String| RulesError {
+                collection: name.clone(),
+                message,
+            };
+            let access = CollectionAccess::from_section(section).map_err(error)?;
+            let schema = match &section.schema {
+                None => None,
+                Some(table) => {
+                    let value = serde_json::to_value(table).map_err(|e| error(e.to_string()))?;
+                    let validator = jsonschema::validator_for(&value)
+                        .map_err(|e| error(format!("invalid schema: {e}")))?;
+                    Some(Schema {
+                        validator,
+                        messages: section.messages.clone(),
+                    })
+                }
+            };
+            collections.insert(name.clone(), Collection { access, schema });
+        }
+        Ok(Rules {
+            collections: Arc::new(collections),
+            undeclared: config.undeclared,
+            who: None,
+        })
     }
 
-    /// The sample app's rules: an expense's `amount`, when present, must be a number that is not negative.
+    /// Parses and loads a TOML text holding `[collections]` tables.
+    pub fn from_toml(text: &str) -> Result<Self, RulesError> {
+        let config: CollectionsConfig = toml::from_str(text).map_err(|e| RulesError {
+            collection: "*".into(),
+            message: e.to_string(),
+        })?;
+        Self::from_config(&config)
+    }
+
+    /// The sample app's rules ([`DEMO_CONFIG`]).
     pub fn with_demo_rules(self) -> Self {
-        self.register("expenses", expense_amount)
+        Self::from_toml(DEMO_CONFIG).expect("the demo config is valid")
+    }
+
+    /// These rules, judging writes as `who`'s.
+    pub fn for_user(&self, who: &Identity) -> Self {
+        Rules {
+            who: Some(Arc::new(who.clone())),
+            ..self.clone()
+        }
+    }
+
+    /// The permissions of `collection`, or `None` when it is undeclared and refused.
+    pub fn access(&self, collection: &str) -> Option<CollectionAccess> {
+        match (self.collections.get(collection), self.undeclared) {
+            (Some(c), _) => Some(c.access.clone()),
+            (None, Undeclared::Allow) => Some(CollectionAccess::tenant_wide()),
+            (None, Undeclared::Deny) => None,
+        }
+    }
+
+    /// Whether `who` may read a stored record (tombstones: never).
+    pub fn may_read(&self, who: &Identity, record: &Record) -> bool {
+        self.access(&record.collection)
+            .is_some_and(|access| access.may_read(who, record))
     }
 }
 
-/// `expenses.amount`: when present, a number that is not negative.
-pub fn expense_amount(fields: &Fields) -> Result<(), Refusal> {
-    let refuse = |message: &str| {
-        Err(Refusal {
-            code: "validation_failed".into(),
-            message: message.into(),
-        })
-    };
-    match fields.get("amount") {
-        None => Ok(()),
-        Some(v) => match v.as_f64() {
-            None => refuse("`amount` must be a number"),
-            Some(a) if a < 0.0 => refuse("`amount` must not be negative"),
-            Some(_) => Ok(()),
-        },
+fn forbidden(message: String) -> Refusal {
+    Refusal {
+        code: "forbidden".into(),
+        message,
     }
 }
 
 impl Validator for Rules {
     fn check(&self, collection: &str, fields: &Fields) -> Result<(), Refusal> {
-        match self.rules.get(collection) {
-            Some(rules) => rules.iter().try_for_each(|rule| rule(fields)),
+        let Some(schema) = self
+            .collections
+            .get(collection)
+            .and_then(|c| c.schema.as_ref())
+        else {
+            return Ok(());
+        };
+        let record = serde_json::Value::Object(fields.clone());
+        let Err(error) = schema.validator.validate(&record) else {
+            return Ok(());
+        };
+        let schema_path = error.schema_path().as_str().to_owned();
+        // The library's own message quotes the value; PROTOCOL.md §7 promises no payload is
+        // ever echoed, so the fallback names only where the record fails and which rule.
+        let message = schema
+            .messages
+            .get(&schema_path)
+            .cloned()
+            .unwrap_or_else(|| {
+                let keyword = schema_path.rsplit('/').next().unwrap_or_default();
+                format!(
+                    "the record does not satisfy the `{collection}` schema: `{}` fails `{keyword}`",
+                    match error.instance_path().as_str() {
+                        "" => "/",
+                        path => path,
+                    }
+                )
+            });
+        Err(Refusal {
+            code: "validation_failed".into(),
+            message,
+        })
+    }
+
+    fn authorize(&self, m: &Mutation, current: Option<&Record>) -> Result<(), Refusal> {
+        let Some(who) = &self.who else {
+            return Ok(());
+        };
+        let Some(access) = self.access(&m.collection) else {
+            return Err(forbidden(format!(
+                "collection `{}` is not declared on this server",
+                m.collection
+            )));
+        };
+        match access.refusal(who, m, current) {
             None => Ok(()),
+            Some(message) => Err(forbidden(message)),
+        }
+    }
+
+    fn complete(&self, m: &Mutation, fields: &mut Fields) {
+        let (Some(who), OpKind::Create) = (&self.who, m.op) else {
+            return;
+        };
+        if let Some(field) = self
+            .collections
+            .get(&m.collection)
+            .and_then(|c| c.access.owner_field.as_ref())
+        {
+            fields.insert(field.clone(), who.user.clone().into());
         }
     }
 }
@@ -87,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn demo_rule_for_expenses() {
+    fn demo_schema_for_expenses() {
         let rules = Rules::new().with_demo_rules();
         assert!(rules
             .check("expenses", &fields(json!({"amount": 12.5})))
@@ -99,16 +255,46 @@ mod tests {
             .check("expenses", &fields(json!({"amount": -1})))
             .unwrap_err();
         assert_eq!(neg.code, "validation_failed");
-        assert!(neg.message.contains("negative"));
-        assert!(rules
+        assert_eq!(neg.message, "`amount` must not be negative");
+        let text = rules
             .check("expenses", &fields(json!({"amount": "ten"})))
-            .is_err());
-        assert!(rules
-            .check("expenses", &fields(json!({"amount": null})))
-            .is_err());
+            .unwrap_err();
+        assert_eq!(text.message, "`amount` must be a number");
         assert!(rules
             .check("expenses", &fields(json!({"title": "no amount yet"})))
             .is_ok());
         assert!(rules.check("notes", &fields(json!({"amount": -1}))).is_ok());
+    }
+
+    #[test]
+    fn a_failure_without_a_message_names_the_rule_not_the_value() {
+        let rules = Rules::from_toml(
+            r#"
+            [collections.notes.schema]
+            type = "object"
+            required = ["title"]
+            properties.title = { type = "string", maxLength = 5 }
+            "#,
+        )
+        .unwrap();
+        let long = rules
+            .check("notes", &fields(json!({"title": "secret-payload"})))
+            .unwrap_err();
+        assert_eq!(long.code, "validation_failed");
+        assert!(long.message.contains("/title"), "{}", long.message);
+        assert!(long.message.contains("maxLength"), "{}", long.message);
+        assert!(!long.message.contains("secret-payload"), "{}", long.message);
+        let missing = rules.check("notes", &fields(json!({}))).unwrap_err();
+        assert!(missing.message.contains("required"), "{}", missing.message);
+    }
+
+    #[test]
+    fn bad_configs_are_refused_at_load() {
+        let unknown = Rules::from_toml("[collections.notes]\nread = [\"everyone\"]\n");
+        assert!(unknown.unwrap_err().to_string().contains("everyone"));
+        let typo = Rules::from_toml("[collections.notes]\nreed = [\"owner\"]\n");
+        assert!(typo.is_err());
+        let schema = Rules::from_toml("[collections.notes.schema]\ntype = 5\n");
+        assert!(schema.unwrap_err().to_string().contains("invalid schema"));
     }
 }

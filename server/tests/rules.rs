@@ -236,7 +236,7 @@ async fn bad_requests_are_json_errors(backend: &Backend) {
 
     let (status, body) = send(s.http.post(&url).header("Idempotency-Key", "k").json(&good)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_error(&body, "unauthorized");
+    assert_error(&body, "token_missing");
     let (status, body) = send(
         s.http
             .post(&url)
@@ -246,7 +246,7 @@ async fn bad_requests_are_json_errors(backend: &Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_error(&body, "unauthorized");
+    assert_error(&body, "token_invalid");
     let (status, body) = send(s.http.post(&url).bearer_auth(&t).json(&good)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "missing_idempotency_key");
@@ -299,13 +299,13 @@ async fn bad_requests_are_json_errors(backend: &Backend) {
     let pull = format!("{}/v1/sync/changes", s.url);
     let (status, body) = send(s.http.get(&pull)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_error(&body, "unauthorized");
+    assert_error(&body, "token_missing");
     let (status, body) = send(s.http.get(format!("{pull}?cursor=abc")).bearer_auth(&t)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "invalid_request");
     let (status, body) = send(s.http.get(format!("{}/v1/sync/events", s.url))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_error(&body, "unauthorized");
+    assert_error(&body, "token_missing");
     let (status, body) = send(s.http.get(format!("{}/v1/nope", s.url))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "not_found");

@@ -82,7 +82,7 @@ pub async fn compact(
     headers: HeaderMap,
     body: Result<Json<CompactRequest>, JsonRejection>,
 ) -> Result<Json<CompactResponse>, ApiError> {
-    let claims = authenticate(&state.signer, &headers, None)?;
+    let claims = authenticate(&state.auth, &headers, None).await?;
     if !claims.is_admin() {
         return Err(ApiError::Forbidden(
             "compaction needs a token with role `admin`".into(),

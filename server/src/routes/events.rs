@@ -93,7 +93,7 @@ pub async fn events(
     let Query(q) = query.map_err(|_| {
         ApiError::bad_request("the query string is malformed: it takes only `token`")
     })?;
-    let claims = authenticate(&state.signer, &headers, q.token.as_deref())?;
+    let claims = authenticate(&state.auth, &headers, q.token.as_deref()).await?;
     // Subscribe before reading the cursor, so no advance between the two is missed.
     let rx = state.hub.subscribe();
     let initial = state.db.head(&claims.tenant).await?;

@@ -59,7 +59,7 @@ pub async fn pull(
     headers: HeaderMap,
     query: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Json<PullResponse>, ApiError> {
-    let claims = authenticate(&state.signer, &headers, None)?;
+    let claims = authenticate(&state.auth, &headers, None).await?;
     let Query(q) = query.map_err(|_| bad_query())?;
     let cursor = parse_cursor(q.cursor.as_deref())?;
     let limit = match q.limit.as_deref() {

@@ -105,7 +105,7 @@ pub async fn push(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let claims = authenticate(&state.signer, &headers, None)?;
+    let claims = authenticate(&state.auth, &headers, None).await?;
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .ok_or(ApiError::BadRequest {
@@ -122,13 +122,14 @@ pub async fn push(
     let _permit = state.limiter.acquire(&claims.tenant)?;
     let req = decode_push(&body)?;
     let digest = body_digest(&req);
+    let rules = state.rules.for_user(&claims);
     let push = Push {
         tenant: &claims.tenant,
         user: &claims.user,
         idempotency_key: key,
         body_digest: &digest,
         req: &req,
-        rules: &state.rules,
+        rules: &rules,
     };
     match state.db.push(&push).await? {
         PushOutcome::Applied(mut resp) => {
