@@ -7,22 +7,25 @@
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
 use super::gate::Gate;
-use super::{fresh_epoch, Push};
-use super::{sql::sql_store, DbOptions, PushOutcome};
+use super::sql::{Applied, Backend, PushTx};
+use super::{fresh_epoch, CompactReport, DbError, DbOptions, Push, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
-use ferry_core::apply::{process_push_within, Bounds, PushError};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres};
+use ferry_core::apply::PullError;
+use ferry_core::protocol::PullResponse;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgQueryResult};
+use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-sql_store!(
-    Postgres,
-    PgConnection,
-    "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE"
-);
+impl Backend for Postgres {
+    const LOCK_TENANT: &'static str = "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE";
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 /// Any lock id works, as long as every Ferry process uses the same one.
 const MIGRATION_LOCK: i64 = 0x4665_7272_7900;
@@ -67,8 +70,8 @@ impl PgDb {
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
-        let applied = migrate_in(&mut tx).await?;
-        let epoch = epoch_in(&mut tx, &fresh_epoch()).await?;
+        let applied = Postgres::migrate_in(&mut tx).await?;
+        let epoch = Postgres::epoch_in(&mut tx, &fresh_epoch()).await?;
         tx.commit().await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "postgres migrations applied");
@@ -92,39 +95,24 @@ impl PgDb {
     }
 
     pub(crate) async fn try_push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
-        let (tenant, req) = (push.tenant, push.req);
         let tx = self.pool.begin_with(self.begin_push).await?;
-        let mut ptx = PushTx::lock(tx, tenant).await?;
-        if !ptx
-            .claim_key(push.idempotency_key, push.body_digest)
-            .await?
-        {
-            ptx.tx.rollback().await?;
-            return Ok(PushOutcome::KeyReused);
-        }
-        if let Some(client_id) = ptx.bind_clients(push.user, &push.clients()).await? {
-            ptx.tx.rollback().await?;
-            return Ok(PushOutcome::ForeignClient { client_id });
-        }
-        ptx.prefetch(req).await?;
-        let bounds = Bounds::at(ptx.now_ms);
-        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
-            Ok(response) => {
-                if let Some(head) = ptx.finish().await? {
+        match PushTx::apply(tx, push).await? {
+            Ok(Applied {
+                mut ptx,
+                response,
+                advanced,
+            }) => {
+                if let Some(head) = advanced {
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(NOTIFY_CHANNEL)
-                        .bind(Hub::encode(tenant, head))
+                        .bind(Hub::encode(push.tenant, head))
                         .execute(&mut *ptx.tx)
                         .await?;
                 }
                 ptx.tx.commit().await?;
                 Ok(PushOutcome::Applied(response))
             }
-            Err(PushError::BodyMismatch { op_id }) => {
-                ptx.tx.rollback().await?;
-                Ok(PushOutcome::OpReused { op_id })
-            }
-            Err(PushError::Storage(e)) => Err(e),
+            Err(refused) => Ok(refused),
         }
     }
 
@@ -138,27 +126,24 @@ impl PgDb {
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let page = pull_in(&mut tx, tenant, cursor, limit).await?;
+        let page = Postgres::pull_in(&mut tx, tenant, cursor, limit).await?;
         tx.commit().await?;
         Ok(page)
     }
 
     pub(crate) async fn head(&self, tenant: &str) -> Result<u64, DbError> {
         let mut conn = self.pool.acquire().await?;
-        Ok(head_of(&mut conn, tenant).await?.0)
+        Ok(Postgres::head_of(&mut conn, tenant).await?.0)
     }
 
     pub(crate) async fn compact(&self, tenant: &str, upto: u64) -> Result<CompactReport, DbError> {
         let tx = self.pool.begin().await?;
-        let mut ptx = PushTx::lock(tx, tenant).await?;
-        let report = ptx.compact(upto).await?;
-        ptx.tx.commit().await?;
-        Ok(report)
+        PushTx::compact_in(tx, tenant, upto).await
     }
 
     pub(crate) async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
-        mark_heads_in(&mut tx, now_ms).await?;
+        Postgres::mark_heads_in(&mut tx, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -168,14 +153,14 @@ impl PgDb {
         cutoff_ms: u64,
     ) -> Result<Vec<(String, u64)>, DbError> {
         let mut tx = self.pool.begin().await?;
-        let targets = compaction_targets_in(&mut tx, cutoff_ms).await?;
+        let targets = Postgres::compaction_targets_in(&mut tx, cutoff_ms).await?;
         tx.commit().await?;
         Ok(targets)
     }
 
     pub(crate) async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
-        drop_marks_in(&mut tx, tenant, upto).await?;
+        Postgres::drop_marks_in(&mut tx, tenant, upto).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,14 +171,14 @@ impl PgDb {
         ops_before: Option<u64>,
     ) -> Result<(u64, u64), DbError> {
         let mut tx = self.pool.begin().await?;
-        let pruned = prune_in(&mut tx, keys_before, ops_before).await?;
+        let pruned = Postgres::prune_in(&mut tx, keys_before, ops_before).await?;
         tx.commit().await?;
         Ok(pruned)
     }
 
     pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
-        rotate_epoch_in(&mut tx, fresh).await?;
+        Postgres::rotate_epoch_in(&mut tx, fresh).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,21 +6,28 @@
 //! sharing the file (they wait up to the busy timeout). Reads use a separate pool and see a
 //! consistent snapshot per pull.
 
-use super::{fresh_epoch, Push};
-use super::{sql::sql_store, PushOutcome};
+use super::sql::{Applied, Backend, PushTx};
+use super::{fresh_epoch, CompactReport, DbError, Push, PushOutcome};
 use crate::hub::Hub;
-use ferry_core::apply::{process_push_within, Bounds, PushError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use ferry_core::apply::PullError;
+use ferry_core::protocol::PullResponse;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqlitePool};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-sql_store!(
-    Sqlite,
-    SqliteConnection,
-    "SELECT head FROM tenants WHERE tenant = $1"
-);
+impl Backend for Sqlite {
+    // No row lock: `BEGIN IMMEDIATE` already holds the database's one write lock.
+    const LOCK_TENANT: &'static str = "SELECT head FROM tenants WHERE tenant = $1";
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 /// The file a `sqlite:` URL names, or `None` for an in-memory database.
 pub fn sqlite_file(url: &str) -> Result<Option<PathBuf>, DbError> {
@@ -70,8 +77,8 @@ impl SqliteDb {
                 .await?
         };
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-        let applied = migrate_in(&mut tx).await?;
-        let epoch = epoch_in(&mut tx, &fresh_epoch()).await?;
+        let applied = Sqlite::migrate_in(&mut tx).await?;
+        let epoch = Sqlite::epoch_in(&mut tx, &fresh_epoch()).await?;
         tx.commit().await?;
         let db = SqliteDb {
             writer,
@@ -86,36 +93,20 @@ impl SqliteDb {
     }
 
     pub(crate) async fn try_push(&self, push: &Push<'_>) -> Result<PushOutcome, DbError> {
-        let (tenant, req) = (push.tenant, push.req);
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut ptx = PushTx::lock(tx, tenant).await?;
-        if !ptx
-            .claim_key(push.idempotency_key, push.body_digest)
-            .await?
-        {
-            ptx.tx.rollback().await?;
-            return Ok(PushOutcome::KeyReused);
-        }
-        if let Some(client_id) = ptx.bind_clients(push.user, &push.clients()).await? {
-            ptx.tx.rollback().await?;
-            return Ok(PushOutcome::ForeignClient { client_id });
-        }
-        ptx.prefetch(req).await?;
-        let bounds = Bounds::at(ptx.now_ms);
-        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
-            Ok(response) => {
-                let advanced = ptx.finish().await?;
+        match PushTx::apply(tx, push).await? {
+            Ok(Applied {
+                ptx,
+                response,
+                advanced,
+            }) => {
                 ptx.tx.commit().await?;
                 if let Some(head) = advanced {
-                    self.hub.poke(tenant, head);
+                    self.hub.poke(push.tenant, head);
                 }
                 Ok(PushOutcome::Applied(response))
             }
-            Err(PushError::BodyMismatch { op_id }) => {
-                ptx.tx.rollback().await?;
-                Ok(PushOutcome::OpReused { op_id })
-            }
-            Err(PushError::Storage(e)) => Err(e),
+            Err(refused) => Ok(refused),
         }
     }
 
@@ -126,27 +117,24 @@ impl SqliteDb {
         limit: u32,
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let mut tx = self.reader.begin().await?;
-        let page = pull_in(&mut tx, tenant, cursor, limit).await?;
+        let page = Sqlite::pull_in(&mut tx, tenant, cursor, limit).await?;
         tx.commit().await?;
         Ok(page)
     }
 
     pub(crate) async fn head(&self, tenant: &str) -> Result<u64, DbError> {
         let mut conn = self.reader.acquire().await?;
-        Ok(head_of(&mut conn, tenant).await?.0)
+        Ok(Sqlite::head_of(&mut conn, tenant).await?.0)
     }
 
     pub(crate) async fn compact(&self, tenant: &str, upto: u64) -> Result<CompactReport, DbError> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut ptx = PushTx::lock(tx, tenant).await?;
-        let report = ptx.compact(upto).await?;
-        ptx.tx.commit().await?;
-        Ok(report)
+        PushTx::compact_in(tx, tenant, upto).await
     }
 
     pub(crate) async fn mark_heads(&self, now_ms: u64) -> Result<(), DbError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        mark_heads_in(&mut tx, now_ms).await?;
+        Sqlite::mark_heads_in(&mut tx, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -156,14 +144,14 @@ impl SqliteDb {
         cutoff_ms: u64,
     ) -> Result<Vec<(String, u64)>, DbError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let targets = compaction_targets_in(&mut tx, cutoff_ms).await?;
+        let targets = Sqlite::compaction_targets_in(&mut tx, cutoff_ms).await?;
         tx.commit().await?;
         Ok(targets)
     }
 
     pub(crate) async fn drop_marks(&self, tenant: &str, upto: u64) -> Result<(), DbError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        drop_marks_in(&mut tx, tenant, upto).await?;
+        Sqlite::drop_marks_in(&mut tx, tenant, upto).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -174,14 +162,14 @@ impl SqliteDb {
         ops_before: Option<u64>,
     ) -> Result<(u64, u64), DbError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let pruned = prune_in(&mut tx, keys_before, ops_before).await?;
+        let pruned = Sqlite::prune_in(&mut tx, keys_before, ops_before).await?;
         tx.commit().await?;
         Ok(pruned)
     }
 
     pub(crate) async fn rotate_epoch(&self, fresh: &str) -> Result<(), DbError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        rotate_epoch_in(&mut tx, fresh).await?;
+        Sqlite::rotate_epoch_in(&mut tx, fresh).await?;
         tx.commit().await?;
         Ok(())
     }
