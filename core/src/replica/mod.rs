@@ -6,7 +6,10 @@
 //! one [`WriteBatch`] for the store to commit atomically. No IO and no clock: callers pass
 //! `now_ms`.
 
+mod clock;
 mod inbox;
+mod limits;
+mod rollback;
 mod sync;
 mod writes;
 
@@ -17,7 +20,11 @@ use crate::protocol::{Fields, OpKind, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use clock::CLOCK_RECALIBRATE_MS;
 pub use inbox::Choice;
+use limits::PushLimits;
+pub use limits::{TooLarge, TOO_LARGE};
+pub use rollback::Rollback;
 pub use sync::PushSummary;
 pub use writes::Change;
 
@@ -55,6 +62,22 @@ pub struct Meta {
     pub last_synced_at_ms: Option<u64>,
     /// A full resync from cursor 0 is under way (the old cursor expired).
     pub resyncing: bool,
+    /// The identity of the server history `cursor` belongs to (empty: not heard yet, or a
+    /// server that predates epochs). See [`Replica::check_history`].
+    #[serde(default)]
+    pub epoch: String,
+    /// The server lost history this replica held: the running resync rebases every record
+    /// on what the server has and re-pushes what it lacks (see `replica/rollback.rs`).
+    #[serde(default)]
+    pub restoring: bool,
+    /// The server's clock minus this device's, in ms, as last measured (0: never synced).
+    /// Local stamps use the corrected time, so a device with a wrong clock still orders its
+    /// writes as a person expects once it has synced.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
+    /// Whether `clock_offset_ms` was measured (a server sent its time at least once).
+    #[serde(default)]
+    pub clock_calibrated: bool,
 }
 
 /// A local edit that met a different server state and needs a person.
@@ -132,6 +155,8 @@ pub enum Event {
     /// The policy settled the entry against a newer server state.
     Settled {
         entry_id: String,
+        collection: String,
+        record_id: String,
         outcome: Outcome,
         into: Option<String>,
     },
@@ -230,6 +255,9 @@ pub struct Replica {
     /// How many outbox entries are sent (frozen): kept as entries come, go and are sent, so
     /// the sync state's `inFlight` does not walk the outbox on every write.
     sent_entries: usize,
+    /// How large a push may be (see `replica/limits.rs`); not persisted: the server
+    /// advertises it again in every answer.
+    push_limits: PushLimits,
 }
 
 #[derive(Default)]
@@ -278,6 +306,10 @@ impl Replica {
                 cursor: 0,
                 last_synced_at_ms: None,
                 resyncing: false,
+                epoch: String::new(),
+                restoring: false,
+                clock_offset_ms: 0,
+                clock_calibrated: false,
             }
         });
         if meta.resyncing {
@@ -314,6 +346,7 @@ impl Replica {
             resync_seen: BTreeSet::new(),
             changed_collections,
             sent_entries: 0,
+            push_limits: PushLimits::default(),
         };
         for entry in stored.outbox {
             replica.insert_entry(entry);
@@ -534,7 +567,9 @@ impl Replica {
     /// conflict), and [`Replica::open`] moves the clock past all of them. So a local write
     /// commits its record and outbox entry only, with no meta row.
     fn tick(&mut self, now_ms: u64) -> Hlc {
-        self.meta.hlc = Hlc::tick(&self.meta.hlc, now_ms, &self.meta.client_id);
+        let now = self.corrected_now(now_ms);
+        self.bound_clock(now);
+        self.meta.hlc = Hlc::tick(&self.meta.hlc, now, &self.meta.client_id);
         self.meta.hlc.clone()
     }
 }

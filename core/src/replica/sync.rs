@@ -2,7 +2,6 @@
 //! pending local edits over pulled changes by each collection's policy.
 
 use super::{apply_op, key, ConflictEntry, DeadLetter, Event, Key, Outcome, Replica};
-use crate::hlc::Hlc;
 use crate::ids::op_id;
 use crate::outbox::{select_batch, OutboxEntry, SentAs};
 use crate::policy::{resolve, Resolution, State};
@@ -33,7 +32,10 @@ impl Replica {
     /// Freezes the next batch and returns it. Commit [`Replica::take_writes`] before sending,
     /// so a crash after sending can only retry the very same ops.
     pub fn begin_push(&mut self) -> Option<PushRequest> {
-        let ids = select_batch(self.outbox.values(), self.config.batch_size);
+        let limits = self.push_limits.current();
+        let selection = select_batch(self.outbox.values(), self.config.batch_size, limits);
+        self.dead_letter_too_large(&selection.too_large, limits);
+        let ids = selection.ids;
         if ids.is_empty() {
             return None;
         }
@@ -183,7 +185,7 @@ impl Replica {
         }
     }
 
-    fn take_entries(&mut self, k: &Key) -> Vec<OutboxEntry> {
+    pub(super) fn take_entries(&mut self, k: &Key) -> Vec<OutboxEntry> {
         let ids: Vec<String> = self
             .entries_of(k)
             .into_iter()
@@ -192,7 +194,13 @@ impl Replica {
         ids.iter().filter_map(|id| self.remove_entry(id)).collect()
     }
 
-    fn dead_letter(&mut self, entry: OutboxEntry, code: &str, message: &str, now_ms: u64) {
+    pub(super) fn dead_letter(
+        &mut self,
+        entry: OutboxEntry,
+        code: &str,
+        message: &str,
+        now_ms: u64,
+    ) {
         let k = key(&entry.collection, &entry.record_id);
         let desired = self
             .records
@@ -248,8 +256,14 @@ impl Replica {
     }
 
     /// Settles pending entries of a record against a newer server state by its policy.
-    fn settle(&mut self, k: &Key, server: Record, pending: Vec<OutboxEntry>, now_ms: u64) {
-        self.meta.hlc = Hlc::observe(&self.meta.hlc, &server.hlc, now_ms, &self.meta.client_id);
+    pub(super) fn settle(
+        &mut self,
+        k: &Key,
+        server: Record,
+        pending: Vec<OutboxEntry>,
+        now_ms: u64,
+    ) {
+        self.observe_stamp(&server.hlc, now_ms);
         self.touch_meta();
         let policy = self.policy(&k.0);
         let (base, local) = match self.records.get(k) {
@@ -281,6 +295,8 @@ impl Replica {
                 for e in pending {
                     self.events.push(Event::Settled {
                         entry_id: e.entry_id,
+                        collection: k.0.clone(),
+                        record_id: k.1.clone(),
                         outcome,
                         into: into.clone(),
                     });
@@ -291,6 +307,8 @@ impl Replica {
                 for e in pending {
                     self.events.push(Event::Settled {
                         entry_id: e.entry_id,
+                        collection: k.0.clone(),
+                        record_id: k.1.clone(),
                         outcome: Outcome::Superseded,
                         into: None,
                     });
@@ -338,6 +356,10 @@ impl Replica {
             if self.meta.resyncing {
                 self.resync_seen.insert(k.clone());
             }
+            if self.meta.restoring {
+                self.fold_restored(server, now_ms);
+                continue;
+            }
             if self
                 .records
                 .get(&k)
@@ -351,8 +373,7 @@ impl Replica {
                 continue;
             }
             if entries.is_empty() {
-                self.meta.hlc =
-                    Hlc::observe(&self.meta.hlc, &server.hlc, now_ms, &self.meta.client_id);
+                self.observe_stamp(&server.hlc, now_ms);
                 self.set_view(&k, State::of(server), server.hlc.clone());
                 self.records.get_mut(&k).expect("just set").base = Some(server.clone());
             } else {
@@ -365,6 +386,9 @@ impl Replica {
         }
         if !page.has_more {
             self.meta.last_synced_at_ms = Some(now_ms);
+            if self.meta.restoring {
+                self.finish_restore(now_ms);
+            }
             if self.meta.resyncing {
                 self.finish_resync();
             }
