@@ -21,6 +21,7 @@ pub mod policy;
 pub mod ports;
 pub mod protocol;
 pub mod replica;
+pub mod role;
 pub mod server;
 pub mod sim;
 pub mod state;

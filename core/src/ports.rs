@@ -8,6 +8,7 @@
 
 use crate::protocol::{PullResponse, PushRequest, PushResponse};
 use crate::replica::{StoredState, WriteBatch};
+use crate::role::Role;
 use std::fmt;
 
 /// Milliseconds since the Unix epoch. The only source of time the core sees.
@@ -52,6 +53,9 @@ pub trait Store {
     async fn load(&self) -> Result<StoredState, StoreError>;
     /// Makes a batch durable in one transaction.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// The role of the replica this store serves changed (see [`Role`]); a store shared by
+    /// several writers may commit more cheaply for the leader.
+    fn set_role(&self, _role: Role) {}
 }
 
 /// Per-request metadata the transport puts on the wire.

@@ -18,7 +18,7 @@ use crate::subject::Subject;
 use crate::tabs::{Channel, Leadership};
 use crate::transport::{FetchTransport, LiveStream};
 pub use early::EarlyOpen;
-use ferry_core::engine::{Engine, WriteTicket};
+use ferry_core::engine::{Engine, Role, WriteTicket};
 use ferry_core::policy::Policy;
 use ferry_core::replica::{Change, ReplicaConfig};
 use ferry_core::{CoreError, ErrorCode};
@@ -61,10 +61,8 @@ pub struct Client {
     pub store: IdbStore,
     transport: FetchTransport,
     pub options: ClientOptions,
-    config: ReplicaConfig,
     instance: String,
     me: Weak<Client>,
-    leader: Cell<bool>,
     closed: Cell<bool>,
     wake: Signal,
     pending: RefCell<Vec<Pending>>,
@@ -124,6 +122,7 @@ impl Client {
         let instance = format!("-t{}", random_hex(4));
         let mut config = ReplicaConfig::new(options.collections.clone());
         config.instance = instance.clone();
+        // The role the engine starts in (see `Engine::open`).
         config.coalesce = early.is_some();
         let transport =
             FetchTransport::new(&options.url, options.fetch.clone(), options.timeout_ms);
@@ -134,7 +133,7 @@ impl Client {
             tokens,
             JsClock,
             CryptoEntropy,
-            config.clone(),
+            config,
         )
         .await;
         let engine = match engine {
@@ -153,10 +152,8 @@ impl Client {
             store,
             transport,
             options,
-            config,
             instance,
             me: me.clone(),
-            leader: Cell::new(false),
             closed: Cell::new(false),
             wake: Signal::default(),
             pending: RefCell::new(Vec::new()),
@@ -190,8 +187,9 @@ impl Client {
         self.me.upgrade()
     }
 
+    /// Whether this tab leads: the engine's [`Role`], the one place it is kept.
     pub fn is_leader(&self) -> bool {
-        self.leader.get()
+        self.engine.role() == Role::Leader
     }
 
     pub fn is_closed(&self) -> bool {
@@ -222,11 +220,9 @@ impl Client {
         change: impl FnOnce(&mut ferry_core::replica::Replica, u64) -> Result<(), CoreError>,
     ) -> Result<Promise, CoreError> {
         self.check_open()?;
-        let now = self.engine.now_ms();
-        change(&mut self.engine.replica_mut(), now)?;
-        self.engine.nudge();
+        let ((), ticket) = self.engine.act(change)?;
         self.changed(true);
-        Ok(self.durable(self.engine.ticket()))
+        Ok(self.durable(ticket))
     }
 
     /// A promise for the commit of everything written so far, shared by the writes of a tick.
@@ -255,33 +251,15 @@ impl Client {
         let Some(ticket) = pending.last().map(|p| p.ticket) else {
             return;
         };
-        let mut result = self.engine.flush(ticket).await;
-        // The writes may have gone out with a commit the sync loop started: wait for it.
-        self.store.barrier().await;
-        if result.is_ok() && self.engine.ticket() != ticket {
-            result = Err(CoreError::new(
-                ErrorCode::Storage,
-                "the write was rolled back because storing it failed",
-            ));
-        }
-        if result.is_err() {
-            // The engine reloaded the replica from storage: show what is really stored.
-            self.engine.replica_mut().set_coalesce(self.is_leader());
-        }
+        // The engine waits for every commit started before, so writes that went out with
+        // a commit of the sync loop are durable (or rolled back) when this returns.
+        let result = self.engine.flush(ticket).await;
         for p in pending {
-            let ok = result.is_ok() && p.ticket == ticket;
-            let settle = match (&result, ok) {
-                (_, true) => p.resolve.call0(&JsValue::UNDEFINED),
-                (Err(e), false) => p
+            let settle = match result.clone().and_then(|()| self.engine.check(p.ticket)) {
+                Ok(()) => p.resolve.call0(&JsValue::UNDEFINED),
+                Err(e) => p
                     .reject
-                    .call1(&JsValue::UNDEFINED, &crate::interop::core_error(e)),
-                (Ok(()), false) => p.reject.call1(
-                    &JsValue::UNDEFINED,
-                    &crate::interop::js_error(
-                        ErrorCode::Storage.as_str(),
-                        "the write was rolled back because storing an earlier write failed",
-                    ),
-                ),
+                    .call1(&JsValue::UNDEFINED, &crate::interop::core_error(&e)),
             };
             let _ = settle;
         }
@@ -319,9 +297,9 @@ impl Client {
             return;
         }
         if self.flush_scheduled.get() || !self.pending.borrow().is_empty() {
-            self.store.barrier().await;
+            self.engine.settled().await;
         }
-        self.store.set_bases_are_mine(false);
+        self.engine.set_role(Role::Follower);
         if let Some(leadership) = self.leadership.borrow_mut().take() {
             leadership.release();
         }
@@ -331,9 +309,8 @@ impl Client {
         }
         self.live.borrow_mut().take();
         self.listeners.borrow_mut().clear();
-        self.leader.set(false);
         self.wake.notify();
-        self.store.barrier().await;
+        self.engine.settled().await;
         self.store.close();
     }
 

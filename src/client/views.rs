@@ -137,7 +137,7 @@ impl Client {
     /// records, acks, settles), then the sync state. A sync cycle that pulled only `notes`
     /// leaves every `tasks` query alone.
     pub(super) fn publish_changes(&self) {
-        let changed = self.engine.replica_mut().take_changed_collections();
+        let changed = self.engine.take_changed_collections();
         if !changed.is_empty() {
             self.publish_queries(Some(&changed));
         }
@@ -161,7 +161,7 @@ impl Client {
 
     /// Recomputes every view.
     pub fn publish_all(&self) {
-        self.engine.replica_mut().take_changed_collections();
+        self.engine.take_changed_collections();
         self.publish_queries(None);
         self.publish_inbox();
         self.publish_sync_state();

@@ -8,8 +8,10 @@
 //! - meta: the larger of the stored and the new `next_seq` and clock is kept;
 //! - records: a record's base version never goes backwards (a newer stored base is kept).
 //!
-//! Commits run one after another; [`IdbStore::barrier`] waits for every commit started
-//! before it. A `versionchange` from another tab closes the database; the next use reopens it.
+//! The store does not order commits itself: the engine's one commit pipeline
+//! (`ferry-core`'s `engine/commit.rs`) runs them one at a time, and never while a load
+//! that replaces the replica reads. A `versionchange` from another tab closes the database;
+//! the next use reopens it.
 
 mod load;
 pub use load::js_store_names_match;
@@ -21,9 +23,10 @@ use crate::crypto::Cipher;
 use crate::platform::js_error_name;
 use ferry_core::ports::{Store, StoreError};
 use ferry_core::replica::{StoredState, WriteBatch};
+use ferry_core::role::Role;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Promise};
 use outbox_rows::OutboxRows;
 use rows::{meta_row, BulkRecordRows, Codec, META_KEY};
 use schema::{CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
@@ -59,12 +62,10 @@ struct Inner {
     blocked_timeout_ms: u32,
     db: RefCell<Option<Database>>,
     on_version_change: RefCell<Option<Closure<dyn FnMut()>>>,
-    /// Resolves when the latest commit has finished.
-    tail: RefCell<Promise>,
     commits: Cell<u64>,
-    in_flight: Cell<u32>,
-    /// Whether no other tab can store a newer base than this one holds (see
-    /// [`IdbStore::set_bases_are_mine`]).
+    /// Whether no other tab can store a newer base than this one holds: the replica leads
+    /// ([`Role::owns_bases`], set by the engine through [`Store::set_role`]). Its commits then
+    /// skip the read that keeps a newer stored base; everyone else's commits keep doing it.
     bases_are_mine: Cell<bool>,
     /// Which row holds each outbox entry (see `outbox_rows`).
     outbox_rows: RefCell<OutboxRows>,
@@ -98,9 +99,7 @@ impl IdbStore {
             blocked_timeout_ms,
             db: RefCell::new(None),
             on_version_change: RefCell::new(None),
-            tail: RefCell::new(Promise::resolve(&JsValue::UNDEFINED)),
             commits: Cell::new(0),
-            in_flight: Cell::new(0),
             bases_are_mine: Cell::new(false),
             outbox_rows: RefCell::new(OutboxRows::default()),
             early_read: RefCell::new(None),
@@ -119,14 +118,6 @@ impl IdbStore {
         self.0.commits.get()
     }
 
-    /// Declares that this handle's writer is the only one that advances record bases — the
-    /// leader tab (only it pulls), once it has reloaded what the tabs before it stored. Its
-    /// commits then skip the read that keeps a newer stored base (there cannot be one);
-    /// everyone else's commits keep doing it.
-    pub fn set_bases_are_mine(&self, mine: bool) {
-        self.0.bases_are_mine.set(mine);
-    }
-
     /// Hands the next load the rows the package entry read before the module was ready
     /// (`earlyOpen` in `commit.js`), read under the leader lock this tab now holds. They are
     /// taken only when stored at this schema's version (else the open upgraded the database,
@@ -134,10 +125,8 @@ impl IdbStore {
     /// they were taken. Rows that another tab changed since are reloaded on first contact
     /// with it, as for any load (see `client/tabs.rs`).
     pub fn adopt_early_read(&self, version: f64, raw: JsValue) -> bool {
-        let fits = version == f64::from(schema::VERSION)
-            && raw.is_object()
-            && self.0.commits.get() == 0
-            && self.0.in_flight.get() == 0;
+        let fits =
+            version == f64::from(schema::VERSION) && raw.is_object() && self.0.commits.get() == 0;
         if fits {
             *self.0.early_read.borrow_mut() = Some(raw);
         }
@@ -147,17 +136,6 @@ impl IdbStore {
     /// Whether the load used rows read before the module was ready.
     pub fn loaded_early(&self) -> bool {
         self.0.loaded_early.get()
-    }
-
-    /// Whether a commit is under way.
-    pub fn is_committing(&self) -> bool {
-        self.0.in_flight.get() > 0
-    }
-
-    /// Waits until every commit started before this call has finished.
-    pub async fn barrier(&self) {
-        let tail = self.0.tail.borrow().clone();
-        let _ = JsFuture::from(tail).await;
     }
 
     /// Closes the connection; the next use reopens it.
@@ -293,8 +271,6 @@ async fn keyed<T: serde::Serialize>(
 impl Store for IdbStore {
     async fn load(&self) -> Result<StoredState, StoreError> {
         let db = self.db().await?;
-        let quiet = |inner: &Inner| (inner.in_flight.get() == 0).then(|| inner.commits.get());
-        let before = quiet(&self.0);
         let early = self.0.early_read.borrow_mut().take();
         let (state, outbox_rows) = match early {
             Some(raw) => {
@@ -303,31 +279,22 @@ impl Store for IdbStore {
             }
             None => load::load(db.as_sys(), &self.0.codec).await?,
         };
-        // Take in where the outbox rows are only when no commit of this tab ran meanwhile:
-        // the read may predate it, and the rows must always know this tab's own commits.
-        if before.is_some() && before == quiet(&self.0) {
-            *self.0.outbox_rows.borrow_mut() = outbox_rows;
-        }
+        // The engine never commits while it loads (both go through its commit pipeline),
+        // so the rows read here are where this handle's own commits left the outbox.
+        *self.0.outbox_rows.borrow_mut() = outbox_rows;
         Ok(state)
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        // Chain behind the previous commit, so commits finish in the order they started.
-        let previous = self.0.tail.borrow().clone();
-        let mut done: Option<Function> = None;
-        let mine = Promise::new(&mut |resolve, _| done = Some(resolve));
-        *self.0.tail.borrow_mut() = mine;
-        self.0.in_flight.set(self.0.in_flight.get() + 1);
-        let _ = JsFuture::from(previous).await;
         let result = self.write(batch).await;
-        self.0.in_flight.set(self.0.in_flight.get() - 1);
         if result.is_ok() {
             self.0.commits.set(self.0.commits.get() + 1);
         }
-        if let Some(done) = done {
-            let _ = done.call0(&JsValue::UNDEFINED);
-        }
         result
+    }
+
+    fn set_role(&self, role: Role) {
+        self.0.bases_are_mine.set(role.owns_bases());
     }
 }
 
