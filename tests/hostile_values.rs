@@ -72,3 +72,18 @@ async fn hostile_query_options_do_not_panic() {
     .await;
     done(ferry.close()).await;
 }
+
+#[wasm_bindgen_test]
+fn a_huge_retry_after_is_capped_instead_of_silencing_the_client_for_good() {
+    use ferry::transport::{parse_retry_after, MAX_RETRY_AFTER_MS};
+    assert_eq!(parse_retry_after("5"), Some(5_000));
+    assert_eq!(
+        parse_retry_after("99999999999999"),
+        Some(MAX_RETRY_AFTER_MS)
+    );
+    assert_eq!(
+        parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+        Some(MAX_RETRY_AFTER_MS)
+    );
+    assert_eq!(parse_retry_after("not a date"), None);
+}
