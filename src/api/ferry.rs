@@ -2,7 +2,7 @@
 
 use super::js;
 use super::observable::Observable;
-use crate::client::{Client, Query};
+use crate::client::{Client, QuerySpec};
 use crate::interop::{fields_from_js, js_error, record_from_js, string_arg, to_js};
 use crate::subject::Subject;
 use ferry_core::replica::Change;
@@ -128,7 +128,7 @@ impl Ferry {
             None
         };
         let subject = Rc::new(Subject::default());
-        let query = self.client.query(Query {
+        let query = self.client.query(QuerySpec {
             collection,
             filter,
             order,

@@ -27,7 +27,7 @@ use signal::Signal;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
-pub use views::Query;
+pub use views::{Query, QuerySpec};
 use wasm_bindgen::JsValue;
 
 /// The engine with the browser's ports.

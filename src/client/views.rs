@@ -1,6 +1,12 @@
 //! What the app observes: live queries, the sync state, the conflict inbox and the dead
 //! letters. Each is recomputed from the replica when something may have changed and only
 //! re-published (with a new reference) when its content did change.
+//!
+//! A live query's lifetime: it is recomputed on changes only while it has subscribers. One
+//! without subscribers (never subscribed, or after its last unsubscribe) is only marked
+//! stale, and recomputed when read (`getSnapshot`) or subscribed again; once its JS object
+//! is collected (wasm-bindgen registers exported objects with a `FinalizationRegistry`) or
+//! `.free()`d, it is gone.
 
 use super::Client;
 use crate::api::conflicts::Conflict;
@@ -10,9 +16,10 @@ use crate::subject::Subject;
 use ferry_core::protocol::Fields;
 use ferry_core::replica::Replica;
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// Whether a reload from the store is running, and whether another one was asked for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,8 +29,9 @@ pub enum RefreshState {
     Again,
 }
 
-/// A live query: the live records of a collection with equal `filter` fields, ordered.
-pub struct Query {
+/// What a live query asks for: the live records of a collection with equal `filter`
+/// fields, ordered.
+pub struct QuerySpec {
     pub collection: String,
     pub filter: Fields,
     /// Field and descending?
@@ -32,7 +40,36 @@ pub struct Query {
     pub subject: Rc<Subject>,
 }
 
+/// A live query (see the module docs for its lifetime).
+pub struct Query {
+    spec: QuerySpec,
+    client: Weak<Client>,
+    /// Changes may have happened since the value was computed (no one was subscribed).
+    stale: Cell<bool>,
+}
+
+impl std::ops::Deref for Query {
+    type Target = QuerySpec;
+    fn deref(&self) -> &QuerySpec {
+        &self.spec
+    }
+}
+
 impl Query {
+    /// Recomputes the value if changes were skipped while no one was subscribed.
+    pub fn refresh_if_stale(&self) {
+        if !self.stale.get() {
+            return;
+        }
+        let Some(client) = self.client.upgrade() else {
+            return;
+        };
+        self.stale.set(false);
+        let text = self.compute(&client.engine.replica());
+        client.count_computation(&self.collection);
+        self.publish(text);
+    }
+
     /// The rows as JSON text.
     fn compute(&self, replica: &Replica) -> String {
         let mut rows: Vec<&ferry_core::replica::LocalRecord> = replica
@@ -98,14 +135,14 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 
 impl Client {
     /// Registers a live query and computes its first value.
-    pub fn query(&self, query: Query) -> Rc<Query> {
-        let query = Rc::new(query);
+    pub fn query(&self, spec: QuerySpec) -> Rc<Query> {
+        let query = Rc::new(Query {
+            spec,
+            client: self.me.clone(),
+            stale: Cell::new(false),
+        });
         let text = query.compute(&self.engine.replica());
-        *self
-            .computations
-            .borrow_mut()
-            .entry(query.collection.clone())
-            .or_default() += 1;
+        self.count_computation(&query.collection);
         query.publish(text);
         let mut queries = self.queries.borrow_mut();
         queries.retain(|q| q.strong_count() > 0);
@@ -176,15 +213,32 @@ impl Client {
             .unwrap_or(0)
     }
 
-    /// Recomputes the live queries of `collections` (`None`: all of them).
+    fn count_computation(&self, collection: &str) {
+        *self
+            .computations
+            .borrow_mut()
+            .entry(collection.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Recomputes the subscribed live queries of `collections` (`None`: all of them); the
+    /// others are marked stale.
     fn publish_queries(&self, collections: Option<&BTreeSet<String>>) {
-        let queries: Vec<Rc<Query>> = self
-            .queries
-            .borrow()
-            .iter()
-            .filter_map(|q| q.upgrade())
-            .filter(|q| collections.is_none_or(|c| c.contains(&q.collection)))
-            .collect();
+        let queries: Vec<Rc<Query>> = {
+            let mut all = self.queries.borrow_mut();
+            all.retain(|q| q.strong_count() > 0);
+            all.iter()
+                .filter_map(|q| q.upgrade())
+                .filter(|q| collections.is_none_or(|c| c.contains(&q.collection)))
+                .filter(|q| {
+                    let watched = q.subject.subscriber_count() > 0;
+                    if !watched {
+                        q.stale.set(true);
+                    }
+                    watched
+                })
+                .collect()
+        };
         if queries.is_empty() {
             return;
         }
