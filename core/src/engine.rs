@@ -10,12 +10,14 @@
 //! commit, or [`Engine::reload`] after another writer committed), always configured from the
 //! engine's one [`Role`].
 
+mod checks;
 mod commit;
 
 use crate::error::CoreError;
 use crate::ids::{new_client_id, traceparent};
 use crate::metrics::{Metrics, MetricsReport};
 use crate::outbox::idempotency_key;
+use crate::outcomes::{OutcomeEvent, OutcomeQueue};
 use crate::ports::{Clock, Entropy, RequestMeta, Store, TokenSource, Transport, TransportError};
 use crate::protocol::{PullResponse, PushRequest, PushResponse};
 use crate::replica::{Change, Event, Replica, ReplicaConfig};
@@ -32,6 +34,9 @@ use std::task::{Context, Poll, Waker};
 
 /// Most push rounds in one cycle (conflict re-pushes can chain while others keep writing).
 const MAX_PUSH_ROUNDS: usize = 64;
+
+/// Most committed events kept for [`Engine::take_events`] when nobody drains them.
+pub const MAX_UNDRAINED_EVENTS: usize = 10_000;
 
 /// Polls a future to completion on this thread. For futures that never wait on real IO
 /// (the in-memory ports); a future that stays pending is a bug and panics.
@@ -82,6 +87,7 @@ pub struct Engine<S, T, A, C, E> {
     role: Cell<Role>,
     commits: CommitPipeline,
     events: RefCell<Vec<Event>>,
+    outcomes: RefCell<OutcomeQueue>,
     metrics: RefCell<Metrics>,
     progress: RefCell<Progress>,
 }
@@ -116,6 +122,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             role: Cell::new(role),
             commits: CommitPipeline::default(),
             events: RefCell::new(Vec::new()),
+            outcomes: RefCell::new(OutcomeQueue::default()),
             metrics: RefCell::new(Metrics::default()),
             progress: RefCell::new(Progress::default()),
         };
@@ -277,7 +284,16 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         place.commit_turn().await?;
         match self.store.commit(&batch).await {
             Ok(()) => {
-                self.events.borrow_mut().extend(events);
+                self.outcomes.borrow_mut().record(&events);
+                let mut kept = self.events.borrow_mut();
+                if kept.len().saturating_add(events.len()) > MAX_UNDRAINED_EVENTS {
+                    // Nobody drains them (the browser listens to outcomes instead): keep
+                    // the newest, so a long-lived tab does not grow without bound.
+                    let held = kept.len();
+                    let excess = (held + events.len()).saturating_sub(MAX_UNDRAINED_EVENTS);
+                    kept.drain(..excess.min(held));
+                }
+                kept.extend(events);
                 Ok(())
             }
             Err(error) => {
@@ -301,9 +317,26 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         self.commits.is_busy()
     }
 
-    /// Events of committed changes since the last call.
+    /// Events of committed changes since the last call (the newest
+    /// [`MAX_UNDRAINED_EVENTS`] when nobody drained them).
     pub fn take_events(&self) -> Vec<Event> {
         std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// What the app should hear about since the last call, oldest first: merges, conflicts,
+    /// dead letters, rollbacks, lost storage (see `outcomes.rs`; bounded when not drained).
+    pub fn drain_outcomes(&self) -> Vec<OutcomeEvent> {
+        self.outcomes.borrow_mut().drain()
+    }
+
+    /// Queues an outcome the engine cannot see itself (the browser layer's `StorageLost`).
+    pub fn report_outcome(&self, outcome: OutcomeEvent) {
+        self.outcomes.borrow_mut().push(outcome);
+    }
+
+    /// How many outcomes were dropped because nobody drained them.
+    pub fn outcomes_dropped(&self) -> u64 {
+        self.outcomes.borrow().dropped()
     }
 
     /// The browser reports the network is back.
@@ -389,8 +422,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             self.commit().await.map_err(storage_failure)?;
             let timing = self.batch_timing(&req);
             let meta = self.meta(trace, idempotency_key(&req.mutations));
+            let sent_at = self.clock.now_ms();
             match self.request(Request::Push(&req), meta).await {
                 Ok(Response::Push(resp)) => {
+                    self.check_push_answer(&req, &resp, sent_at)?;
                     let now = self.clock.now_ms();
                     self.record_push_metrics(&req, &resp, &timing, now);
                     let summary = self.replica.borrow_mut().on_push_response(&resp, now);
@@ -412,6 +447,13 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                     }
                 }
                 Ok(Response::Pull(_)) => unreachable!("a push answers with a push response"),
+                Err(TransportError::Http { status: 413, .. }) => {
+                    // Too large for the server: smaller batches next, or a dead letter for
+                    // a lone mutation; the writes behind it go on at once.
+                    let now = self.clock.now_ms();
+                    self.replica.borrow_mut().on_push_too_large(&req, now);
+                    self.commit().await.map_err(storage_failure)?;
+                }
                 Err(error) => {
                     self.replica
                         .borrow_mut()
@@ -425,18 +467,27 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
+        let mut rolled_back = false;
         loop {
             let (cursor, limit) = {
                 let r = self.replica.borrow();
                 (r.cursor(), r.config().pull_limit)
             };
             let meta = self.meta(trace, String::new());
+            let sent_at = self.clock.now_ms();
             match self.request(Request::Pull(cursor, limit), meta).await {
                 Ok(Response::Pull(page)) => {
+                    let check =
+                        self.check_pull_page(cursor, limit, &page, sent_at, rolled_back)?;
+                    if let checks::PageCheck::RestartFromZero = check {
+                        rolled_back = true;
+                        self.commit().await.map_err(storage_failure)?;
+                        continue;
+                    }
                     {
                         let mut p = self.progress.borrow_mut();
-                        p.pulled += page.changes.len() as u64;
-                        p.pull_estimate = p.pulled + page.remaining;
+                        p.pulled = p.pulled.saturating_add(page.changes.len() as u64);
+                        p.pull_estimate = p.pulled.saturating_add(page.remaining);
                     }
                     self.replica
                         .borrow_mut()
@@ -567,15 +618,25 @@ fn storage_failure(e: CoreError) -> (Failure, String) {
 /// Maps a transport failure to the state machine's input.
 pub fn classify(error: &TransportError) -> (Failure, String) {
     let failure = match error {
-        TransportError::Network(_) | TransportError::Timeout => Failure::Network,
+        TransportError::Network(_) => Failure::Network,
+        // The network carried the request; the server was slow: not "offline".
+        TransportError::Timeout => Failure::Retryable {
+            retry_after_ms: None,
+        },
         TransportError::Unauthorized => Failure::Auth,
         TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable {
             retry_after_ms: *retry_after_ms,
         },
         TransportError::Http { .. } => Failure::Fatal,
-        TransportError::CursorExpired | TransportError::Decode(_) => Failure::Retryable {
+        TransportError::CursorExpired => Failure::Retryable {
             retry_after_ms: None,
         },
+        TransportError::Decode(detail) => {
+            return (
+                Failure::Protocol,
+                crate::answers::undecodable(detail).to_string(),
+            )
+        }
     };
     (failure, error.to_string())
 }

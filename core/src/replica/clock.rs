@@ -12,6 +12,10 @@ use crate::protocol::limits::MAX_CLOCK_DRIFT_MS;
 /// again (network jitter would otherwise rewrite the meta row on every answer).
 pub const CLOCK_RECALIBRATE_MS: u64 = 250;
 
+/// How far beyond the clock bound this replica's clock must have run before it is pulled
+/// back to the bound (see [`Replica::bound_clock`]).
+pub const CLOCK_PULL_BACK_MS: u64 = 3_600_000;
+
 impl Replica {
     /// This device's time corrected by the measured offset to the server's clock.
     pub fn corrected_now(&self, now_ms: u64) -> u64 {
@@ -41,13 +45,29 @@ impl Replica {
     /// next writes then order as a person expects against other devices' edits. Only once
     /// the server's time is known: before that, a clock behind its own stamps may as well be
     /// a wall clock set back, and the stamps must not go back with it.
+    ///
+    /// Only a clock far ahead is pulled back (beyond the bound by [`CLOCK_PULL_BACK_MS`], so
+    /// jitter in the measured offset never does), and never below the latest stamp this
+    /// replica issued itself: a stamp is never issued twice. (A clock far ahead got there by
+    /// reopening over stored stamps of another device's wrong clock, or by its own clock.)
     pub(super) fn bound_clock(&mut self, corrected_now: u64) {
         if !self.meta.clock_calibrated {
             return;
         }
         let bound = corrected_now.saturating_add(MAX_CLOCK_DRIFT_MS);
-        if self.meta.hlc.wall_ms > bound {
-            self.meta.hlc.wall_ms = bound;
+        let limit = bound.saturating_add(CLOCK_PULL_BACK_MS);
+        if self.meta.hlc.wall_ms > limit {
+            // The latest own stamp not far ahead: the clock continues after it. Own stamps
+            // far ahead (a clock that was a day ahead) are met again only a day later.
+            let below = self.own_stamps.partition_point(|s| s.0 <= limit);
+            let stored = below.checked_sub(1).map_or((0, 0), |i| self.own_stamps[i]);
+            let session = Some(self.own_floor)
+                .filter(|s| s.0 <= limit)
+                .unwrap_or((0, 0));
+            let (wall_ms, counter) = stored.max(session).max((bound, 0));
+            self.meta.hlc.wall_ms = wall_ms;
+            self.meta.hlc.counter = counter;
+            self.touch_meta();
         }
     }
 

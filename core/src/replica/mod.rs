@@ -258,6 +258,11 @@ pub struct Replica {
     /// How large a push may be (see `replica/limits.rs`); not persisted: the server
     /// advertises it again in every answer.
     push_limits: PushLimits,
+    /// The stamps this replica issued, as stored when it opened (sorted), and the latest it
+    /// issued since: a clock pulled back to the bound never goes below one of them near the
+    /// bound, so no stamp is issued twice (see `replica/clock.rs`).
+    own_stamps: Vec<(u64, u32)>,
+    own_floor: (u64, u32),
 }
 
 #[derive(Default)]
@@ -286,7 +291,7 @@ impl Replica {
             .as_ref()
             .map(|m| m.hlc.clone())
             .unwrap_or_default();
-        let latest = latest_stamp(&stored_meta_hlc, &stored);
+        let (latest, own_stamps) = latest_stamp(&stored_meta_hlc, &stored);
         // A replica just opened is new to whoever watches it: every collection counts as changed.
         let changed_collections: BTreeSet<String> = config
             .collections
@@ -347,6 +352,8 @@ impl Replica {
             changed_collections,
             sent_entries: 0,
             push_limits: PushLimits::default(),
+            own_stamps,
+            own_floor: (0, 0),
         };
         for entry in stored.outbox {
             replica.insert_entry(entry);
@@ -570,14 +577,16 @@ impl Replica {
         let now = self.corrected_now(now_ms);
         self.bound_clock(now);
         self.meta.hlc = Hlc::tick(&self.meta.hlc, now, &self.meta.client_id);
+        self.own_floor = (self.meta.hlc.wall_ms, self.meta.hlc.counter);
         self.meta.hlc.clone()
     }
 }
 
 /// The clock a reopened replica continues from: the latest of the stored meta's clock and
-/// every stamp stored with the data (see [`Replica::tick`]). Only wall time and counter
-/// matter; the node stays this replica's.
-fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> Hlc {
+/// every stamp stored with the data (see [`Replica::tick`]); and, sorted, those this replica
+/// issued itself (a clock pulled back never goes below one near it). Only wall time and
+/// counter matter; the node stays this replica's.
+fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> (Hlc, Vec<(u64, u32)>) {
     // Compared as (wall, counter) pairs: no stamp is copied (a reopen walks every record).
     let entry_ids: Vec<Hlc> = stored
         .outbox
@@ -592,14 +601,24 @@ fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> Hlc {
         .chain(entry_ids.iter())
         .chain(stored.conflicts.iter().map(|c| &c.local_hlc));
     let mut latest = (meta_hlc.wall_ms, meta_hlc.counter);
+    // Pulled stamps count too: a stamp far ahead (another device's wrong clock) is pulled
+    // back by the clock bound at the next local stamp once calibrated (`replica/clock.rs`).
+    let mut own = vec![latest];
     for stamp in stamps {
         latest = latest.max((stamp.wall_ms, stamp.counter));
+        // (An entry id carries the tab instance after the node, hence `starts_with`.)
+        if stamp.node.starts_with(meta_hlc.node.as_str()) {
+            own.push((stamp.wall_ms, stamp.counter));
+        }
     }
-    Hlc {
+    own.sort_unstable();
+    own.dedup();
+    let at = Hlc {
         wall_ms: latest.0,
         counter: latest.1,
         ..meta_hlc.clone()
-    }
+    };
+    (at, own)
 }
 
 /// Applies one op's effect to a state, as the server does.
