@@ -66,12 +66,19 @@ fn check_history(applied: &[crate::server::AppliedOp]) -> Result<HashSet<&str>, 
     Ok(seen_ops)
 }
 
+/// One device's record at a restore: the stamp and state it held as synced, and the state
+/// it showed (with its own pending edit, which may undo what it held).
+struct Held {
+    hlc: Hlc,
+    base: State,
+    shown: State,
+}
+
 /// What devices held when the server was restored, to check that it came back.
 #[derive(Default)]
 pub struct Watch {
-    /// Record → the stamp and state each device held it at as synced, and the state it
-    /// showed (with its own pending edit, which may undo what it held).
-    held: HashMap<(String, String), HashMap<usize, (Hlc, State, State)>>,
+    /// Record → what each device held of it.
+    held: HashMap<(String, String), HashMap<usize, Held>>,
     /// The restored history's head: a record version above it was written after the restore.
     restored_head: u64,
 }
@@ -101,7 +108,11 @@ impl Watch {
                     .or_default()
                     .insert(
                         c.index,
-                        (base.hlc.clone(), State::of(base), r.state.clone()),
+                        Held {
+                            hlc: base.hlc.clone(),
+                            base: State::of(base),
+                            shown: r.state.clone(),
+                        },
                     );
             }
         }
@@ -138,7 +149,11 @@ impl Watch {
         };
         let right_clocks = clients.iter().all(|c| c.skew_ms == 0);
         for ((collection, id), holders) in &self.held {
-            let Some((held, held_state, shown)) = holders.values().max_by(|a, b| a.0.cmp(&b.0))
+            let Some(Held {
+                hlc: held,
+                base: held_state,
+                shown,
+            }) = holders.values().max_by(|a, b| a.hlc.cmp(&b.hlc))
             else {
                 continue;
             };
