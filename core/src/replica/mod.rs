@@ -361,7 +361,43 @@ impl Replica {
         // Loaded entries are what the store holds: nothing to save. (Marking them unsaved
         // made a reloaded follower tab look busy forever, so it could never take over.)
         replica.dirty.outbox.clear();
+        replica.repair_missing_records();
         replica
+    }
+
+    /// Outbox entries whose record row is missing (storage lost it, or it was tampered with)
+    /// get their record back as the entries describe it, so the writes stay visible and
+    /// nothing later panics on the missing row. The repaired rows are saved with the next
+    /// commit.
+    fn repair_missing_records(&mut self) {
+        let missing: Vec<Key> = self
+            .entries_by_record
+            .keys()
+            .filter(|k| !self.records.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in missing {
+            let entries = self.entries_of(&k);
+            let hlc = entries
+                .iter()
+                .map(|e| e.hlc.clone())
+                .max()
+                .unwrap_or_default();
+            let state = entries
+                .iter()
+                .fold(State::tombstone(), |s, e| apply_op(&s, e.op, &e.patch));
+            self.records.insert(
+                k.clone(),
+                LocalRecord {
+                    collection: k.0.clone(),
+                    id: k.1.clone(),
+                    base: None,
+                    state,
+                    hlc,
+                },
+            );
+            self.touch_record(&k);
+        }
     }
 
     pub fn config(&self) -> &ReplicaConfig {

@@ -276,10 +276,18 @@ impl Replica {
             .max()
             .unwrap_or_default();
         let resolution = resolve(policy, base.as_ref(), &local, &local_hlc, &server);
+        // A record row missing under its outbox entries (storage lost it) is not a reason
+        // to panic: the server's state becomes its base and the policy settles as usual.
         let rec = self
             .records
-            .get_mut(k)
-            .expect("a record with pending entries exists");
+            .entry(k.clone())
+            .or_insert_with(|| super::LocalRecord {
+                collection: k.0.clone(),
+                id: k.1.clone(),
+                base: None,
+                state: State::tombstone(),
+                hlc: local_hlc.clone(),
+            });
         rec.base = Some(server.clone());
         match resolution {
             Resolution::Keep { state, merged } => {

@@ -125,7 +125,7 @@ impl SimClient {
         let unacked = self
             .fates
             .entries()
-            .filter(|e| !matches!(self.fates.final_fate(e), super::fates::Fate::Applied { .. }))
+            .filter(|e| self.fates.final_fate(e) == super::fates::Fate::Pending)
             .count();
         report.lost_on_wipe += unacked as u64 + self.pending.len() as u64;
         self.fates = FateBook::default();
