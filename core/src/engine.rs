@@ -12,13 +12,16 @@
 
 mod checks;
 mod commit;
+mod storage_lost;
 
 use crate::error::CoreError;
 use crate::ids::{new_client_id, traceparent};
 use crate::metrics::{Metrics, MetricsReport};
 use crate::outbox::idempotency_key;
 use crate::outcomes::{OutcomeEvent, OutcomeQueue};
-use crate::ports::{Clock, Entropy, RequestMeta, Store, TokenSource, Transport, TransportError};
+use crate::ports::{
+    Clock, Entropy, RequestMeta, Store, StoreError, TokenSource, Transport, TransportError,
+};
 use crate::protocol::{PullResponse, PushRequest, PushResponse};
 use crate::replica::{Change, Event, Replica, ReplicaConfig};
 pub use crate::role::Role;
@@ -181,7 +184,18 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         }
         let place = self.commits.enter();
         place.turn().await;
-        let stored = self.store.load().await?;
+        let stored = match self.store.load().await {
+            Ok(stored) => stored,
+            // Nothing to reload from: the replica is the truth, and now stored again.
+            Err(StoreError::Lost(reason)) => {
+                return self
+                    .recreate_store(reason)
+                    .await
+                    .map(|()| true)
+                    .map_err(Into::into)
+            }
+            Err(error) => return Err(error.into()),
+        };
         if self.is_busy_besides(place.has_followers()) {
             return Ok(false);
         }
@@ -282,7 +296,12 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         };
         let place = self.commits.enter();
         place.commit_turn().await?;
-        match self.store.commit(&batch).await {
+        let stored = match self.store.commit(&batch).await {
+            // The batch is part of the replica the storage is re-created from.
+            Err(StoreError::Lost(reason)) => self.recreate_store(reason).await,
+            other => other,
+        };
+        match stored {
             Ok(()) => {
                 self.outcomes.borrow_mut().record(&events);
                 let mut kept = self.events.borrow_mut();

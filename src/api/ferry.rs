@@ -156,6 +156,14 @@ impl Ferry {
         Observable::create(self.client.dead_letters.clone(), None)
     }
 
+    /// What the app should hear about (merges, conflicts, dead letters, a server that lost
+    /// history, a database lost under the tab): the newest 100 outcomes, oldest first, each
+    /// with a rising `seq`.
+    #[wasm_bindgen(getter, unchecked_return_type = "Observable<Outcome[]>")]
+    pub fn outcomes(&self) -> JsValue {
+        Observable::create(self.client.outcomes.clone(), None)
+    }
+
     /// Sync health figures.
     #[wasm_bindgen(unchecked_return_type = "FerryMetrics")]
     pub fn metrics(&self) -> JsValue {

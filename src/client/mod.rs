@@ -8,6 +8,7 @@
 
 mod early;
 mod network;
+mod outcomes;
 mod signal;
 mod tabs;
 mod views;
@@ -74,6 +75,8 @@ pub struct Client {
     pub(crate) sync_state: Rc<Subject>,
     pub(crate) conflicts: Rc<Subject>,
     pub(crate) dead_letters: Rc<Subject>,
+    pub(crate) outcomes: Rc<Subject>,
+    outcome_log: RefCell<outcomes::OutcomeLog>,
     queries: RefCell<Vec<Weak<Query>>>,
     computations: RefCell<BTreeMap<String, u64>>,
     storage: RefCell<serde_json::Value>,
@@ -164,6 +167,8 @@ impl Client {
             sync_state: Rc::new(Subject::default()),
             conflicts: Rc::new(Subject::default()),
             dead_letters: Rc::new(Subject::default()),
+            outcomes: Rc::new(Subject::new(js_sys::Array::new().into())),
+            outcome_log: RefCell::new(Default::default()),
             queries: RefCell::new(Vec::new()),
             computations: RefCell::new(BTreeMap::new()),
             storage: RefCell::new(
@@ -179,6 +184,7 @@ impl Client {
         client.publish_all();
         client.join_tabs(early);
         client.listen_to_browser();
+        client.watch_storage();
         client.clone().spawn_storage_check(true);
         Ok(client)
     }

@@ -174,6 +174,7 @@ impl Client {
     /// records, acks, settles), then the sync state. A sync cycle that pulled only `notes`
     /// leaves every `tasks` query alone.
     pub(super) fn publish_changes(&self) {
+        self.publish_outcomes();
         let changed = self.engine.take_changed_collections();
         if !changed.is_empty() {
             self.publish_queries(Some(&changed));
@@ -303,6 +304,9 @@ impl Client {
             "lastSyncedAt": r.meta().last_synced_at_ms,
             "nextRetryAt": s.next_retry_at_ms,
             "lastError": s.last_error,
+            "errorCode": s.last_error_code,
+            "rollback": s.last_rollback.as_ref().map(|r| json!({"at": r.at_ms, "previousEpoch": r.previous_epoch, "epoch": r.epoch})),
+            "storageLost": self.outcome_log.borrow().storage_lost,
             "isLeader": self.is_leader(),
             "storage": *self.storage.borrow(),
             "progress": {"pulled": p.pulled, "pullEstimate": p.pull_estimate, "pushed": p.pushed, "pushTotal": p.push_total},
@@ -320,6 +324,8 @@ impl Client {
                     "lastSyncedAt",
                     "nextRetryAt",
                     "lastError",
+                    "errorCode",
+                    "rollback",
                     "progress",
                 ] {
                     state[key] = leader[key].clone();
