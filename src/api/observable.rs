@@ -60,10 +60,17 @@ impl Observable {
             ));
         }
         let id = self.subject.subscribe(observer);
+        if let Some(query) = &self._query {
+            query.hold();
+        }
         let subject = Rc::downgrade(&self.subject);
+        let query = self._query.as_ref().map(Rc::downgrade);
         let unsubscribe: Function = Closure::<dyn Fn()>::new(move || {
             if let Some(s) = subject.upgrade() {
                 s.unsubscribe(id);
+            }
+            if let Some(q) = query.as_ref().and_then(|q| q.upgrade()) {
+                q.release_if_unwatched();
             }
         })
         .into_js_value()

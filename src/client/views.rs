@@ -4,8 +4,9 @@
 //!
 //! A live query's lifetime: it is recomputed on changes only while it has subscribers. One
 //! without subscribers (never subscribed, or after its last unsubscribe) is only marked
-//! stale, and recomputed when read (`getSnapshot`) or subscribed again; once its JS object
-//! is collected (wasm-bindgen registers exported objects with a `FinalizationRegistry`) or
+//! stale, and recomputed when read (`getSnapshot`) or subscribed again. While it has
+//! subscribers it keeps itself alive (its JS object may be collected meanwhile: the app
+//! holds only the unsubscribe function); once it has none and its JS object is collected (wasm-bindgen registers exported objects with a `FinalizationRegistry`) or
 //! `.free()`d, it is gone.
 
 use super::Client;
@@ -16,7 +17,7 @@ use crate::subject::Subject;
 use ferry_core::protocol::Fields;
 use ferry_core::replica::Replica;
 use serde_json::{json, Value};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::rc::{Rc, Weak};
@@ -46,6 +47,8 @@ pub struct Query {
     client: Weak<Client>,
     /// Changes may have happened since the value was computed (no one was subscribed).
     stale: Cell<bool>,
+    /// The query itself while it has subscribers (see the module docs).
+    keep_alive: RefCell<Option<Rc<Query>>>,
 }
 
 impl std::ops::Deref for Query {
@@ -56,6 +59,19 @@ impl std::ops::Deref for Query {
 }
 
 impl Query {
+    /// A subscriber was added: live at least until the last one leaves.
+    pub fn hold(self: &Rc<Self>) {
+        *self.keep_alive.borrow_mut() = Some(self.clone());
+    }
+
+    /// A subscriber left: when it was the last, the query lives only as long as its JS
+    /// object.
+    pub fn release_if_unwatched(&self) {
+        if self.subject.subscriber_count() == 0 {
+            self.keep_alive.borrow_mut().take();
+        }
+    }
+
     /// Recomputes the value if changes were skipped while no one was subscribed.
     pub fn refresh_if_stale(&self) {
         if !self.stale.get() {
@@ -140,6 +156,7 @@ impl Client {
             spec,
             client: self.me.clone(),
             stale: Cell::new(false),
+            keep_alive: RefCell::new(None),
         });
         let text = query.compute(&self.engine.replica());
         self.count_computation(&query.collection);
