@@ -3,7 +3,7 @@
 //! bytes, the bounded clock.
 
 use ferry_core::policy::Policy;
-use ferry_core::protocol::{Fields, PushResponse, ServerLimits};
+use ferry_core::protocol::{Fields, PushResponse, Rejected, ServerLimits};
 use ferry_core::replica::{Change, Replica, ReplicaConfig, StoredState, TooLarge};
 use ferry_core::server::MemoryServer;
 use ferry_core::sim::SimRules;
@@ -334,5 +334,46 @@ fn pushes_answered_by_a_rolled_back_server_are_still_folded_in() {
     a.check_history("e1", 0);
     assert!(a.check_history(&resp.epoch, resp.cursor).is_some());
     a.on_push_response(&resp, NOW);
+    assert_eq!(a.outbox_depth(), 0);
+}
+
+#[test]
+fn a_write_refused_as_clock_ahead_goes_out_again_with_the_calibrated_stamp() {
+    // A device ten minutes ahead writes before it ever heard the server's time.
+    let ahead = 10 * 60_000;
+    let mut a = replica("a");
+    a.write(
+        "tasks",
+        "t",
+        Change::Put(fields(json!({"done": true}))),
+        NOW + ahead,
+    )
+    .unwrap();
+    let req = a.begin_push().unwrap();
+    a.calibrate(NOW, NOW + ahead, NOW + ahead);
+    let refused = PushResponse {
+        rejected: vec![Rejected {
+            op_id: req.mutations[0].op_id.clone(),
+            code: "clock_ahead".into(),
+            message: "stamp ahead of the server clock".into(),
+            retryable: false,
+        }],
+        cursor: 1,
+        server_time: NOW,
+        ..PushResponse::default()
+    };
+    let summary = a.on_push_response(&refused, NOW + ahead);
+    assert_eq!(summary.restamped, 1);
+    assert_eq!(a.dead_letters().count(), 0, "not a dead letter");
+    let again = a.begin_push().expect("the write goes out again");
+    let stamp = again.mutations[0].hlc.wall_ms;
+    assert!(
+        stamp.abs_diff(NOW) < 1_000,
+        "re-stamped at {stamp}, server time {NOW}"
+    );
+    assert_eq!(again.mutations[0].patch.get("done"), Some(&json!(true)));
+    let mut server = MemoryServer::default();
+    let resp = server.push("t", &again, &SimRules).unwrap();
+    a.on_push_response(&resp, NOW + ahead);
     assert_eq!(a.outbox_depth(), 0);
 }

@@ -16,7 +16,12 @@ pub struct PushSummary {
     pub dead_lettered: usize,
     /// Ops the server asked to send again later (retryable refusals).
     pub retry: usize,
+    /// Ops refused for a stamp ahead of the server's clock, sent again re-stamped.
+    pub restamped: usize,
 }
+
+/// The server's code for a mutation whose stamp is beyond the clock bound of its clock.
+pub const CLOCK_AHEAD: &str = "clock_ahead";
 
 impl Replica {
     /// Whether anything waits to be pushed.
@@ -130,10 +135,43 @@ impl Replica {
             let Some(entry) = self.remove_entry(entry_id) else {
                 continue;
             };
+            if r.code == CLOCK_AHEAD && self.meta.clock_calibrated {
+                // Refused for its stamp, not its content: the write goes out again, stamped
+                // with the calibrated clock (this answer carried the server's time).
+                summary.restamped += 1;
+                self.restamp(entry, now_ms);
+                continue;
+            }
             summary.dead_lettered += 1;
             self.dead_letter(entry, &r.code, &r.message, now_ms);
         }
         summary
+    }
+
+    /// Sends a write refused as `clock_ahead` again as a new entry, stamped with the
+    /// corrected time (the clock is pulled back to it first: it ran ahead before the device
+    /// first heard the server's time).
+    fn restamp(&mut self, entry: OutboxEntry, now_ms: u64) {
+        let k = key(&entry.collection, &entry.record_id);
+        let corrected = self.corrected_now(now_ms);
+        if self.meta.hlc.wall_ms > corrected {
+            self.meta.hlc.wall_ms = corrected;
+            self.meta.hlc.counter = 0;
+            self.touch_meta();
+        }
+        let stamp = self.tick(now_ms);
+        if let Some(rec) = self.records.get_mut(&k) {
+            rec.hlc = stamp.clone();
+            self.touch_record(&k);
+        }
+        let into = self.reconcile_entry(&k, &stamp, stamp.clone(), now_ms, false);
+        self.events.push(Event::Settled {
+            entry_id: entry.entry_id,
+            collection: k.0.clone(),
+            record_id: k.1.clone(),
+            outcome: Outcome::Kept,
+            into,
+        });
     }
 
     fn acknowledge(&mut self, entry: OutboxEntry, version: u64, now_ms: u64) {
