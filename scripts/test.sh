@@ -113,6 +113,9 @@ stage "JS suites: npm run test:packaging, npm run test:engine (node --test, Chro
 # and, for test:engine, ferry-server in release mode.
 npm run test:packaging
 npm run test:engine
+# The browser fault suite (tests/faults/, the trust issue's faults against the real server;
+# tests/faults/after-merge/ needs the server branch's answer fields and is run by hand).
+npm run test:faults
 
 # ---------------------------------------------------------------------------------------
 stage "end-to-end tests (npm run test:e2e, if present)"
