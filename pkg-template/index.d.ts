@@ -89,10 +89,25 @@ export interface SyncState {
   nextRetryAt: number | null;
   /** What went wrong last, in words (with `auth-required`: what was wrong with the token). */
   lastError: string | null;
+  /** The kind of the last error when Ferry knows it, e.g. `protocol_error`. */
+  errorCode: string | null;
+  /** The last time the server was found to have lost history (restored or recreated). */
+  rollback: { at: number; previousEpoch: string; epoch: string } | null;
+  /** The last time the local database was lost under this tab and re-created. */
+  storageLost: { at: number; reason: string } | null;
   isLeader: boolean;
   storage: { persisted: boolean; usage: number | null; quota: number | null };
   progress: { pulled: number; pullEstimate: number; pushed: number; pushTotal: number };
 }
+
+/** One thing the app should hear about, once it is durable. `seq` rises by one per outcome. */
+export type Outcome = { seq: number; at: number } & (
+  | { kind: 'merged'; entryId: string; collection: string; id: string }
+  | { kind: 'conflicted'; entryId: string; conflictId: string }
+  | { kind: 'dead-lettered'; entryId: string; letterId: string; code: string }
+  | { kind: 'rollback-detected'; previousEpoch: string; epoch: string; cursor: number; head: number }
+  | { kind: 'storage-lost'; reason: string }
+);
 
 export interface FerryMetrics {
   syncSuccessRate: number | null;
@@ -259,6 +274,8 @@ export declare class Ferry<S extends SchemaOf<S> = UntypedSchema> {
   readonly conflicts: Observable<AnyConflict<S>[]>;
   /** The mutations the server refused for good (the same object on every access). */
   readonly deadLetters: Observable<AnyDeadLetter<S>[]>;
+  /** Merges, conflicts, dead letters, rollbacks and lost storage: the newest 100 (the same object on every access). */
+  readonly outcomes: Observable<Outcome[]>;
   /** Whether this tab runs the network loop. */
   readonly isLeader: boolean;
   /** Sync health figures. */

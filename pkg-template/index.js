@@ -281,6 +281,7 @@ export class Ferry {
   #syncState;
   #conflicts;
   #deadLetters;
+  #outcomes;
   #log;
   #history = new ConflictHistory();
 
@@ -384,6 +385,16 @@ export class Ferry {
   get deadLetters() {
     this.#deadLetters ??= this.#inner.deadLetters;
     return this.#deadLetters;
+  }
+
+  /**
+   * What the app should hear about once it is durable — merges, conflicts, dead letters, a
+   * server that lost history, a database lost under the tab — as an observable of the newest
+   * 100 outcomes, each with a rising `seq` (the same object on every access).
+   */
+  get outcomes() {
+    this.#outcomes ??= this.#inner.outcomes;
+    return this.#outcomes;
   }
 
   /** Whether this tab runs the network loop. */

@@ -119,6 +119,8 @@ npm run test:engine
 # worker), the README's Vite + React + TypeScript project syncing two browsers through
 # ferry-server, and the React/Vue/Svelte bindings; its packages are pinned in tests/bundlers.
 npm run test:bundlers
+# The browser fault suite (tests/faults/: the trust issue's faults against the real server).
+npm run test:faults
 
 # ---------------------------------------------------------------------------------------
 stage "end-to-end tests (npm run test:e2e, if present)"

@@ -93,7 +93,17 @@ fn value_from_js(value: &JsValue, at: &str, depth: usize) -> Result<Value, CoreE
     }
     if Array::is_array(value) {
         let array: &Array = value.unchecked_ref();
-        let mut items = Vec::with_capacity(array.length() as usize);
+        // The length comes from the app: `new Array(2 ** 32 - 1)` is a valid, empty-looking
+        // array. Every element takes at least a byte of a record, so a longer array cannot
+        // be stored; refuse it before walking it (and never allocate by its length).
+        let length = array.length() as usize;
+        if length > ferry_core::protocol::limits::MAX_RECORD_BYTES {
+            return Err(invalid(format!(
+                "{at} has {length} elements, more than a record can hold ({} bytes at most)",
+                ferry_core::protocol::limits::MAX_RECORD_BYTES
+            )));
+        }
+        let mut items = Vec::new();
         for (i, item) in array.iter().enumerate() {
             items.push(value_from_js(&item, &format!("{at}[{i}]"), depth + 1)?);
         }

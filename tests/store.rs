@@ -89,6 +89,9 @@ async fn meta_keeps_the_larger_seq_and_records_never_lose_a_newer_base() {
         .await
         .unwrap();
     let e = engine(store.clone()).await;
+    // The engine opened as the leader; the contract below is what every other writer of
+    // the database (a follower tab) relies on.
+    ferry_core::ports::Store::set_role(&store, ferry_core::role::Role::Follower);
     let mut meta = e.replica().meta().clone();
     meta.next_seq = 40;
     let mut batch = ferry_core::replica::WriteBatch {
@@ -222,7 +225,7 @@ async fn a_record_that_is_its_base_is_stored_compact_and_reads_back_whole() {
             .records
             .insert((r.collection.clone(), r.id.clone()), Some(r.clone()));
     }
-    store.set_bases_are_mine(true);
+    ferry_core::ports::Store::set_role(&store, ferry_core::role::Role::Leader);
     store.commit(&batch).await.unwrap();
 
     // The raw rows: `s` only where the record differs from its base.

@@ -4,23 +4,42 @@
 //!
 //! Borrows of the replica never live across an `.await`, so an app may write while a sync
 //! cycle is waiting on the network.
+//!
+//! Every change reaches the store through the engine's one commit pipeline
+//! (`engine/commit.rs`), and the replica is replaced only by the engine (after a failed
+//! commit, or [`Engine::reload`] after another writer committed), always configured from the
+//! engine's one [`Role`].
 
-use crate::error::{CoreError, ErrorCode};
+mod checks;
+mod commit;
+mod storage_lost;
+
+use crate::error::CoreError;
 use crate::ids::{new_client_id, traceparent};
 use crate::metrics::{Metrics, MetricsReport};
 use crate::outbox::idempotency_key;
-use crate::ports::{Clock, Entropy, RequestMeta, Store, TokenSource, Transport, TransportError};
+use crate::outcomes::{OutcomeEvent, OutcomeQueue};
+use crate::ports::{
+    Clock, Entropy, RequestMeta, Store, StoreError, TokenSource, Transport, TransportError,
+};
 use crate::protocol::{PullResponse, PushRequest, PushResponse};
 use crate::replica::{Change, Event, Replica, ReplicaConfig};
+pub use crate::role::Role;
+use crate::state::Status;
 use crate::state::{Failure, SyncState};
+pub use commit::rolled_back;
+use commit::CommitPipeline;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 /// Most push rounds in one cycle (conflict re-pushes can chain while others keep writing).
 const MAX_PUSH_ROUNDS: usize = 64;
+
+/// Most committed events kept for [`Engine::take_events`] when nobody drains them.
+pub const MAX_UNDRAINED_EVENTS: usize = 10_000;
 
 /// Polls a future to completion on this thread. For futures that never wait on real IO
 /// (the in-memory ports); a future that stays pending is a bug and panics.
@@ -56,7 +75,7 @@ pub enum CycleOutcome {
 /// Identifies a group of local writes: a commit failure rolls back every write of its
 /// generation, and writes made while it was in flight learn so from [`Engine::flush`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteTicket(u64);
+pub struct WriteTicket(pub(crate) u64);
 
 /// A replica with its ports.
 pub struct Engine<S, T, A, C, E> {
@@ -68,15 +87,17 @@ pub struct Engine<S, T, A, C, E> {
     replica: RefCell<Replica>,
     state: RefCell<SyncState>,
     token: RefCell<Option<String>>,
-    generation: Cell<u64>,
-    commits: CommitTracker,
+    role: Cell<Role>,
+    commits: CommitPipeline,
     events: RefCell<Vec<Event>>,
+    outcomes: RefCell<OutcomeQueue>,
     metrics: RefCell<Metrics>,
     progress: RefCell<Progress>,
 }
 
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
-    /// Loads the replica from the store (creating its identity on first use).
+    /// Loads the replica from the store (creating its identity on first use). The engine
+    /// starts as [`Role::Leader`] when `config.coalesce` is set, else as a follower.
     pub async fn open(
         store: S,
         transport: T,
@@ -85,6 +106,11 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         entropy: E,
         config: ReplicaConfig,
     ) -> Result<Self, CoreError> {
+        let role = match config.coalesce {
+            true => Role::Leader,
+            false => Role::Follower,
+        };
+        store.set_role(role);
         let stored = store.load().await?;
         let replica = Replica::open(stored, config, || new_client_id(&entropy));
         let engine = Engine {
@@ -96,9 +122,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             replica: RefCell::new(replica),
             state: RefCell::new(SyncState::default()),
             token: RefCell::new(None),
-            generation: Cell::new(0),
-            commits: CommitTracker::default(),
+            role: Cell::new(role),
+            commits: CommitPipeline::default(),
             events: RefCell::new(Vec::new()),
+            outcomes: RefCell::new(OutcomeQueue::default()),
             metrics: RefCell::new(Metrics::default()),
             progress: RefCell::new(Progress::default()),
         };
@@ -111,9 +138,91 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         self.replica.borrow()
     }
 
-    /// Changes the replica directly (conflict and dead-letter actions); commit with [`Engine::flush`].
+    /// Changes the replica directly; commit with [`Engine::flush`]. Adapters use
+    /// [`Engine::act`] instead.
     pub fn replica_mut(&self) -> std::cell::RefMut<'_, Replica> {
         self.replica.borrow_mut()
+    }
+
+    /// Runs an action on the replica (conflict and dead-letter actions) like a local write:
+    /// visible at once, durable after [`Engine::flush`] with the returned ticket.
+    pub fn act<R>(
+        &self,
+        action: impl FnOnce(&mut Replica, u64) -> Result<R, CoreError>,
+    ) -> Result<(R, WriteTicket), CoreError> {
+        let now = self.clock.now_ms();
+        let out = action(&mut self.replica.borrow_mut(), now)?;
+        self.state.borrow_mut().nudge(now);
+        Ok((out, self.ticket()))
+    }
+
+    /// The collections whose records changed since the last call (for live queries).
+    pub fn take_changed_collections(&self) -> BTreeSet<String> {
+        self.replica.borrow_mut().take_changed_collections()
+    }
+
+    /// This replica's role among the writers sharing its store.
+    pub fn role(&self) -> Role {
+        self.role.get()
+    }
+
+    /// Changes the role without reloading: coalescing and the store's base ownership follow.
+    /// A follower becoming leader must reload first ([`Engine::reload`] with the new role),
+    /// so it holds what every earlier leader stored.
+    pub fn set_role(&self, role: Role) {
+        self.role.set(role);
+        self.replica.borrow_mut().set_coalesce(role.coalesces());
+        self.store.set_role(role);
+    }
+
+    /// Replaces the replica with what is stored (another writer committed), taking `role`
+    /// at the same moment. `Ok(false)`: nothing done, because local changes are unsaved or a
+    /// commit or sync cycle is under way; try again later.
+    pub async fn reload(&self, role: Role) -> Result<bool, CoreError> {
+        if self.is_busy() {
+            return Ok(false);
+        }
+        let place = self.commits.enter();
+        place.turn().await;
+        let stored = match self.store.load().await {
+            Ok(stored) => stored,
+            // Nothing to reload from: the replica is the truth, and now stored again.
+            Err(StoreError::Lost(reason)) => {
+                return self
+                    .recreate_store(reason)
+                    .await
+                    .map(|()| true)
+                    .map_err(Into::into)
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if self.is_busy_besides(place.has_followers()) {
+            return Ok(false);
+        }
+        self.replace_replica(stored, role);
+        Ok(true)
+    }
+
+    fn is_busy(&self) -> bool {
+        self.is_busy_besides(self.commits.is_busy())
+    }
+
+    fn is_busy_besides(&self, committing: bool) -> bool {
+        committing
+            || self.replica.borrow().has_unsaved_changes()
+            || self.state.borrow().status == Status::Syncing
+    }
+
+    /// Swaps in a replica opened from `stored`, configured for `role`.
+    fn replace_replica(&self, stored: crate::replica::StoredState, role: Role) {
+        let (client_id, mut config) = {
+            let r = self.replica.borrow();
+            (r.client_id().to_owned(), r.config().clone())
+        };
+        config.coalesce = role.coalesces();
+        *self.replica.borrow_mut() = Replica::open(stored, config, || client_id);
+        self.role.set(role);
+        self.store.set_role(role);
     }
 
     pub fn sync_state(&self) -> SyncState {
@@ -150,7 +259,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
 
     /// The ticket of writes made now.
     pub fn ticket(&self) -> WriteTicket {
-        WriteTicket(self.generation.get())
+        self.commits.ticket()
     }
 
     /// Makes every write so far durable in one transaction. Fails if the commit fails, or if
@@ -159,24 +268,24 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         self.commit().await?;
         // A commit started earlier (by a sync cycle, say) may carry this ticket's writes:
         // they are durable only once it has finished.
-        self.commits.settled(self.commits.started.get()).await;
-        if ticket.0 != self.generation.get() {
-            return Err(CoreError::new(
-                ErrorCode::Storage,
-                "the write was rolled back because storing an earlier write failed",
-            ));
-        }
-        Ok(())
+        self.commits.settled().await;
+        self.commits.check(ticket)
     }
 
-    /// Commits what the replica changed. On failure the replica is reloaded from the store,
-    /// so memory never shows what storage refused.
-    ///
-    /// Commits are stored in the order their batches were taken. A batch taken before an
-    /// earlier commit failed (or while the replica was being reloaded after it) comes from
-    /// the replica the reload threw away: it may carry part of the refused changes (say, an
-    /// outbox entry frozen for a push while its record's commit was failing), so it is
-    /// dropped instead of stored.
+    /// After [`Engine::flush`] settled: whether the writes of an earlier `ticket` were kept
+    /// (a commit failed since they were made).
+    pub fn check(&self, ticket: WriteTicket) -> Result<(), CoreError> {
+        self.commits.check(ticket)
+    }
+
+    /// Resolves once every commit started so far has finished.
+    pub async fn settled(&self) {
+        self.commits.settled().await
+    }
+
+    /// Commits what the replica changed, through the pipeline (see `engine/commit.rs`). On
+    /// failure the replica is reloaded from the store, so memory never shows what storage
+    /// refused.
     async fn commit(&self) -> Result<(), CoreError> {
         let (batch, events) = {
             let mut r = self.replica.borrow_mut();
@@ -185,35 +294,36 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             }
             (r.take_writes(), r.take_events())
         };
-        let generation = self.generation.get();
-        let id = self.commits.begin();
-        self.commits.settled(id - 1).await;
-        if self.generation.get() != generation {
-            self.commits.end(id);
-            return Err(CoreError::new(
-                ErrorCode::Storage,
-                "rolled back because storing an earlier change failed",
-            ));
-        }
-        let result = self.store.commit(&batch).await;
-        match result {
+        let place = self.commits.enter();
+        place.commit_turn().await?;
+        let stored = match self.store.commit(&batch).await {
+            // The batch is part of the replica the storage is re-created from.
+            Err(StoreError::Lost(reason)) => self.recreate_store(reason).await,
+            other => other,
+        };
+        match stored {
             Ok(()) => {
-                self.commits.end(id);
-                self.events.borrow_mut().extend(events);
+                self.outcomes.borrow_mut().record(&events);
+                let mut kept = self.events.borrow_mut();
+                if kept.len().saturating_add(events.len()) > MAX_UNDRAINED_EVENTS {
+                    // Nobody drains them (the browser listens to outcomes instead): keep
+                    // the newest, so a long-lived tab does not grow without bound.
+                    let held = kept.len();
+                    let excess = (held + events.len()).saturating_sub(MAX_UNDRAINED_EVENTS);
+                    kept.drain(..excess.min(held));
+                }
+                kept.extend(events);
                 Ok(())
             }
             Err(error) => {
-                // Later commits wait (they are still behind `id`) until the reload is done
-                // and the generation has moved on; then they see they are stale.
-                let reloaded = self.store.load().await.map(|stored| {
-                    let (client_id, config) = {
-                        let r = self.replica.borrow();
-                        (r.client_id().to_owned(), r.config().clone())
-                    };
-                    *self.replica.borrow_mut() = Replica::open(stored, config, || client_id);
-                });
-                self.generation.set(self.generation.get() + 1);
-                self.commits.end(id);
+                // Later commits wait (they are still behind this place) until the reload is
+                // done and the generation has moved on; then they see they are stale.
+                let reloaded = self
+                    .store
+                    .load()
+                    .await
+                    .map(|stored| self.replace_replica(stored, self.role.get()));
+                place.roll_back();
                 reloaded?;
                 Err(error.into())
             }
@@ -221,14 +331,31 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     /// Whether a commit is under way (its batch is taken from the replica but not yet
-    /// stored, or the replica is being reloaded after a failed one).
+    /// stored, or the replica is being reloaded).
     pub fn is_committing(&self) -> bool {
-        !self.commits.running.borrow().is_empty()
+        self.commits.is_busy()
     }
 
-    /// Events of committed changes since the last call.
+    /// Events of committed changes since the last call (the newest
+    /// [`MAX_UNDRAINED_EVENTS`] when nobody drained them).
     pub fn take_events(&self) -> Vec<Event> {
         std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// What the app should hear about since the last call, oldest first: merges, conflicts,
+    /// dead letters, rollbacks, lost storage (see `outcomes.rs`; bounded when not drained).
+    pub fn drain_outcomes(&self) -> Vec<OutcomeEvent> {
+        self.outcomes.borrow_mut().drain()
+    }
+
+    /// Queues an outcome the engine cannot see itself (the browser layer's `StorageLost`).
+    pub fn report_outcome(&self, outcome: OutcomeEvent) {
+        self.outcomes.borrow_mut().push(outcome);
+    }
+
+    /// How many outcomes were dropped because nobody drained them.
+    pub fn outcomes_dropped(&self) -> u64 {
+        self.outcomes.borrow().dropped()
     }
 
     /// The browser reports the network is back.
@@ -314,8 +441,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             self.commit().await.map_err(storage_failure)?;
             let timing = self.batch_timing(&req);
             let meta = self.meta(trace, idempotency_key(&req.mutations));
+            let sent_at = self.clock.now_ms();
             match self.request(Request::Push(&req), meta).await {
                 Ok(Response::Push(resp)) => {
+                    self.check_push_answer(&req, &resp, sent_at)?;
                     let now = self.clock.now_ms();
                     self.record_push_metrics(&req, &resp, &timing, now);
                     let summary = self.replica.borrow_mut().on_push_response(&resp, now);
@@ -337,6 +466,13 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                     }
                 }
                 Ok(Response::Pull(_)) => unreachable!("a push answers with a push response"),
+                Err(TransportError::Http { status: 413, .. }) => {
+                    // Too large for the server: smaller batches next, or a dead letter for
+                    // a lone mutation; the writes behind it go on at once.
+                    let now = self.clock.now_ms();
+                    self.replica.borrow_mut().on_push_too_large(&req, now);
+                    self.commit().await.map_err(storage_failure)?;
+                }
                 Err(error) => {
                     self.replica
                         .borrow_mut()
@@ -350,18 +486,26 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
+        let mut rolled_back = false;
         loop {
             let (cursor, limit) = {
                 let r = self.replica.borrow();
                 (r.cursor(), r.config().pull_limit)
             };
             let meta = self.meta(trace, String::new());
+            let sent_at = self.clock.now_ms();
             match self.request(Request::Pull(cursor, limit), meta).await {
                 Ok(Response::Pull(page)) => {
+                    let check = self.check_pull_page(cursor, limit, &page, sent_at, rolled_back)?;
+                    if let checks::PageCheck::RestartFromZero = check {
+                        rolled_back = true;
+                        self.commit().await.map_err(storage_failure)?;
+                        continue;
+                    }
                     {
                         let mut p = self.progress.borrow_mut();
-                        p.pulled += page.changes.len() as u64;
-                        p.pull_estimate = p.pulled + page.remaining;
+                        p.pulled = p.pulled.saturating_add(page.changes.len() as u64);
+                        p.pull_estimate = p.pulled.saturating_add(page.remaining);
                     }
                     self.replica
                         .borrow_mut()
@@ -470,42 +614,6 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 }
 
-/// Which commits are running, so a flush can wait for the ones that started before it.
-#[derive(Default)]
-struct CommitTracker {
-    started: Cell<u64>,
-    running: RefCell<std::collections::BTreeSet<u64>>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl CommitTracker {
-    fn begin(&self) -> u64 {
-        let id = self.started.get() + 1;
-        self.started.set(id);
-        self.running.borrow_mut().insert(id);
-        id
-    }
-
-    fn end(&self, id: u64) {
-        self.running.borrow_mut().remove(&id);
-        for waker in self.waiters.borrow_mut().drain(..) {
-            waker.wake();
-        }
-    }
-
-    /// Resolves once every commit numbered up to `upto` has finished.
-    fn settled(&self, upto: u64) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            if self.running.borrow().range(..=upto).next().is_none() {
-                Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-    }
-}
-
 enum Request<'a> {
     Push(&'a PushRequest),
     Pull(u64, u32),
@@ -528,15 +636,25 @@ fn storage_failure(e: CoreError) -> (Failure, String) {
 /// Maps a transport failure to the state machine's input.
 pub fn classify(error: &TransportError) -> (Failure, String) {
     let failure = match error {
-        TransportError::Network(_) | TransportError::Timeout => Failure::Network,
+        TransportError::Network(_) => Failure::Network,
+        // The network carried the request; the server was slow: not "offline".
+        TransportError::Timeout => Failure::Retryable {
+            retry_after_ms: None,
+        },
         TransportError::Unauthorized => Failure::Auth,
         TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable {
             retry_after_ms: *retry_after_ms,
         },
         TransportError::Http { .. } => Failure::Fatal,
-        TransportError::CursorExpired | TransportError::Decode(_) => Failure::Retryable {
+        TransportError::CursorExpired => Failure::Retryable {
             retry_after_ms: None,
         },
+        TransportError::Decode(detail) => {
+            return (
+                Failure::Protocol,
+                crate::answers::undecodable(detail).to_string(),
+            )
+        }
     };
     (failure, error.to_string())
 }

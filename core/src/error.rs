@@ -17,6 +17,7 @@ pub enum ErrorCode {
     UnknownConflict,
     UnknownDeadLetter,
     Closed,
+    StorageLost,
 }
 
 impl ErrorCode {
@@ -32,6 +33,7 @@ impl ErrorCode {
             ErrorCode::UnknownConflict => "unknown_conflict",
             ErrorCode::UnknownDeadLetter => "unknown_dead_letter",
             ErrorCode::Closed => "closed",
+            ErrorCode::StorageLost => "storage_lost",
         }
     }
 }
@@ -65,6 +67,7 @@ impl From<StoreError> for CoreError {
         let code = match e {
             StoreError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             StoreError::Corrupt(_) => ErrorCode::Corrupt,
+            StoreError::Lost(_) => ErrorCode::StorageLost,
             _ => ErrorCode::Storage,
         };
         CoreError::new(code, e.to_string())

@@ -4,6 +4,7 @@
 //! last-writer-wins needs. The wire form is a fixed-width string whose byte order equals the
 //! clock order, so servers and tools can compare them without parsing.
 
+use crate::protocol::limits::MAX_CLOCK_DRIFT_MS;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;
@@ -49,13 +50,22 @@ impl Hlc {
         }
     }
 
-    /// Folds a remote stamp in, so the next local stamp orders after everything seen.
+    /// Folds a remote stamp in, so the next local stamp orders after everything seen —
+    /// within the clock bound: a remote stamp more than [`MAX_CLOCK_DRIFT_MS`] ahead of
+    /// `now_ms` (this device's calibrated time) moves the clock only up to that bound, so one
+    /// device with a clock set ahead cannot drag every device that reads its stamps.
     pub fn observe(last: &Hlc, remote: &Hlc, now_ms: u64, node: &str) -> Hlc {
-        let wall = now_ms.max(last.wall_ms).max(remote.wall_ms);
-        let counter = match (wall == last.wall_ms, wall == remote.wall_ms) {
-            (true, true) => last.counter.max(remote.counter).saturating_add(1),
+        let bound = now_ms.saturating_add(MAX_CLOCK_DRIFT_MS);
+        let (remote_wall, remote_counter) = if remote.wall_ms > bound {
+            (bound, 0)
+        } else {
+            (remote.wall_ms, remote.counter)
+        };
+        let wall = now_ms.max(last.wall_ms).max(remote_wall);
+        let counter = match (wall == last.wall_ms, wall == remote_wall) {
+            (true, true) => last.counter.max(remote_counter).saturating_add(1),
             (true, false) => last.counter.saturating_add(1),
-            (false, true) => remote.counter.saturating_add(1),
+            (false, true) => remote_counter.saturating_add(1),
             (false, false) => 0,
         };
         Hlc {
@@ -147,6 +157,32 @@ mod tests {
         };
         let c = Hlc::observe(&b, &remote, 60, "n");
         assert!(c > remote && c > b);
+    }
+
+    #[test]
+    fn a_stamp_beyond_the_clock_bound_is_not_adopted() {
+        let now = 1_700_000_000_000;
+        let future = Hlc {
+            wall_ms: now + 24 * 3_600_000,
+            counter: 7,
+            node: "ahead".into(),
+        };
+        let seen = Hlc::observe(&Hlc::default(), &future, now, "n");
+        assert_eq!(
+            seen.wall_ms,
+            now + MAX_CLOCK_DRIFT_MS,
+            "moved to the bound only"
+        );
+        let within = Hlc {
+            wall_ms: now + 5_000,
+            counter: 2,
+            node: "near".into(),
+        };
+        let seen = Hlc::observe(&Hlc::default(), &within, now, "n");
+        assert!(
+            seen > within,
+            "a stamp within the bound is adopted as it is"
+        );
     }
 
     #[test]

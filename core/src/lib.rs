@@ -5,6 +5,7 @@
 //! rules. Nothing here does IO or reads a clock: time, randomness, storage and the network
 //! come in through the traits in [`ports`], so a seeded simulation replays a whole run.
 
+pub mod answers;
 pub mod apply;
 pub mod backoff;
 pub mod engine;
@@ -15,10 +16,12 @@ pub mod memory;
 pub mod merge;
 pub mod metrics;
 pub mod outbox;
+pub mod outcomes;
 pub mod policy;
 pub mod ports;
 pub mod protocol;
 pub mod replica;
+pub mod role;
 pub mod server;
 pub mod sim;
 pub mod state;

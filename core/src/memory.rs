@@ -31,6 +31,8 @@ fn apply<K: Ord + Clone, V: Clone>(into: &mut BTreeMap<K, V>, from: &BTreeMap<K,
 pub struct MemoryStore {
     durable: Rc<RefCell<Durable>>,
     fail_next: Rc<RefCell<Option<StoreError>>>,
+    /// Commits to let through before `fail_next` applies (0: the very next one).
+    fail_after: Rc<Cell<u64>>,
     commits: Rc<Cell<u64>>,
 }
 
@@ -41,7 +43,31 @@ impl MemoryStore {
 
     /// Makes the next commit fail with `error`, leaving the stored state untouched.
     pub fn fail_next_commit(&self, error: StoreError) {
+        self.fail_after.set(0);
         *self.fail_next.borrow_mut() = Some(error);
+    }
+
+    /// Lets `skip` commits through, then fails the one after with `error` (a failure deep
+    /// in a sync cycle: freezing a batch, folding an ack, folding a page).
+    pub fn fail_commit_after(&self, skip: u64, error: StoreError) {
+        self.fail_after.set(skip);
+        *self.fail_next.borrow_mut() = Some(error);
+    }
+
+    /// Whether an injected failure is still waiting for its commit.
+    pub fn has_pending_failure(&self) -> bool {
+        self.fail_next.borrow().is_some()
+    }
+
+    /// Drops an injected failure that no commit met.
+    pub fn wipe_pending_failure(&self) {
+        *self.fail_next.borrow_mut() = None;
+    }
+
+    /// Empties the store, as clearing site data does (every clone sees it).
+    pub fn wipe(&self) {
+        *self.durable.borrow_mut() = Durable::default();
+        *self.fail_next.borrow_mut() = None;
     }
 
     /// How many commits succeeded.
@@ -68,8 +94,14 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        if let Some(error) = self.fail_next.borrow_mut().take() {
-            return Err(error);
+        if self.fail_next.borrow().is_some() {
+            if self.fail_after.get() == 0 {
+                if let Some(error) = self.fail_next.borrow_mut().take() {
+                    return Err(error);
+                }
+            } else {
+                self.fail_after.set(self.fail_after.get() - 1);
+            }
         }
         let mut d = self.durable.borrow_mut();
         if let Some(meta) = &batch.meta {

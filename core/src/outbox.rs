@@ -69,10 +69,65 @@ impl OutboxEntry {
     }
 }
 
-/// Picks the entries of the next push: first every frozen entry (a retry must repeat them),
-/// then unsent entries in creation order, at most one per record and none for a record whose
-/// earlier change is still unanswered, up to `max`.
-pub fn select_batch<'a>(entries: impl Iterator<Item = &'a OutboxEntry>, max: usize) -> Vec<String> {
+/// How large one push may be: the server's advertised limits (or the protocol defaults
+/// before it has spoken), narrowed by what this client learned from 413 answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most mutations in one push (unsent entries are capped by the replica's batch size too).
+    pub max_mutations: usize,
+    /// Largest encoded push body, in bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_mutations: crate::protocol::limits::MAX_MUTATIONS_PER_PUSH,
+            max_bytes: crate::protocol::limits::MAX_PUSH_BYTES,
+        }
+    }
+}
+
+/// The envelope of a push body around its mutations (`{"client_id":…,"mutations":[…]}`),
+/// with room to spare, so a batch sized by its mutations never crosses the byte limit.
+pub const PUSH_ENVELOPE_BYTES: usize = 512;
+
+/// What an unsent entry's mutation adds to a body beyond its patch and names: op id, client
+/// id, seq, base version, stamp and the JSON keys (generous, so estimates never undershoot).
+const MUTATION_OVERHEAD_BYTES: usize = 640;
+
+impl OutboxEntry {
+    /// The entry's encoded size in a push body: exact once frozen, an upper estimate before.
+    pub fn encoded_size(&self) -> usize {
+        match self.mutation() {
+            Some(m) => serde_json::to_vec(&m).map_or(usize::MAX, |v| v.len() + 1),
+            None => serde_json::to_vec(&self.patch)
+                .map_or(usize::MAX, |v| v.len())
+                .saturating_add(self.collection.len() + self.record_id.len())
+                .saturating_add(MUTATION_OVERHEAD_BYTES),
+        }
+    }
+}
+
+/// The next push: which entries go, and which unsent entries can never go (even alone they
+/// are larger than a push may be), so the caller dead-letters them instead of retrying.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub ids: Vec<String>,
+    pub too_large: Vec<String>,
+}
+
+/// Picks the entries of the next push: first the frozen entries in seq order (a retry
+/// repeats them; when they do not all fit, a prefix goes and no unsent entry is frozen behind
+/// them, so each client's seqs still reach the server in order), then unsent entries in
+/// creation order, at most one per record and none for a record whose earlier change is still
+/// unanswered, up to `max_unsent` — all within `limits`. The first frozen entry always goes,
+/// even alone over the limit: only the server can say it refuses it (then it is a dead letter).
+pub fn select_batch<'a>(
+    entries: impl Iterator<Item = &'a OutboxEntry>,
+    max_unsent: usize,
+    limits: BatchLimits,
+) -> Selection {
     let mut all: Vec<&OutboxEntry> = entries.collect();
     // Frozen entries keep their seq order; unsent ones go in creation order and get the
     // next seqs when frozen, so each client's seqs rise through the batch.
@@ -81,18 +136,38 @@ pub fn select_batch<'a>(entries: impl Iterator<Item = &'a OutboxEntry>, max: usi
         (sent.is_none(), sent, e.entry_id.clone())
     };
     all.sort_by_key(order);
-    let mut taken = Vec::new();
+    let budget = limits.max_bytes.saturating_sub(PUSH_ENVELOPE_BYTES).max(1);
+    let max_mutations = limits.max_mutations.max(1);
+    let mut selection = Selection::default();
+    let mut bytes = 0usize;
+    let mut unsent_taken = 0usize;
     let mut busy = std::collections::HashSet::new();
     for e in all {
         let key = (e.collection.as_str(), e.record_id.as_str());
         if !busy.insert(key) {
             continue;
         }
-        if taken.len() < max || e.is_sent() {
-            taken.push(e.entry_id.clone());
+        let size = e.encoded_size();
+        if !e.is_sent() {
+            if size > budget {
+                selection.too_large.push(e.entry_id.clone());
+                continue;
+            }
+            if unsent_taken >= max_unsent {
+                break;
+            }
         }
+        let fits = selection.ids.len() < max_mutations && bytes.saturating_add(size) <= budget;
+        if !fits && !selection.ids.is_empty() {
+            // Stop at the first that does not fit: a later frozen entry has a later seq, and
+            // an unsent one would get a later seq still.
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        unsent_taken += usize::from(!e.is_sent());
+        selection.ids.push(e.entry_id.clone());
     }
-    taken
+    selection
 }
 
 /// The `Idempotency-Key` of a batch: a digest of its ops and bodies, so the same batch

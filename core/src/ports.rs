@@ -8,6 +8,7 @@
 
 use crate::protocol::{PullResponse, PushRequest, PushResponse};
 use crate::replica::{StoredState, WriteBatch};
+use crate::role::Role;
 use std::fmt;
 
 /// Milliseconds since the Unix epoch. The only source of time the core sees.
@@ -29,6 +30,9 @@ pub enum StoreError {
     Unavailable(String),
     /// Stored data failed to decode or authenticate (corruption or tampering).
     Corrupt(String),
+    /// The storage under the replica is gone: deleted, evicted or cleared while the app ran
+    /// (what is there now is not the database the replica was loaded from).
+    Lost(String),
     /// Any other storage failure.
     Other(String),
 }
@@ -39,6 +43,7 @@ impl fmt::Display for StoreError {
             StoreError::QuotaExceeded(m) => write!(f, "storage quota exceeded: {m}"),
             StoreError::Unavailable(m) => write!(f, "storage unavailable: {m}"),
             StoreError::Corrupt(m) => write!(f, "stored data is corrupt: {m}"),
+            StoreError::Lost(m) => write!(f, "storage lost: {m}"),
             StoreError::Other(m) => write!(f, "storage failed: {m}"),
         }
     }
@@ -52,6 +57,19 @@ pub trait Store {
     async fn load(&self) -> Result<StoredState, StoreError>;
     /// Makes a batch durable in one transaction.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// The role of the replica this store serves changed (see [`Role`]); a store shared by
+    /// several writers may commit more cheaply for the leader.
+    fn set_role(&self, _role: Role) {}
+    /// Whether the storage still is the one the replica was loaded from
+    /// ([`StoreError::Lost`] otherwise).
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// After [`StoreError::Lost`]: makes `everything` (the whole replica) the stored state,
+    /// in one transaction, and adopts the storage that is there now as the replica's own.
+    async fn recreate(&self, everything: &WriteBatch) -> Result<(), StoreError> {
+        self.commit(everything).await
+    }
 }
 
 /// Per-request metadata the transport puts on the wire.

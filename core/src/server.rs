@@ -29,6 +29,8 @@ pub struct TenantState {
     cursor: u64,
     horizon: u64,
     applied: Vec<AppliedOp>,
+    /// The identity of this history (empty: not sent, like a server that predates epochs).
+    epoch: String,
 }
 
 impl TenantState {
@@ -52,6 +54,16 @@ impl TenantState {
         self.cursor
     }
 
+    /// The identity of this tenant's history, sent with every answer (empty: not sent).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Names this history; a restored or recreated server takes a new name.
+    pub fn set_epoch(&mut self, epoch: impl Into<String>) {
+        self.epoch = epoch.into();
+    }
+
     /// The changes after `cursor`, oldest first, at most `limit` of them.
     pub fn pull(&self, cursor: u64, limit: u32) -> Result<PullResponse, PullError> {
         let page = crate::apply::PullPage::new(cursor, limit);
@@ -63,7 +75,9 @@ impl TenantState {
             .map(|(_, key)| self.records[key].1.clone())
             .collect();
         let remaining = after.count() as u64;
-        Ok(page.answer(changes, remaining, self.cursor, self.horizon))
+        let mut answer = page.answer(changes, remaining, self.cursor, self.horizon);
+        answer.epoch = self.epoch.clone();
+        Ok(answer)
     }
 
     /// Drops tombstones logged at or before `upto`; pulls from older cursors then expire.
@@ -172,7 +186,18 @@ impl MemoryServer {
         if result.is_ok() {
             *state = tx;
         }
-        result
+        result.map(|resp| PushResponse {
+            epoch: state.epoch.clone(),
+            ..resp
+        })
+    }
+
+    /// Puts a tenant back to an earlier copy of its state, as restoring a backup does: every
+    /// change since is lost. `epoch` names the restored history (the server's duty: a
+    /// restore must not keep the name of the history it replaced).
+    pub fn restore(&mut self, tenant: &str, mut snapshot: TenantState, epoch: impl Into<String>) {
+        snapshot.epoch = epoch.into();
+        self.tenants.insert(tenant.to_owned(), snapshot);
     }
 
     pub fn pull(&self, tenant: &str, cursor: u64, limit: u32) -> Result<PullResponse, PullError> {

@@ -2,14 +2,17 @@
 //! edits that overlap are reported as a conflict (never silently dropped).
 //!
 //! Texts are split into tokens (words, whitespace runs, single punctuation marks), diffed
-//! against the base with Myers' algorithm, and merged chunk by chunk as diff3 does.
+//! against the base with Myers' algorithm (the `similar` crate, linear space), and merged chunk
+//! by chunk as diff3 does.
 
 /// Two edits touched the same part of the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overlap;
 
-/// Above this many edit steps the diff gives up and the merge reports an overlap.
-const MAX_EDIT_DISTANCE: usize = 20_000;
+/// Above this many tokens in the two texts of a diff, the merge reports an overlap instead
+/// of diffing: Myers' time grows with length times distance, and a person can merge a text
+/// that long better than a word diff.
+const MAX_TOKENS: usize = 20_000;
 
 /// Merges `local` and `server`, both edited from `base`.
 pub fn merge_text(base: &str, local: &str, server: &str) -> Result<String, Overlap> {
@@ -79,66 +82,25 @@ fn tokenize(text: &str) -> Vec<&str> {
 }
 
 /// For each token of `a`, the index of the token of `b` it is matched with in a shortest
-/// edit script (Myers), or `None` where the diff would take too long.
+/// edit script, or `None` when the texts are too long to diff here (the merge then reports
+/// an overlap for a person). `similar`'s Myers runs in linear space, so memory stays
+/// proportional to the texts however different they are.
 fn matches(a: &[&str], b: &[&str]) -> Option<Vec<Option<usize>>> {
-    let (n, m) = (a.len() as isize, b.len() as isize);
-    let max = ((n + m) as usize).min(MAX_EDIT_DISTANCE) as isize;
-    let offset = max + 1;
-    let mut v = vec![0isize; 2 * offset as usize + 1];
-    let mut trace: Vec<Vec<isize>> = Vec::new();
-    let mut found = false;
-    'outer: for d in 0..=max {
-        trace.push(v.clone());
-        let mut k = -d;
-        while k <= d {
-            let idx = (k + offset) as usize;
-            let mut x = if k == -d || (k != d && v[idx - 1] < v[idx + 1]) {
-                v[idx + 1]
-            } else {
-                v[idx - 1] + 1
-            };
-            let mut y = x - k;
-            while x < n && y < m && a[x as usize] == b[y as usize] {
-                x += 1;
-                y += 1;
-            }
-            v[idx] = x;
-            if x >= n && y >= m {
-                found = true;
-                break 'outer;
-            }
-            k += 2;
-        }
-    }
-    if !found {
+    if a.len().saturating_add(b.len()) > MAX_TOKENS {
         return None;
     }
     let mut result = vec![None; a.len()];
-    let (mut x, mut y) = (n, m);
-    for d in (0..trace.len() as isize).rev() {
-        let v = &trace[d as usize];
-        let k = x - y;
-        let prev_k =
-            if k == -d || (k != d && v[(k - 1 + offset) as usize] < v[(k + 1 + offset) as usize]) {
-                k + 1
-            } else {
-                k - 1
-            };
-        let prev_x = if d == 0 {
-            0
-        } else {
-            v[(prev_k + offset) as usize]
-        };
-        let prev_y = prev_x - prev_k;
-        while x > prev_x && y > prev_y {
-            x -= 1;
-            y -= 1;
-            result[x as usize] = Some(y as usize);
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, a, b) {
+        if let similar::DiffOp::Equal {
+            old_index,
+            new_index,
+            len,
+        } = op
+        {
+            for i in 0..len {
+                result[old_index + i] = Some(new_index + i);
+            }
         }
-        if d == 0 {
-            break;
-        }
-        (x, y) = (prev_x, prev_y);
     }
     Some(result)
 }
@@ -180,6 +142,29 @@ mod tests {
             merge_text(base, local, server).unwrap(),
             "line one, edited\nline two\nline three\nline four\n"
         );
+    }
+
+    #[test]
+    fn a_long_replacement_against_a_one_word_edit_stays_small() {
+        // 2,000 words replaced on one side, one word edited on the other: the quadratic
+        // diff this replaces allocated about 512 MB here.
+        let base: String = (0..2_000).map(|i| format!("w{i} ")).collect();
+        let server: String = (0..2_000).map(|i| format!("x{i} ")).collect();
+        let local = base.replacen("w7 ", "seven ", 1);
+        let a = tokenize(&base);
+        let b = tokenize(&server);
+        let m = matches(&a, &b).expect("diffed");
+        assert!(m.iter().filter(|j| j.is_some()).count() <= a.len());
+        // Both sides touched the start of the text: a person decides.
+        assert_eq!(merge_text(&base, &local, &server), Err(Overlap));
+    }
+
+    #[test]
+    fn texts_beyond_the_token_bound_are_left_to_a_person() {
+        let base = "a ".repeat(MAX_TOKENS);
+        let local = format!("b {base}");
+        let server = format!("{base}c");
+        assert_eq!(merge_text(&base, &local, &server), Err(Overlap));
     }
 
     #[test]

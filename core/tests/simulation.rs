@@ -72,6 +72,10 @@ fn seeded_simulation_keeps_every_guarantee() {
         "  network: {} requests, {} dropped requests, {} dropped responses, {} duplicates, {} delayed, {} 5xx, {} 429, {} 401",
         f.requests, f.dropped_requests, f.dropped_responses, f.duplicates, f.delayed, f.server_errors, f.throttled, f.unauthorized
     );
+    println!(
+        "  beyond the network: {} restores from an older backup, {} protocol-breaking answers, {} pushes refused as too large (413), {} clocks a day wrong, {} stores wiped (unacknowledged writes lost with them {}), {} sync cycles with a failing commit",
+        f.restores, f.protocol_breaks, f.too_large, f.skewed_clocks, f.store_wipes, total.lost_on_wipe, f.sync_storage_failures
+    );
     println!("  invariants checked after every run:");
     for inv in INVARIANTS {
         println!("    - {inv}");

@@ -2,7 +2,7 @@
 
 use super::js;
 use super::observable::Observable;
-use crate::client::{Client, Query};
+use crate::client::{Client, QuerySpec};
 use crate::interop::{fields_from_js, js_error, record_from_js, string_arg, to_js};
 use crate::subject::Subject;
 use ferry_core::replica::Change;
@@ -128,7 +128,7 @@ impl Ferry {
             None
         };
         let subject = Rc::new(Subject::default());
-        let query = self.client.query(Query {
+        let query = self.client.query(QuerySpec {
             collection,
             filter,
             order,
@@ -154,6 +154,14 @@ impl Ferry {
     #[wasm_bindgen(getter, js_name = deadLetters, unchecked_return_type = "Observable<DeadLetter[]>")]
     pub fn dead_letters(&self) -> JsValue {
         Observable::create(self.client.dead_letters.clone(), None)
+    }
+
+    /// What the app should hear about (merges, conflicts, dead letters, a server that lost
+    /// history, a database lost under the tab): the newest 100 outcomes, oldest first, each
+    /// with a rising `seq`.
+    #[wasm_bindgen(getter, unchecked_return_type = "Observable<Outcome[]>")]
+    pub fn outcomes(&self) -> JsValue {
+        Observable::create(self.client.outcomes.clone(), None)
     }
 
     /// Sync health figures.

@@ -28,8 +28,9 @@ impl Observable {
             _query: query,
         }
         .into();
-        let this = object.clone();
-        let itself = Closure::<dyn Fn() -> JsValue>::new(move || this.clone()).into_js_value();
+        // `this`, not a Rust closure holding the object: a closure would keep the object
+        // reachable from wasm for ever, so it could never be collected.
+        let itself: JsValue = Function::new_no_args("return this").into();
         let _ = Reflect::set(&object, &"@@observable".into(), &itself);
         let symbol_ctor = crate::platform::global_property("Symbol");
         let observable_symbol =
@@ -45,6 +46,9 @@ impl Observable {
 impl Observable {
     /// Calls `observer` now and on every change; returns the unsubscribe function.
     pub fn subscribe(&self, observer: JsValue) -> Result<Function, JsValue> {
+        if let Some(query) = &self._query {
+            query.refresh_if_stale();
+        }
         let callable = observer.is_function()
             || Reflect::get(&observer, &"next".into())
                 .map(|n| n.is_function())
@@ -56,10 +60,17 @@ impl Observable {
             ));
         }
         let id = self.subject.subscribe(observer);
+        if let Some(query) = &self._query {
+            query.hold();
+        }
         let subject = Rc::downgrade(&self.subject);
+        let query = self._query.as_ref().map(Rc::downgrade);
         let unsubscribe: Function = Closure::<dyn Fn()>::new(move || {
             if let Some(s) = subject.upgrade() {
                 s.unsubscribe(id);
+            }
+            if let Some(q) = query.as_ref().and_then(|q| q.upgrade()) {
+                q.release_if_unwatched();
             }
         })
         .into_js_value()
@@ -71,6 +82,9 @@ impl Observable {
     /// The current value; the same reference until it changes.
     #[wasm_bindgen(js_name = getSnapshot)]
     pub fn get_snapshot(&self) -> JsValue {
+        if let Some(query) = &self._query {
+            query.refresh_if_stale();
+        }
         self.subject.get()
     }
 }

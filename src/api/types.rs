@@ -61,10 +61,25 @@ export interface SyncState {
   lastSyncedAt: number | null;
   nextRetryAt: number | null;
   lastError: string | null;
+  /** A typed reason for `lastError` when there is one (e.g. `protocol_error`). */
+  errorCode: string | null;
+  /** The last time the server was found to have lost history this device held. */
+  rollback: { at: number; previousEpoch: string; epoch: string } | null;
+  /** The last time the local database was lost under this tab and re-created from memory. */
+  storageLost: { at: number; reason: string } | null;
   isLeader: boolean;
   storage: { persisted: boolean; usage: number | null; quota: number | null };
   progress: { pulled: number; pullEstimate: number; pushed: number; pushTotal: number };
 }
+
+/** Something the app should hear about, once it is durable; `seq` rises by one per outcome. */
+export type Outcome = { seq: number; at: number } & (
+  | { kind: 'merged'; entryId: string; collection: string; id: string }
+  | { kind: 'conflicted'; entryId: string; conflictId: string }
+  | { kind: 'dead-lettered'; entryId: string; letterId: string; code: string }
+  | { kind: 'rollback-detected'; previousEpoch: string; epoch: string; cursor: number; head: number }
+  | { kind: 'storage-lost'; reason: string }
+);
 
 export interface FerryMetrics {
   syncSuccessRate: number | null;
@@ -111,7 +126,7 @@ export class Observable<T> {
 export type FerryErrorCode =
   | 'unknown_collection' | 'invalid_record' | 'invalid_id' | 'not_found' | 'storage_failed'
   | 'quota_exceeded' | 'corrupt_data' | 'unknown_conflict' | 'unknown_dead_letter' | 'closed'
-  | 'invalid_options' | 'invalid_argument';
+  | 'invalid_options' | 'invalid_argument' | 'storage_lost';
 
 /** Every error Ferry throws or rejects with. */
 export interface FerryError extends Error {

@@ -8,6 +8,7 @@
 
 mod early;
 mod network;
+mod outcomes;
 mod signal;
 mod tabs;
 mod views;
@@ -18,7 +19,7 @@ use crate::subject::Subject;
 use crate::tabs::{Channel, Leadership};
 use crate::transport::{FetchTransport, LiveStream};
 pub use early::EarlyOpen;
-use ferry_core::engine::{Engine, WriteTicket};
+use ferry_core::engine::{Engine, Role, WriteTicket};
 use ferry_core::policy::Policy;
 use ferry_core::replica::{Change, ReplicaConfig};
 use ferry_core::{CoreError, ErrorCode};
@@ -27,7 +28,7 @@ use signal::Signal;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
-pub use views::Query;
+pub use views::{Query, QuerySpec};
 use wasm_bindgen::JsValue;
 
 /// The engine with the browser's ports.
@@ -61,10 +62,8 @@ pub struct Client {
     pub store: IdbStore,
     transport: FetchTransport,
     pub options: ClientOptions,
-    config: ReplicaConfig,
     instance: String,
     me: Weak<Client>,
-    leader: Cell<bool>,
     closed: Cell<bool>,
     wake: Signal,
     pending: RefCell<Vec<Pending>>,
@@ -76,6 +75,8 @@ pub struct Client {
     pub(crate) sync_state: Rc<Subject>,
     pub(crate) conflicts: Rc<Subject>,
     pub(crate) dead_letters: Rc<Subject>,
+    pub(crate) outcomes: Rc<Subject>,
+    outcome_log: RefCell<outcomes::OutcomeLog>,
     queries: RefCell<Vec<Weak<Query>>>,
     computations: RefCell<BTreeMap<String, u64>>,
     storage: RefCell<serde_json::Value>,
@@ -124,6 +125,7 @@ impl Client {
         let instance = format!("-t{}", random_hex(4));
         let mut config = ReplicaConfig::new(options.collections.clone());
         config.instance = instance.clone();
+        // The role the engine starts in (see `Engine::open`).
         config.coalesce = early.is_some();
         let transport =
             FetchTransport::new(&options.url, options.fetch.clone(), options.timeout_ms);
@@ -134,7 +136,7 @@ impl Client {
             tokens,
             JsClock,
             CryptoEntropy,
-            config.clone(),
+            config,
         )
         .await;
         let engine = match engine {
@@ -153,10 +155,8 @@ impl Client {
             store,
             transport,
             options,
-            config,
             instance,
             me: me.clone(),
-            leader: Cell::new(false),
             closed: Cell::new(false),
             wake: Signal::default(),
             pending: RefCell::new(Vec::new()),
@@ -167,6 +167,8 @@ impl Client {
             sync_state: Rc::new(Subject::default()),
             conflicts: Rc::new(Subject::default()),
             dead_letters: Rc::new(Subject::default()),
+            outcomes: Rc::new(Subject::new(js_sys::Array::new().into())),
+            outcome_log: RefCell::new(Default::default()),
             queries: RefCell::new(Vec::new()),
             computations: RefCell::new(BTreeMap::new()),
             storage: RefCell::new(
@@ -182,6 +184,7 @@ impl Client {
         client.publish_all();
         client.join_tabs(early);
         client.listen_to_browser();
+        client.watch_storage();
         client.clone().spawn_storage_check(true);
         Ok(client)
     }
@@ -190,8 +193,9 @@ impl Client {
         self.me.upgrade()
     }
 
+    /// Whether this tab leads: the engine's [`Role`], the one place it is kept.
     pub fn is_leader(&self) -> bool {
-        self.leader.get()
+        self.engine.role() == Role::Leader
     }
 
     pub fn is_closed(&self) -> bool {
@@ -222,11 +226,9 @@ impl Client {
         change: impl FnOnce(&mut ferry_core::replica::Replica, u64) -> Result<(), CoreError>,
     ) -> Result<Promise, CoreError> {
         self.check_open()?;
-        let now = self.engine.now_ms();
-        change(&mut self.engine.replica_mut(), now)?;
-        self.engine.nudge();
+        let ((), ticket) = self.engine.act(change)?;
         self.changed(true);
-        Ok(self.durable(self.engine.ticket()))
+        Ok(self.durable(ticket))
     }
 
     /// A promise for the commit of everything written so far, shared by the writes of a tick.
@@ -255,33 +257,15 @@ impl Client {
         let Some(ticket) = pending.last().map(|p| p.ticket) else {
             return;
         };
-        let mut result = self.engine.flush(ticket).await;
-        // The writes may have gone out with a commit the sync loop started: wait for it.
-        self.store.barrier().await;
-        if result.is_ok() && self.engine.ticket() != ticket {
-            result = Err(CoreError::new(
-                ErrorCode::Storage,
-                "the write was rolled back because storing it failed",
-            ));
-        }
-        if result.is_err() {
-            // The engine reloaded the replica from storage: show what is really stored.
-            self.engine.replica_mut().set_coalesce(self.is_leader());
-        }
+        // The engine waits for every commit started before, so writes that went out with
+        // a commit of the sync loop are durable (or rolled back) when this returns.
+        let result = self.engine.flush(ticket).await;
         for p in pending {
-            let ok = result.is_ok() && p.ticket == ticket;
-            let settle = match (&result, ok) {
-                (_, true) => p.resolve.call0(&JsValue::UNDEFINED),
-                (Err(e), false) => p
+            let settle = match result.clone().and_then(|()| self.engine.check(p.ticket)) {
+                Ok(()) => p.resolve.call0(&JsValue::UNDEFINED),
+                Err(e) => p
                     .reject
-                    .call1(&JsValue::UNDEFINED, &crate::interop::core_error(e)),
-                (Ok(()), false) => p.reject.call1(
-                    &JsValue::UNDEFINED,
-                    &crate::interop::js_error(
-                        ErrorCode::Storage.as_str(),
-                        "the write was rolled back because storing an earlier write failed",
-                    ),
-                ),
+                    .call1(&JsValue::UNDEFINED, &crate::interop::core_error(&e)),
             };
             let _ = settle;
         }
@@ -319,9 +303,9 @@ impl Client {
             return;
         }
         if self.flush_scheduled.get() || !self.pending.borrow().is_empty() {
-            self.store.barrier().await;
+            self.engine.settled().await;
         }
-        self.store.set_bases_are_mine(false);
+        self.engine.set_role(Role::Follower);
         if let Some(leadership) = self.leadership.borrow_mut().take() {
             leadership.release();
         }
@@ -331,9 +315,8 @@ impl Client {
         }
         self.live.borrow_mut().take();
         self.listeners.borrow_mut().clear();
-        self.leader.set(false);
         self.wake.notify();
-        self.store.barrier().await;
+        self.engine.settled().await;
         self.store.close();
     }
 

@@ -117,7 +117,6 @@ impl Client {
         while self.is_leader() && !self.is_closed() {
             if self.engine.is_due() {
                 self.engine.sync().await;
-                self.engine.replica_mut().set_coalesce(true);
                 // Only the live queries of collections the cycle changed are recomputed.
                 self.changed(true);
                 self.tell_peers(serde_json::json!({"t": "changed", "from": self.instance}));

@@ -6,16 +6,15 @@
 //! reload once, so nothing committed before they knew of each other is missed. A lone tab
 //! then pays nothing per commit for tabs that are not there.
 //!
-//! A follower writes append-only (`coalesce = false`), so it never rewrites an entry the
-//! leader may be freezing; the leader coalesces. A new leader first reloads everything
-//! from the store, so it pushes what the other tabs — including a closed leader — wrote.
+//! The tab's role is the engine's [`Role`] (coalescing and base ownership follow from it).
+//! A new leader first reloads everything from the store and takes the role in the same
+//! step ([`ferry_core::engine::Engine::reload`]), so it pushes what the other tabs —
+//! including a closed leader — wrote.
 
 use super::views::RefreshState;
 use super::Client;
 use crate::tabs::{Channel, Leadership};
-use ferry_core::ports::Store;
-use ferry_core::replica::Replica;
-use ferry_core::state::Status;
+use ferry_core::engine::Role;
 use std::rc::Rc;
 
 /// How often a deferred reload checks whether it may run.
@@ -98,16 +97,19 @@ impl Client {
         if self.is_closed() {
             return;
         }
-        self.leader.set(true);
-        *self.leader_state.borrow_mut() = None;
-        while reload && !self.refresh_from_store().await {
-            crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
-        }
         // Reloaded after every earlier leader's last commit (the lock is held), and no other
         // tab pulls while this one leads: no stored base can be newer than this tab's.
-        if !self.is_closed() {
-            self.store.set_bases_are_mine(true);
+        if reload {
+            while !self.refresh_from_store(Role::Leader).await {
+                crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
+            }
+        } else if !self.is_closed() {
+            self.engine.set_role(Role::Leader);
         }
+        if self.is_closed() {
+            return;
+        }
+        *self.leader_state.borrow_mut() = None;
         self.engine.nudge();
         self.changed(true);
         self.run_network().await;
@@ -129,7 +131,7 @@ impl Client {
 
     async fn refresh_loop(self: Rc<Self>) {
         loop {
-            while !self.is_closed() && !self.refresh_from_store().await {
+            while !self.is_closed() && !self.refresh_from_store(self.engine.role()).await {
                 crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
             }
             if self.refresh.get() == RefreshState::Again {
@@ -145,28 +147,18 @@ impl Client {
         }
     }
 
-    /// Replaces the replica with what is stored; false (nothing done) while local changes
-    /// are unsaved or a commit or sync cycle is under way.
-    async fn refresh_from_store(&self) -> bool {
+    /// Replaces the replica with what is stored, taking `role`; false (nothing done) while
+    /// local changes are unsaved or a commit or sync cycle is under way.
+    async fn refresh_from_store(&self, role: Role) -> bool {
         if self.is_closed() {
             return true;
         }
-        self.store.barrier().await;
-        let Ok(stored) = self.store.load().await else {
-            return false;
-        };
-        let busy = self.engine.replica().has_unsaved_changes()
-            || self.store.is_committing()
-            || self.engine.is_committing()
-            || self.flush_scheduled.get()
-            || self.engine.sync_state().status == Status::Syncing;
-        if busy {
+        if self.flush_scheduled.get() {
             return false;
         }
-        let client_id = self.engine.replica().client_id().to_owned();
-        let mut config = self.config.clone();
-        config.coalesce = self.is_leader();
-        *self.engine.replica_mut() = Replica::open(stored, config, || client_id);
+        if !matches!(self.engine.reload(role).await, Ok(true)) {
+            return false;
+        }
         self.changed(true);
         true
     }

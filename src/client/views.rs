@@ -1,6 +1,13 @@
 //! What the app observes: live queries, the sync state, the conflict inbox and the dead
 //! letters. Each is recomputed from the replica when something may have changed and only
 //! re-published (with a new reference) when its content did change.
+//!
+//! A live query's lifetime: it is recomputed on changes only while it has subscribers. One
+//! without subscribers (never subscribed, or after its last unsubscribe) is only marked
+//! stale, and recomputed when read (`getSnapshot`) or subscribed again. While it has
+//! subscribers it keeps itself alive (its JS object may be collected meanwhile: the app
+//! holds only the unsubscribe function); once it has none and its JS object is collected (wasm-bindgen registers exported objects with a `FinalizationRegistry`) or
+//! `.free()`d, it is gone.
 
 use super::Client;
 use crate::api::conflicts::Conflict;
@@ -10,9 +17,10 @@ use crate::subject::Subject;
 use ferry_core::protocol::Fields;
 use ferry_core::replica::Replica;
 use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// Whether a reload from the store is running, and whether another one was asked for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,8 +30,9 @@ pub enum RefreshState {
     Again,
 }
 
-/// A live query: the live records of a collection with equal `filter` fields, ordered.
-pub struct Query {
+/// What a live query asks for: the live records of a collection with equal `filter`
+/// fields, ordered.
+pub struct QuerySpec {
     pub collection: String,
     pub filter: Fields,
     /// Field and descending?
@@ -32,7 +41,51 @@ pub struct Query {
     pub subject: Rc<Subject>,
 }
 
+/// A live query (see the module docs for its lifetime).
+pub struct Query {
+    spec: QuerySpec,
+    client: Weak<Client>,
+    /// Changes may have happened since the value was computed (no one was subscribed).
+    stale: Cell<bool>,
+    /// The query itself while it has subscribers (see the module docs).
+    keep_alive: RefCell<Option<Rc<Query>>>,
+}
+
+impl std::ops::Deref for Query {
+    type Target = QuerySpec;
+    fn deref(&self) -> &QuerySpec {
+        &self.spec
+    }
+}
+
 impl Query {
+    /// A subscriber was added: live at least until the last one leaves.
+    pub fn hold(self: &Rc<Self>) {
+        *self.keep_alive.borrow_mut() = Some(self.clone());
+    }
+
+    /// A subscriber left: when it was the last, the query lives only as long as its JS
+    /// object.
+    pub fn release_if_unwatched(&self) {
+        if self.subject.subscriber_count() == 0 {
+            self.keep_alive.borrow_mut().take();
+        }
+    }
+
+    /// Recomputes the value if changes were skipped while no one was subscribed.
+    pub fn refresh_if_stale(&self) {
+        if !self.stale.get() {
+            return;
+        }
+        let Some(client) = self.client.upgrade() else {
+            return;
+        };
+        self.stale.set(false);
+        let text = self.compute(&client.engine.replica());
+        client.count_computation(&self.collection);
+        self.publish(text);
+    }
+
     /// The rows as JSON text.
     fn compute(&self, replica: &Replica) -> String {
         let mut rows: Vec<&ferry_core::replica::LocalRecord> = replica
@@ -98,14 +151,15 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 
 impl Client {
     /// Registers a live query and computes its first value.
-    pub fn query(&self, query: Query) -> Rc<Query> {
-        let query = Rc::new(query);
+    pub fn query(&self, spec: QuerySpec) -> Rc<Query> {
+        let query = Rc::new(Query {
+            spec,
+            client: self.me.clone(),
+            stale: Cell::new(false),
+            keep_alive: RefCell::new(None),
+        });
         let text = query.compute(&self.engine.replica());
-        *self
-            .computations
-            .borrow_mut()
-            .entry(query.collection.clone())
-            .or_default() += 1;
+        self.count_computation(&query.collection);
         query.publish(text);
         let mut queries = self.queries.borrow_mut();
         queries.retain(|q| q.strong_count() > 0);
@@ -137,7 +191,8 @@ impl Client {
     /// records, acks, settles), then the sync state. A sync cycle that pulled only `notes`
     /// leaves every `tasks` query alone.
     pub(super) fn publish_changes(&self) {
-        let changed = self.engine.replica_mut().take_changed_collections();
+        self.publish_outcomes();
+        let changed = self.engine.take_changed_collections();
         if !changed.is_empty() {
             self.publish_queries(Some(&changed));
         }
@@ -161,7 +216,7 @@ impl Client {
 
     /// Recomputes every view.
     pub fn publish_all(&self) {
-        self.engine.replica_mut().take_changed_collections();
+        self.engine.take_changed_collections();
         self.publish_queries(None);
         self.publish_inbox();
         self.publish_sync_state();
@@ -176,15 +231,32 @@ impl Client {
             .unwrap_or(0)
     }
 
-    /// Recomputes the live queries of `collections` (`None`: all of them).
+    fn count_computation(&self, collection: &str) {
+        *self
+            .computations
+            .borrow_mut()
+            .entry(collection.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Recomputes the subscribed live queries of `collections` (`None`: all of them); the
+    /// others are marked stale.
     fn publish_queries(&self, collections: Option<&BTreeSet<String>>) {
-        let queries: Vec<Rc<Query>> = self
-            .queries
-            .borrow()
-            .iter()
-            .filter_map(|q| q.upgrade())
-            .filter(|q| collections.is_none_or(|c| c.contains(&q.collection)))
-            .collect();
+        let queries: Vec<Rc<Query>> = {
+            let mut all = self.queries.borrow_mut();
+            all.retain(|q| q.strong_count() > 0);
+            all.iter()
+                .filter_map(|q| q.upgrade())
+                .filter(|q| collections.is_none_or(|c| c.contains(&q.collection)))
+                .filter(|q| {
+                    let watched = q.subject.subscriber_count() > 0;
+                    if !watched {
+                        q.stale.set(true);
+                    }
+                    watched
+                })
+                .collect()
+        };
         if queries.is_empty() {
             return;
         }
@@ -249,6 +321,9 @@ impl Client {
             "lastSyncedAt": r.meta().last_synced_at_ms,
             "nextRetryAt": s.next_retry_at_ms,
             "lastError": s.last_error,
+            "errorCode": s.last_error_code,
+            "rollback": s.last_rollback.as_ref().map(|r| json!({"at": r.at_ms, "previousEpoch": r.previous_epoch, "epoch": r.epoch})),
+            "storageLost": self.outcome_log.borrow().storage_lost,
             "isLeader": self.is_leader(),
             "storage": *self.storage.borrow(),
             "progress": {"pulled": p.pulled, "pullEstimate": p.pull_estimate, "pushed": p.pushed, "pushTotal": p.push_total},
@@ -266,6 +341,8 @@ impl Client {
                     "lastSyncedAt",
                     "nextRetryAt",
                     "lastError",
+                    "errorCode",
+                    "rollback",
                     "progress",
                 ] {
                     state[key] = leader[key].clone();

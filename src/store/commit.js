@@ -9,6 +9,10 @@
 // compare-and-put in the read's `onsuccess` — still within the transaction, nothing awaited:
 // - meta: the larger stored `seq` and `hlc` are kept when the stored row is the same replica's;
 // - records: a stored base newer (`bv`) than the one being written is kept.
+// And the database is the one the replica was loaded from: every commit first reads the
+// database's identity row and aborts with a `StorageLostError` when it is missing or another
+// (the database was deleted, evicted or cleared under the running tab, and what is open now
+// is a fresh one). Only a re-creation (`newIdentity`) writes the row instead of checking it.
 
 /**
  * Writes one batch in one readwrite transaction and resolves when it has committed.
@@ -22,9 +26,12 @@
  * @param {boolean} keepNewerBases whether to read each record first and keep a newer stored
  *   base (false only in the leader tab, the one tab that advances bases)
  * @param {Array} others [storeName, [key, row, key, row, ...]] pairs (row `undefined` = delete)
+ * @param {string} identity the identity of the database the replica belongs to
+ * @param {string|undefined} newIdentity set only when re-creating the database: written
+ *   instead of checking `identity`
  * @returns {Promise<void>} rejects with the error that aborted the transaction
  */
-export function commitBatch(db, scope, meta, metaStore, recordStore, records, keepNewerBases, others) {
+export function commitBatch(db, scope, meta, metaStore, recordStore, records, keepNewerBases, others, identity, newIdentity) {
   return new Promise((resolve, reject) => {
     let tx;
     try {
@@ -33,15 +40,40 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ke
       reject(e);
       return;
     }
+    let lost = false;
     tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(tx.error || new DOMException('the transaction was aborted', 'AbortError'));
+    tx.onabort = () =>
+      reject(
+        lost
+          ? new DOMException(
+              'the database was deleted or replaced since this tab opened it (cleared, evicted or deleted by another tab)',
+              'StorageLostError',
+            )
+          : tx.error || new DOMException('the transaction was aborted', 'AbortError'),
+      );
     // Reads whose put is still to be issued; the transaction commits when they are done.
     let reads = 0;
     const readDone = () => {
       reads -= 1;
-      if (reads === 0 && typeof tx.commit === 'function') tx.commit();
+      if (reads === 0 && !lost && typeof tx.commit === 'function') tx.commit();
     };
     try {
+      const identities = tx.objectStore(metaStore);
+      if (newIdentity !== undefined) {
+        identities.put({ k: IDENTITY_KEY, id: newIdentity });
+      } else {
+        const read = identities.get(IDENTITY_KEY);
+        reads += 1;
+        read.onsuccess = () => {
+          const stored = read.result;
+          if (!stored || stored.id !== identity) {
+            lost = true;
+            tx.abort();
+            return;
+          }
+          readDone();
+        };
+      }
       if (meta !== undefined) {
         const store = tx.objectStore(metaStore);
         const read = store.get(meta.k);
@@ -143,6 +175,8 @@ const STORES = {
   deadLetters: 'dead_letters',
 };
 const META_KEY = 'replica';
+// The meta store's row naming this database (see `commitBatch`).
+const IDENTITY_KEY = 'identity';
 
 /** The names `readAll` uses, for the test that compares them with the schema's. */
 export function storeNames() {
@@ -166,6 +200,9 @@ export function readAll(db) {
     const out = {};
     tx.objectStore(stores.meta).get(META_KEY).onsuccess = (e) => {
       out.meta = e.target.result;
+    };
+    tx.objectStore(stores.meta).get(IDENTITY_KEY).onsuccess = (e) => {
+      out.identity = e.target.result ? e.target.result.id : null;
     };
     for (const [field, name] of [
       ['records', stores.records],
@@ -265,4 +302,36 @@ export function recordsAsJson(rows) {
     parts[i] = `[${JSON.stringify(r.c)},${JSON.stringify(r.i)},${r.b},${r.s === undefined ? 'null' : r.s}]`;
   }
   return `[${parts.join(',')}]`;
+}
+
+/**
+ * The database's identity (see `commitBatch`); when it has none yet and `fresh` is given,
+ * stores `fresh` as its identity first. Resolves to the identity, or null.
+ *
+ * @param {IDBDatabase} db
+ * @param {string} metaStore
+ * @param {string|undefined} fresh
+ */
+export function databaseIdentity(db, metaStore, fresh) {
+  return new Promise((resolve, reject) => {
+    let tx;
+    try {
+      tx = db.transaction([metaStore], fresh === undefined ? 'readonly' : 'readwrite');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    let identity = null;
+    const store = tx.objectStore(metaStore);
+    const read = store.get(IDENTITY_KEY);
+    read.onsuccess = () => {
+      identity = read.result ? read.result.id : null;
+      if (identity === null && fresh !== undefined) {
+        store.put({ k: IDENTITY_KEY, id: fresh });
+        identity = fresh;
+      }
+    };
+    tx.oncomplete = () => resolve(identity);
+    tx.onabort = () => reject(tx.error || new DOMException('the transaction was aborted', 'AbortError'));
+  });
 }

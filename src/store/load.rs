@@ -35,15 +35,16 @@ fn rows(raw: &JsValue, name: &str) -> Array {
     field(raw, name).dyn_into::<Array>().unwrap_or_default()
 }
 
-/// Everything stored in `db`, decoded, and where the outbox entries are stored.
-pub async fn load(
-    db: &web_sys::IdbDatabase,
-    codec: &Codec,
-) -> Result<(StoredState, OutboxRows), StoreError> {
-    let raw = JsFuture::from(read_all(db))
+/// Every raw row stored in `db`, read in one transaction (decode with [`decode`]).
+pub async fn read(db: &web_sys::IdbDatabase) -> Result<JsValue, StoreError> {
+    JsFuture::from(read_all(db))
         .await
-        .map_err(|e| js_store_error("load", &e))?;
-    decode(&raw, codec).await
+        .map_err(|e| js_store_error("load", &e))
+}
+
+/// The identity of the database the raw rows were read from (`None`: it has none).
+pub fn identity(raw: &JsValue) -> Option<String> {
+    field(raw, "identity").as_string()
 }
 
 /// Decodes what `readAll` read (here, or early: see [`super::IdbStore::adopt_early_read`]).
@@ -104,7 +105,7 @@ async fn read_records(codec: &Codec, rows: &Array) -> Result<Vec<LocalRecord>, S
             ));
         }
     }
-    let mut records = Vec::with_capacity(rows.length() as usize);
+    let mut records = Vec::new();
     for row in rows.iter() {
         records.push(codec.read_record(&row).await?);
     }

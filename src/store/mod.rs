@@ -8,8 +8,19 @@
 //! - meta: the larger of the stored and the new `next_seq` and clock is kept;
 //! - records: a record's base version never goes backwards (a newer stored base is kept).
 //!
-//! Commits run one after another; [`IdbStore::barrier`] waits for every commit started
-//! before it. A `versionchange` from another tab closes the database; the next use reopens it.
+//! The database's identity: a random id stored in the meta store when the database is
+//! created. The handle remembers the identity of the database its replica was loaded from,
+//! and every commit verifies it inside its transaction (`commit.js`); a load verifies it
+//! too. A database deleted, evicted or cleared under the running tab therefore fails with
+//! [`StoreError::Lost`] instead of taking writes into a fresh, partial database; the engine
+//! then re-creates it from the replica ([`Store::recreate`]). `close` (the browser closed the
+//! connection) and `versionchange` (another tab upgrades or deletes the database) close the
+//! connection and tell the client, which asks the engine to check the identity at once.
+//!
+//! The store does not order commits itself: the engine's one commit pipeline
+//! (`ferry-core`'s `engine/commit.rs`) runs them one at a time, and never while a load
+//! that replaces the replica reads. A `versionchange` from another tab closes the database;
+//! the next use reopens it.
 
 mod load;
 pub use load::js_store_names_match;
@@ -21,9 +32,10 @@ use crate::crypto::Cipher;
 use crate::platform::js_error_name;
 use ferry_core::ports::{Store, StoreError};
 use ferry_core::replica::{StoredState, WriteBatch};
+use ferry_core::role::Role;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Promise};
 use outbox_rows::OutboxRows;
 use rows::{meta_row, BulkRecordRows, Codec, META_KEY};
 use schema::{CONFLICTS, DEAD_LETTERS, META, OUTBOX, RECORDS};
@@ -47,6 +59,15 @@ extern "C" {
         records: &Array,
         keep_newer_bases: bool,
         others: &Array,
+        identity: &str,
+        new_identity: Option<String>,
+    ) -> Promise;
+    /// The database's identity, storing `fresh` as it when it has none; see `commit.js`.
+    #[wasm_bindgen(js_name = databaseIdentity)]
+    fn database_identity(
+        db: &web_sys::IdbDatabase,
+        meta_store: &str,
+        fresh: Option<String>,
     ) -> Promise;
     /// The `records` argument of `commitBatch` from [`BulkRecordRows`]; see `commit.js`.
     #[wasm_bindgen(js_name = recordRows)]
@@ -59,12 +80,18 @@ struct Inner {
     blocked_timeout_ms: u32,
     db: RefCell<Option<Database>>,
     on_version_change: RefCell<Option<Closure<dyn FnMut()>>>,
-    /// Resolves when the latest commit has finished.
-    tail: RefCell<Promise>,
+    /// The identity of the database the replica was loaded from (see the module docs).
+    identity: RefCell<String>,
+    /// Told when the connection was closed under this handle (`close`, `versionchange`).
+    on_closed: RefCell<Option<Rc<dyn Fn()>>>,
+    /// Why the storage was found lost, until it is re-created.
+    lost_reason: RefCell<Option<String>>,
+    /// The losses re-created since the last [`IdbStore::take_recreations`].
+    recreations: RefCell<Vec<String>>,
     commits: Cell<u64>,
-    in_flight: Cell<u32>,
-    /// Whether no other tab can store a newer base than this one holds (see
-    /// [`IdbStore::set_bases_are_mine`]).
+    /// Whether no other tab can store a newer base than this one holds: the replica leads
+    /// ([`Role::owns_bases`], set by the engine through [`Store::set_role`]). Its commits then
+    /// skip the read that keeps a newer stored base; everyone else's commits keep doing it.
     bases_are_mine: Cell<bool>,
     /// Which row holds each outbox entry (see `outbox_rows`).
     outbox_rows: RefCell<OutboxRows>,
@@ -98,16 +125,46 @@ impl IdbStore {
             blocked_timeout_ms,
             db: RefCell::new(None),
             on_version_change: RefCell::new(None),
-            tail: RefCell::new(Promise::resolve(&JsValue::UNDEFINED)),
+            identity: RefCell::new(String::new()),
+            on_closed: RefCell::new(None),
+            lost_reason: RefCell::new(None),
+            recreations: RefCell::new(Vec::new()),
             commits: Cell::new(0),
-            in_flight: Cell::new(0),
             bases_are_mine: Cell::new(false),
             outbox_rows: RefCell::new(OutboxRows::default()),
             early_read: RefCell::new(None),
             loaded_early: Cell::new(false),
         }));
-        store.db().await?;
+        let db = store.db().await?;
+        // A database without an identity is new (or predates identities): it is ours now.
+        let identity = identity_of(&db, Some(crate::platform::random_hex(16))).await?;
+        *store.0.identity.borrow_mut() = identity.unwrap_or_default();
         Ok(store)
+    }
+
+    /// Calls `f` whenever the connection is closed under this handle (the browser closed
+    /// it, or another tab wants to upgrade or delete the database).
+    pub fn set_on_closed(&self, f: Rc<dyn Fn()>) {
+        *self.0.on_closed.borrow_mut() = Some(f);
+    }
+
+    /// Why the database was re-created from the replica, once per re-creation since the
+    /// last call (the client reports them to the app).
+    pub fn take_recreations(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.recreations.borrow_mut())
+    }
+
+    /// Notes why the storage is lost, and says so.
+    fn lost(&self, error: StoreError) -> StoreError {
+        if let StoreError::Lost(reason) = &error {
+            *self.0.lost_reason.borrow_mut() = Some(reason.clone());
+        }
+        error
+    }
+
+    /// The identity of the database this handle's replica belongs to.
+    pub fn identity(&self) -> String {
+        self.0.identity.borrow().clone()
     }
 
     pub fn name(&self) -> &str {
@@ -119,14 +176,6 @@ impl IdbStore {
         self.0.commits.get()
     }
 
-    /// Declares that this handle's writer is the only one that advances record bases — the
-    /// leader tab (only it pulls), once it has reloaded what the tabs before it stored. Its
-    /// commits then skip the read that keeps a newer stored base (there cannot be one);
-    /// everyone else's commits keep doing it.
-    pub fn set_bases_are_mine(&self, mine: bool) {
-        self.0.bases_are_mine.set(mine);
-    }
-
     /// Hands the next load the rows the package entry read before the module was ready
     /// (`earlyOpen` in `commit.js`), read under the leader lock this tab now holds. They are
     /// taken only when stored at this schema's version (else the open upgraded the database,
@@ -136,8 +185,8 @@ impl IdbStore {
     pub fn adopt_early_read(&self, version: f64, raw: JsValue) -> bool {
         let fits = version == f64::from(schema::VERSION)
             && raw.is_object()
-            && self.0.commits.get() == 0
-            && self.0.in_flight.get() == 0;
+            && load::identity(&raw).as_deref() == Some(self.0.identity.borrow().as_str())
+            && self.0.commits.get() == 0;
         if fits {
             *self.0.early_read.borrow_mut() = Some(raw);
         }
@@ -149,22 +198,22 @@ impl IdbStore {
         self.0.loaded_early.get()
     }
 
-    /// Whether a commit is under way.
-    pub fn is_committing(&self) -> bool {
-        self.0.in_flight.get() > 0
-    }
-
-    /// Waits until every commit started before this call has finished.
-    pub async fn barrier(&self) {
-        let tail = self.0.tail.borrow().clone();
-        let _ = JsFuture::from(tail).await;
-    }
-
     /// Closes the connection; the next use reopens it.
     pub fn close(&self) {
+        self.0.on_closed.borrow_mut().take();
         if let Some(db) = self.0.db.borrow_mut().take() {
             db.as_sys().set_onversionchange(None);
+            db.as_sys().set_onclose(None);
             db.close();
+        }
+    }
+
+    /// Whether the database still is the one the replica was loaded from.
+    async fn verify(&self, db: &Database) -> Result<(), StoreError> {
+        let found = identity_of(db, None).await?;
+        match found.as_deref() == Some(self.0.identity.borrow().as_str()) {
+            true => Ok(()),
+            false => Err(self.lost(lost())),
         }
     }
 
@@ -176,22 +225,35 @@ impl IdbStore {
         let db = schema::open(&self.0.name, schema::VERSION, self.0.blocked_timeout_ms).await?;
         let weak = Rc::downgrade(&self.0);
         let on_change = Closure::<dyn FnMut()>::new(move || {
-            // Another tab wants to upgrade: let it, and reopen on next use.
+            // Another tab wants to upgrade or delete the database, or the browser closed the
+            // connection: let go, reopen on next use, and have the client check at once
+            // whether the database is still ours.
             if let Some(inner) = weak.upgrade() {
                 if let Some(db) = inner.db.borrow_mut().take() {
                     db.close();
+                }
+                let notify = inner.on_closed.borrow().clone();
+                if let Some(notify) = notify {
+                    notify();
                 }
             }
         });
         db.as_sys()
             .set_onversionchange(Some(on_change.as_ref().unchecked_ref()));
+        db.as_sys()
+            .set_onclose(Some(on_change.as_ref().unchecked_ref()));
         *self.0.on_version_change.borrow_mut() = Some(on_change);
         *self.0.db.borrow_mut() = Some(db.clone());
         Ok(db)
     }
 
-    /// Encodes the batch, then writes it in one transaction (see `commit.js`).
-    async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    /// Encodes the batch, then writes it in one transaction (see `commit.js`), checking the
+    /// database's identity — or, when `new_identity` is given, giving it that identity.
+    async fn write(
+        &self,
+        batch: &WriteBatch,
+        new_identity: Option<String>,
+    ) -> Result<(), StoreError> {
         let codec = &self.0.codec;
         let compact = self.0.bases_are_mine.get();
         let records = if codec.is_sealed() {
@@ -235,18 +297,17 @@ impl IdbStore {
             }
         }
         let meta = match &batch.meta {
-            Some(meta) => {
-                scope.push(&META.into());
-                meta_row(meta).into()
-            }
+            Some(meta) => meta_row(meta).into(),
             None => JsValue::UNDEFINED,
         };
         if records.length() > 0 {
             scope.push(&RECORDS.into());
         }
-        if scope.length() == 0 {
+        if scope.length() == 0 && meta.is_undefined() && new_identity.is_none() {
             return Ok(());
         }
+        // Always in scope: the identity row is checked (or written) in every commit.
+        scope.push(&META.into());
         let db = self.db().await?;
         let done = commit_batch(
             db.as_sys(),
@@ -257,6 +318,8 @@ impl IdbStore {
             &records,
             !self.0.bases_are_mine.get(),
             &others,
+            &self.0.identity.borrow(),
+            new_identity,
         );
         JsFuture::from(done)
             .await
@@ -293,42 +356,80 @@ async fn keyed<T: serde::Serialize>(
 impl Store for IdbStore {
     async fn load(&self) -> Result<StoredState, StoreError> {
         let db = self.db().await?;
-        let quiet = |inner: &Inner| (inner.in_flight.get() == 0).then(|| inner.commits.get());
-        let before = quiet(&self.0);
         let early = self.0.early_read.borrow_mut().take();
-        let (state, outbox_rows) = match early {
+        let raw = match early {
             Some(raw) => {
                 self.0.loaded_early.set(true);
-                load::decode(&raw, &self.0.codec).await?
+                raw
             }
-            None => load::load(db.as_sys(), &self.0.codec).await?,
+            None => load::read(db.as_sys()).await?,
         };
-        // Take in where the outbox rows are only when no commit of this tab ran meanwhile:
-        // the read may predate it, and the rows must always know this tab's own commits.
-        if before.is_some() && before == quiet(&self.0) {
-            *self.0.outbox_rows.borrow_mut() = outbox_rows;
+        // A fresh database in place of the replica's own holds a fraction of the data at
+        // best: never hand it to the engine as the truth.
+        if load::identity(&raw).as_deref() != Some(self.0.identity.borrow().as_str()) {
+            return Err(self.lost(lost()));
         }
+        let (state, outbox_rows) = load::decode(&raw, &self.0.codec).await?;
+        // The engine never commits while it loads (both go through its commit pipeline),
+        // so the rows read here are where this handle's own commits left the outbox.
+        *self.0.outbox_rows.borrow_mut() = outbox_rows;
         Ok(state)
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        // Chain behind the previous commit, so commits finish in the order they started.
-        let previous = self.0.tail.borrow().clone();
-        let mut done: Option<Function> = None;
-        let mine = Promise::new(&mut |resolve, _| done = Some(resolve));
-        *self.0.tail.borrow_mut() = mine;
-        self.0.in_flight.set(self.0.in_flight.get() + 1);
-        let _ = JsFuture::from(previous).await;
-        let result = self.write(batch).await;
-        self.0.in_flight.set(self.0.in_flight.get() - 1);
+        let result = self.write(batch, None).await;
         if result.is_ok() {
             self.0.commits.set(self.0.commits.get() + 1);
         }
-        if let Some(done) = done {
-            let _ = done.call0(&JsValue::UNDEFINED);
+        result.map_err(|e| self.lost(e))
+    }
+
+    fn set_role(&self, role: Role) {
+        self.0.bases_are_mine.set(role.owns_bases());
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let db = self.db().await?;
+        self.verify(&db).await
+    }
+
+    /// Writes everything the replica holds into whatever database is there now (a fresh one
+    /// after a wipe; or one another tab already re-created, whose rows are kept), under a
+    /// new identity, in one transaction.
+    async fn recreate(&self, everything: &WriteBatch) -> Result<(), StoreError> {
+        let identity = crate::platform::random_hex(16);
+        // The segments this handle knew are gone: every entry is written into new ones.
+        let known = std::mem::take(&mut *self.0.outbox_rows.borrow_mut());
+        let result = self.write(everything, Some(identity.clone())).await;
+        match result {
+            Ok(()) => {
+                *self.0.identity.borrow_mut() = identity;
+                self.0.commits.set(self.0.commits.get() + 1);
+                let reason = self.0.lost_reason.borrow_mut().take().unwrap_or_else(|| {
+                    "the database was deleted or replaced under the running tab".into()
+                });
+                self.0.recreations.borrow_mut().push(reason);
+            }
+            Err(_) => *self.0.outbox_rows.borrow_mut() = known,
         }
         result
     }
+}
+
+/// The identity of `db` (storing `fresh` when it has none and `fresh` is given).
+async fn identity_of(db: &Database, fresh: Option<String>) -> Result<Option<String>, StoreError> {
+    let found = JsFuture::from(database_identity(db.as_sys(), META, fresh))
+        .await
+        .map_err(|e| js_store_error("identity check", &e))?;
+    Ok(found.as_string())
+}
+
+fn lost() -> StoreError {
+    StoreError::Lost(
+        "the database was deleted or replaced since this tab opened it (cleared, evicted or \
+         deleted by another tab)"
+            .into(),
+    )
 }
 
 /// Maps an IndexedDB failure to a store error; a full disk is `QuotaExceeded`.
@@ -358,6 +459,7 @@ fn store_error(name: &str, message: String) -> StoreError {
     match name {
         "QuotaExceededError" => StoreError::QuotaExceeded(message),
         "InvalidStateError" | "TransactionInactiveError" => StoreError::Unavailable(message),
+        "StorageLostError" => StoreError::Lost(message),
         _ => StoreError::Other(message),
     }
 }

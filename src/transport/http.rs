@@ -162,13 +162,22 @@ pub fn http_error(status: u16, body: &str, retry_after: Option<String>) -> Trans
     }
 }
 
-/// `Retry-After`: delay seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<u64> {
-    if let Ok(seconds) = value.trim().parse::<u64>() {
-        return Some(seconds.saturating_mul(1000));
-    }
-    let at = js_sys::Date::parse(value);
-    (at.is_finite()).then(|| (at - js_sys::Date::now()).max(0.0) as u64)
+/// The longest wait a `Retry-After` can impose: a proxy's absurd value must not silence a
+/// client for good (the header comes from whatever answered, not necessarily the server).
+pub const MAX_RETRY_AFTER_MS: u64 = 10 * 60 * 1000;
+
+/// `Retry-After`: delay seconds or an HTTP date, capped at [`MAX_RETRY_AFTER_MS`].
+pub fn parse_retry_after(value: &str) -> Option<u64> {
+    let ms = if let Ok(seconds) = value.trim().parse::<u64>() {
+        seconds.saturating_mul(1000)
+    } else {
+        let at = js_sys::Date::parse(value);
+        if !at.is_finite() {
+            return None;
+        }
+        (at - js_sys::Date::now()).max(0.0) as u64
+    };
+    Some(ms.min(MAX_RETRY_AFTER_MS))
 }
 
 impl Transport for FetchTransport {

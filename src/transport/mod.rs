@@ -4,7 +4,7 @@
 mod http;
 mod live;
 
-pub use http::FetchTransport;
+pub use http::{parse_retry_after, FetchTransport, MAX_RETRY_AFTER_MS};
 pub use live::LiveStream;
 
 /// The default request timeout, in milliseconds.

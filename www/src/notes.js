@@ -41,18 +41,35 @@ export function mountNotes(root, ctx) {
     create: (row) => noteCard(row, ctx),
     empty: () => h('p', { class: 'empty', text: 'No notes yet. Write the first one — it is saved on this device at once.' }),
   });
+  let rowsById = new Map();
   const unsub = ferry.query('notes', {}).subscribe((rows) => {
     const sorted = [...rows].sort(byCreatedDesc);
+    rowsById = new Map(sorted.map((r) => [r.id, r]));
     ctx.counts('notes', sorted.length);
     render(sorted);
-    for (const row of sorted) {
-      const change = ctx.tracker.observe('notes', row);
-      if (change && change.theirs.length && change.kept.length) {
-        list.querySelector(`[data-id="${CSS.escape(row.id)}"]`)?.showMerge(change);
-      }
-    }
   });
-  return unsub;
+  // The banner follows Ferry's own word that a change was merged (the `outcomes` observable),
+  // not a guess from how the record changed; the edit tracker only names the fields.
+  let seenSeq = null;
+  const unsubOutcomes = ferry.outcomes.subscribe((outcomes) => {
+    const items = outcomes || [];
+    const newest = items.length ? items[items.length - 1].seq : 0;
+    if (seenSeq === null) {
+      seenSeq = newest; // those happened before this view was shown
+      return;
+    }
+    for (const o of items) {
+      if (o.seq <= seenSeq || o.kind !== 'merged' || o.collection !== 'notes') continue;
+      const row = rowsById.get(o.id);
+      const change = row ? ctx.tracker.observe('notes', row) : null;
+      list.querySelector(`[data-id="${CSS.escape(o.id)}"]`)?.showMerge(change || { theirs: [], kept: [] });
+    }
+    seenSeq = Math.max(seenSeq, newest);
+  });
+  return () => {
+    unsub();
+    unsubOutcomes();
+  };
 }
 
 function noteCard(row, ctx) {
@@ -69,7 +86,9 @@ function noteCard(row, ctx) {
       h('span', { class: 'banner__icon', 'aria-hidden': 'true', text: '⇄' }),
       h('span', { class: 'banner__text' },
         h('strong', { text: 'Merged update. ' }),
-        `Your change to ${kept.map(fieldLabel).join(', ')} was combined with another device's change to ${theirs.map(fieldLabel).join(', ')}.`),
+        kept.length && theirs.length
+          ? `Your change to ${kept.map(fieldLabel).join(', ')} was combined with another device's change to ${theirs.map(fieldLabel).join(', ')}.`
+          : "Your change was combined with another device's change."),
       h('button', { type: 'button', class: 'banner__close', 'aria-label': 'Dismiss', text: '×', onclick: () => { banner.hidden = true; } }));
     banner.hidden = false;
   };

@@ -6,7 +6,10 @@
 //! one [`WriteBatch`] for the store to commit atomically. No IO and no clock: callers pass
 //! `now_ms`.
 
+mod clock;
 mod inbox;
+mod limits;
+mod rollback;
 mod sync;
 mod writes;
 
@@ -17,7 +20,11 @@ use crate::protocol::{Fields, OpKind, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use clock::CLOCK_RECALIBRATE_MS;
 pub use inbox::Choice;
+use limits::PushLimits;
+pub use limits::{TooLarge, TOO_LARGE};
+pub use rollback::Rollback;
 pub use sync::PushSummary;
 pub use writes::Change;
 
@@ -55,6 +62,22 @@ pub struct Meta {
     pub last_synced_at_ms: Option<u64>,
     /// A full resync from cursor 0 is under way (the old cursor expired).
     pub resyncing: bool,
+    /// The identity of the server history `cursor` belongs to (empty: not heard yet, or a
+    /// server that predates epochs). See [`Replica::check_history`].
+    #[serde(default)]
+    pub epoch: String,
+    /// The server lost history this replica held: the running resync rebases every record
+    /// on what the server has and re-pushes what it lacks (see `replica/rollback.rs`).
+    #[serde(default)]
+    pub restoring: bool,
+    /// The server's clock minus this device's, in ms, as last measured (0: never synced).
+    /// Local stamps use the corrected time, so a device with a wrong clock still orders its
+    /// writes as a person expects once it has synced.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
+    /// Whether `clock_offset_ms` was measured (a server sent its time at least once).
+    #[serde(default)]
+    pub clock_calibrated: bool,
 }
 
 /// A local edit that met a different server state and needs a person.
@@ -132,6 +155,8 @@ pub enum Event {
     /// The policy settled the entry against a newer server state.
     Settled {
         entry_id: String,
+        collection: String,
+        record_id: String,
         outcome: Outcome,
         into: Option<String>,
     },
@@ -230,6 +255,14 @@ pub struct Replica {
     /// How many outbox entries are sent (frozen): kept as entries come, go and are sent, so
     /// the sync state's `inFlight` does not walk the outbox on every write.
     sent_entries: usize,
+    /// How large a push may be (see `replica/limits.rs`); not persisted: the server
+    /// advertises it again in every answer.
+    push_limits: PushLimits,
+    /// The stamps this replica issued, as stored when it opened (sorted), and the latest it
+    /// issued since: a clock pulled back to the bound never goes below one of them near the
+    /// bound, so no stamp is issued twice (see `replica/clock.rs`).
+    own_stamps: Vec<(u64, u32)>,
+    own_floor: (u64, u32),
 }
 
 #[derive(Default)]
@@ -258,7 +291,7 @@ impl Replica {
             .as_ref()
             .map(|m| m.hlc.clone())
             .unwrap_or_default();
-        let latest = latest_stamp(&stored_meta_hlc, &stored);
+        let (latest, own_stamps) = latest_stamp(&stored_meta_hlc, &stored);
         // A replica just opened is new to whoever watches it: every collection counts as changed.
         let changed_collections: BTreeSet<String> = config
             .collections
@@ -278,6 +311,10 @@ impl Replica {
                 cursor: 0,
                 last_synced_at_ms: None,
                 resyncing: false,
+                epoch: String::new(),
+                restoring: false,
+                clock_offset_ms: 0,
+                clock_calibrated: false,
             }
         });
         if meta.resyncing {
@@ -314,6 +351,9 @@ impl Replica {
             resync_seen: BTreeSet::new(),
             changed_collections,
             sent_entries: 0,
+            push_limits: PushLimits::default(),
+            own_stamps,
+            own_floor: (0, 0),
         };
         for entry in stored.outbox {
             replica.insert_entry(entry);
@@ -321,7 +361,43 @@ impl Replica {
         // Loaded entries are what the store holds: nothing to save. (Marking them unsaved
         // made a reloaded follower tab look busy forever, so it could never take over.)
         replica.dirty.outbox.clear();
+        replica.repair_missing_records();
         replica
+    }
+
+    /// Outbox entries whose record row is missing (storage lost it, or it was tampered with)
+    /// get their record back as the entries describe it, so the writes stay visible and
+    /// nothing later panics on the missing row. The repaired rows are saved with the next
+    /// commit.
+    fn repair_missing_records(&mut self) {
+        let missing: Vec<Key> = self
+            .entries_by_record
+            .keys()
+            .filter(|k| !self.records.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in missing {
+            let entries = self.entries_of(&k);
+            let hlc = entries
+                .iter()
+                .map(|e| e.hlc.clone())
+                .max()
+                .unwrap_or_default();
+            let state = entries
+                .iter()
+                .fold(State::tombstone(), |s, e| apply_op(&s, e.op, &e.patch));
+            self.records.insert(
+                k.clone(),
+                LocalRecord {
+                    collection: k.0.clone(),
+                    id: k.1.clone(),
+                    base: None,
+                    state,
+                    hlc,
+                },
+            );
+            self.touch_record(&k);
+        }
     }
 
     pub fn config(&self) -> &ReplicaConfig {
@@ -534,15 +610,19 @@ impl Replica {
     /// conflict), and [`Replica::open`] moves the clock past all of them. So a local write
     /// commits its record and outbox entry only, with no meta row.
     fn tick(&mut self, now_ms: u64) -> Hlc {
-        self.meta.hlc = Hlc::tick(&self.meta.hlc, now_ms, &self.meta.client_id);
+        let now = self.corrected_now(now_ms);
+        self.bound_clock(now);
+        self.meta.hlc = Hlc::tick(&self.meta.hlc, now, &self.meta.client_id);
+        self.own_floor = (self.meta.hlc.wall_ms, self.meta.hlc.counter);
         self.meta.hlc.clone()
     }
 }
 
 /// The clock a reopened replica continues from: the latest of the stored meta's clock and
-/// every stamp stored with the data (see [`Replica::tick`]). Only wall time and counter
-/// matter; the node stays this replica's.
-fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> Hlc {
+/// every stamp stored with the data (see [`Replica::tick`]); and, sorted, those this replica
+/// issued itself (a clock pulled back never goes below one near it). Only wall time and
+/// counter matter; the node stays this replica's.
+fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> (Hlc, Vec<(u64, u32)>) {
     // Compared as (wall, counter) pairs: no stamp is copied (a reopen walks every record).
     let entry_ids: Vec<Hlc> = stored
         .outbox
@@ -557,14 +637,24 @@ fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> Hlc {
         .chain(entry_ids.iter())
         .chain(stored.conflicts.iter().map(|c| &c.local_hlc));
     let mut latest = (meta_hlc.wall_ms, meta_hlc.counter);
+    // Pulled stamps count too: a stamp far ahead (another device's wrong clock) is pulled
+    // back by the clock bound at the next local stamp once calibrated (`replica/clock.rs`).
+    let mut own = vec![latest];
     for stamp in stamps {
         latest = latest.max((stamp.wall_ms, stamp.counter));
+        // (An entry id carries the tab instance after the node, hence `starts_with`.)
+        if stamp.node.starts_with(meta_hlc.node.as_str()) {
+            own.push((stamp.wall_ms, stamp.counter));
+        }
     }
-    Hlc {
+    own.sort_unstable();
+    own.dedup();
+    let at = Hlc {
         wall_ms: latest.0,
         counter: latest.1,
         ..meta_hlc.clone()
-    }
+    };
+    (at, own)
 }
 
 /// Applies one op's effect to a state, as the server does.

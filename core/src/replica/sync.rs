@@ -2,7 +2,6 @@
 //! pending local edits over pulled changes by each collection's policy.
 
 use super::{apply_op, key, ConflictEntry, DeadLetter, Event, Key, Outcome, Replica};
-use crate::hlc::Hlc;
 use crate::ids::op_id;
 use crate::outbox::{select_batch, OutboxEntry, SentAs};
 use crate::policy::{resolve, Resolution, State};
@@ -17,7 +16,12 @@ pub struct PushSummary {
     pub dead_lettered: usize,
     /// Ops the server asked to send again later (retryable refusals).
     pub retry: usize,
+    /// Ops refused for a stamp ahead of the server's clock, sent again re-stamped.
+    pub restamped: usize,
 }
+
+/// The server's code for a mutation whose stamp is beyond the clock bound of its clock.
+pub const CLOCK_AHEAD: &str = "clock_ahead";
 
 impl Replica {
     /// Whether anything waits to be pushed.
@@ -33,7 +37,10 @@ impl Replica {
     /// Freezes the next batch and returns it. Commit [`Replica::take_writes`] before sending,
     /// so a crash after sending can only retry the very same ops.
     pub fn begin_push(&mut self) -> Option<PushRequest> {
-        let ids = select_batch(self.outbox.values(), self.config.batch_size);
+        let limits = self.push_limits.current();
+        let selection = select_batch(self.outbox.values(), self.config.batch_size, limits);
+        self.dead_letter_too_large(&selection.too_large, limits);
+        let ids = selection.ids;
         if ids.is_empty() {
             return None;
         }
@@ -128,10 +135,43 @@ impl Replica {
             let Some(entry) = self.remove_entry(entry_id) else {
                 continue;
             };
+            if r.code == CLOCK_AHEAD && self.meta.clock_calibrated {
+                // Refused for its stamp, not its content: the write goes out again, stamped
+                // with the calibrated clock (this answer carried the server's time).
+                summary.restamped += 1;
+                self.restamp(entry, now_ms);
+                continue;
+            }
             summary.dead_lettered += 1;
             self.dead_letter(entry, &r.code, &r.message, now_ms);
         }
         summary
+    }
+
+    /// Sends a write refused as `clock_ahead` again as a new entry, stamped with the
+    /// corrected time (the clock is pulled back to it first: it ran ahead before the device
+    /// first heard the server's time).
+    fn restamp(&mut self, entry: OutboxEntry, now_ms: u64) {
+        let k = key(&entry.collection, &entry.record_id);
+        let corrected = self.corrected_now(now_ms);
+        if self.meta.hlc.wall_ms > corrected {
+            self.meta.hlc.wall_ms = corrected;
+            self.meta.hlc.counter = 0;
+            self.touch_meta();
+        }
+        let stamp = self.tick(now_ms);
+        if let Some(rec) = self.records.get_mut(&k) {
+            rec.hlc = stamp.clone();
+            self.touch_record(&k);
+        }
+        let into = self.reconcile_entry(&k, &stamp, stamp.clone(), now_ms, false);
+        self.events.push(Event::Settled {
+            entry_id: entry.entry_id,
+            collection: k.0.clone(),
+            record_id: k.1.clone(),
+            outcome: Outcome::Kept,
+            into,
+        });
     }
 
     fn acknowledge(&mut self, entry: OutboxEntry, version: u64, now_ms: u64) {
@@ -183,7 +223,7 @@ impl Replica {
         }
     }
 
-    fn take_entries(&mut self, k: &Key) -> Vec<OutboxEntry> {
+    pub(super) fn take_entries(&mut self, k: &Key) -> Vec<OutboxEntry> {
         let ids: Vec<String> = self
             .entries_of(k)
             .into_iter()
@@ -192,7 +232,13 @@ impl Replica {
         ids.iter().filter_map(|id| self.remove_entry(id)).collect()
     }
 
-    fn dead_letter(&mut self, entry: OutboxEntry, code: &str, message: &str, now_ms: u64) {
+    pub(super) fn dead_letter(
+        &mut self,
+        entry: OutboxEntry,
+        code: &str,
+        message: &str,
+        now_ms: u64,
+    ) {
         let k = key(&entry.collection, &entry.record_id);
         let desired = self
             .records
@@ -248,8 +294,14 @@ impl Replica {
     }
 
     /// Settles pending entries of a record against a newer server state by its policy.
-    fn settle(&mut self, k: &Key, server: Record, pending: Vec<OutboxEntry>, now_ms: u64) {
-        self.meta.hlc = Hlc::observe(&self.meta.hlc, &server.hlc, now_ms, &self.meta.client_id);
+    pub(super) fn settle(
+        &mut self,
+        k: &Key,
+        server: Record,
+        pending: Vec<OutboxEntry>,
+        now_ms: u64,
+    ) {
+        self.observe_stamp(&server.hlc, now_ms);
         self.touch_meta();
         let policy = self.policy(&k.0);
         let (base, local) = match self.records.get(k) {
@@ -262,10 +314,18 @@ impl Replica {
             .max()
             .unwrap_or_default();
         let resolution = resolve(policy, base.as_ref(), &local, &local_hlc, &server);
+        // A record row missing under its outbox entries (storage lost it) is not a reason
+        // to panic: the server's state becomes its base and the policy settles as usual.
         let rec = self
             .records
-            .get_mut(k)
-            .expect("a record with pending entries exists");
+            .entry(k.clone())
+            .or_insert_with(|| super::LocalRecord {
+                collection: k.0.clone(),
+                id: k.1.clone(),
+                base: None,
+                state: State::tombstone(),
+                hlc: local_hlc.clone(),
+            });
         rec.base = Some(server.clone());
         match resolution {
             Resolution::Keep { state, merged } => {
@@ -281,6 +341,8 @@ impl Replica {
                 for e in pending {
                     self.events.push(Event::Settled {
                         entry_id: e.entry_id,
+                        collection: k.0.clone(),
+                        record_id: k.1.clone(),
                         outcome,
                         into: into.clone(),
                     });
@@ -291,6 +353,8 @@ impl Replica {
                 for e in pending {
                     self.events.push(Event::Settled {
                         entry_id: e.entry_id,
+                        collection: k.0.clone(),
+                        record_id: k.1.clone(),
                         outcome: Outcome::Superseded,
                         into: None,
                     });
@@ -338,6 +402,10 @@ impl Replica {
             if self.meta.resyncing {
                 self.resync_seen.insert(k.clone());
             }
+            if self.meta.restoring {
+                self.fold_restored(server, now_ms);
+                continue;
+            }
             if self
                 .records
                 .get(&k)
@@ -351,8 +419,7 @@ impl Replica {
                 continue;
             }
             if entries.is_empty() {
-                self.meta.hlc =
-                    Hlc::observe(&self.meta.hlc, &server.hlc, now_ms, &self.meta.client_id);
+                self.observe_stamp(&server.hlc, now_ms);
                 self.set_view(&k, State::of(server), server.hlc.clone());
                 self.records.get_mut(&k).expect("just set").base = Some(server.clone());
             } else {
@@ -365,6 +432,9 @@ impl Replica {
         }
         if !page.has_more {
             self.meta.last_synced_at_ms = Some(now_ms);
+            if self.meta.restoring {
+                self.finish_restore(now_ms);
+            }
             if self.meta.resyncing {
                 self.finish_resync();
             }

@@ -158,7 +158,14 @@ impl Replica {
                 Some(id)
             }
             None => {
-                let entry_id = format!("{id_hlc}{}", self.config.instance);
+                let mut entry_id = format!("{id_hlc}{}", self.config.instance);
+                // A clock pulled back to the bound may meet a stamp it issued before: a new
+                // entry never takes the id of a live one.
+                let mut id_hlc = id_hlc;
+                while self.outbox.contains_key(&entry_id) {
+                    id_hlc.counter = id_hlc.counter.saturating_add(1);
+                    entry_id = format!("{id_hlc}{}", self.config.instance);
+                }
                 self.insert_entry(OutboxEntry {
                     entry_id: entry_id.clone(),
                     collection: k.0.clone(),

@@ -4,9 +4,14 @@ use super::client::SimClient;
 use super::fates::Fate;
 use super::net::World;
 use super::SimReport;
+use crate::hlc::Hlc;
 use crate::policy::State;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+
+/// How far ahead of the true time a device with a right clock may stamp: the clock bound,
+/// plus the spread of the simulated devices' clocks (each moves only when its device acts).
+const DRAGGED_MS: u64 = 3_600_000;
 
 /// A broken guarantee, with what was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,24 +34,24 @@ impl fmt::Display for Violation {
 }
 
 /// The invariants, in the words the run prints.
-pub const INVARIANTS: [&str; 6] = [
+pub const INVARIANTS: [&str; 10] = [
     "every client's records equal the server's (conflicts wait in the inbox with both sides)",
     "no durable local write is lost: each is applied, settled by policy, in the inbox or a dead letter",
-    "no op is applied twice",
-    "each client's ops are applied in its seq order",
-    "every op the server applied belongs to exactly one durable write",
-    "cursors never move backwards",
+    "no acknowledged write vanishes: each was applied in the server's history, or in one a restore threw away",
+    "no op is applied twice within one history",
+    "each client's ops are applied in its seq order within one history",
+    "every op the server applied belongs to exactly one durable write (or to a wiped device)",
+    "cursors never move backwards (except to 0 for a resync)",
+    "after a restore, every record a device held comes back: the server has it, with a stamp no older than the one held (or a conflict for a person)",
+    "a write storage refused is never visible: what a client shows equals what it stored",
+    "a device with a right clock is never dragged ahead by another's wrong clock",
 ];
 
-pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Result<(), Violation> {
-    let server = world.server.borrow();
-    let Some(tenant) = server.tenant(&world.tenant) else {
-        return Ok(());
-    };
-    // No op applied twice; each client's ops in seq order.
+/// The ops of one history: none twice, each client's in seq order.
+fn check_history(applied: &[crate::server::AppliedOp]) -> Result<HashSet<&str>, Violation> {
     let mut seen_ops = HashSet::new();
     let mut last_seq: HashMap<&str, u64> = HashMap::new();
-    for op in tenant.applied() {
+    for op in applied {
         if !seen_ops.insert(op.op_id.as_str()) {
             return Err(Violation::new(format!("op {} was applied twice", op.op_id)));
         }
@@ -58,11 +63,180 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
             )));
         }
     }
+    Ok(seen_ops)
+}
+
+/// One device's record at a restore: the stamp and state it held as synced, and the state
+/// it showed (with its own pending edit, which may undo what it held).
+struct Held {
+    hlc: Hlc,
+    base: State,
+    shown: State,
+}
+
+/// What devices held when the server was restored, to check that it came back.
+#[derive(Default)]
+pub struct Watch {
+    /// Record → what each device held of it.
+    held: HashMap<(String, String), HashMap<usize, Held>>,
+    /// The restored history's head: a record version above it was written after the restore.
+    restored_head: u64,
+}
+
+impl Watch {
+    /// Notes every live record the devices hold as synced, just before a restore to a
+    /// backup whose head is `restored_head`.
+    pub fn before_restore(&mut self, clients: &[SimClient], restored_head: u64) {
+        // What devices hold now includes what they still owe from an earlier restore (a
+        // re-push not yet sent stays in their outbox, a record not yet repaired keeps its
+        // base), so each restore starts the watch afresh.
+        self.held.clear();
+        self.restored_head = restored_head;
+        for c in clients {
+            let engine = c.engine();
+            let replica = engine.replica();
+            for r in replica.all_records() {
+                let Some(base) = r.base.as_ref().filter(|b| !b.deleted) else {
+                    continue;
+                };
+                if r.state.deleted {
+                    // The person deleted it already; its absence is what they asked for.
+                    continue;
+                }
+                self.held
+                    .entry((r.collection.clone(), r.id.clone()))
+                    .or_default()
+                    .insert(
+                        c.index,
+                        Held {
+                            hlc: base.hlc.clone(),
+                            base: State::of(base),
+                            shown: r.state.clone(),
+                        },
+                    );
+            }
+        }
+    }
+
+    /// A person deleted the record: its absence later is what they asked for.
+    pub fn deleted(&mut self, collection: &str, id: &str) {
+        self.held.remove(&(collection.to_owned(), id.to_owned()));
+    }
+
+    /// A wiped device holds nothing any more.
+    pub fn forget_holder(&mut self, index: usize) {
+        for holders in self.held.values_mut() {
+            holders.remove(&index);
+        }
+        self.held.retain(|_, holders| !holders.is_empty());
+    }
+
+    /// Tombstones are about to be compacted away: a held record deleted on the server since
+    /// cannot be told from a lost one afterwards, so it is no longer watched.
+    pub fn before_compaction(&mut self, world: &World) {
+        let server = world.server.borrow();
+        let Some(tenant) = server.tenant(&world.tenant) else {
+            return;
+        };
+        self.held
+            .retain(|(c, id), _| tenant.record(c, id).is_none_or(|r| !r.deleted));
+    }
+
+    pub fn check(&self, world: &World, clients: &[SimClient]) -> Result<(), Violation> {
+        let server = world.server.borrow();
+        let Some(tenant) = server.tenant(&world.tenant) else {
+            return Ok(());
+        };
+        let right_clocks = clients.iter().all(|c| c.skew_ms == 0);
+        for ((collection, id), holders) in &self.held {
+            let Some(Held {
+                hlc: held,
+                base: held_state,
+                shown,
+            }) = holders.values().max_by(|a, b| a.hlc.cmp(&b.hlc))
+            else {
+                continue;
+            };
+            // Still held for a person: in the conflict inbox, or a dead letter to retry.
+            let in_review = clients.iter().any(|c| {
+                let engine = c.engine();
+                let r = engine.replica();
+                let conflicted = r
+                    .conflicts()
+                    .any(|x| x.collection == *collection && x.record_id == *id);
+                conflicted
+                    || r.dead_letters()
+                        .any(|d| d.collection == *collection && d.record_id == *id)
+            });
+            match tenant.record(collection, id) {
+                None if in_review => {}
+                None => {
+                    return Err(Violation::new(format!(
+                        "after a restore the server lost {collection}/{id} for good, though a device held it"
+                    )))
+                }
+                // Written after the restore (re-pushed, or edited since), or at least as new
+                // as what was held: not lost. Else the server still has the backup's state.
+                // Stamps order writes as time only while clocks are right: with a device a day
+                // off before its first sync, an older write may carry the later stamp, so
+                // such runs check that the record came back, not which state won.
+                Some(r)
+                    if right_clocks
+                        && r.version <= self.restored_head
+                        && r.hlc < *held
+                        && State::of(r) != *held_state
+                        && State::of(r) != *shown
+                        && !in_review =>
+                {
+                    return Err(Violation::new(format!(
+                        "after a restore the server holds {collection}/{id} at {}, older than the {held} a device held",
+                        r.hlc
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Result<(), Violation> {
+    let server = world.server.borrow();
+    let Some(tenant) = server.tenant(&world.tenant) else {
+        return Ok(());
+    };
+    // No op applied twice within one history; each client's ops in seq order. A restore
+    // starts a new history in which ops of the lost one may apply again.
+    let mut seen_ops = check_history(tenant.applied())?;
     report.applied_ops = seen_ops.len() as u64;
+    let lost = world.lost_histories.borrow();
+    for history in lost.iter() {
+        seen_ops.extend(check_history(history)?);
+    }
+    let server_now = world.server_now.get();
     let mut claimed: HashSet<String> = HashSet::new();
+    let mut retired_clients: HashSet<&str> = HashSet::new();
     for c in clients {
+        claimed.extend(c.retired_ops.iter().cloned());
+        retired_clients.extend(c.retired_clients.iter().map(String::as_str));
         let engine = c.engine();
         let replica = engine.replica();
+        // The stamps of this device's own writes (the ones last-writer-wins compares).
+        let own_latest = replica
+            .all_records()
+            .map(|r| &r.hlc)
+            .chain(replica.outbox().map(|e| &e.hlc))
+            .filter(|h| h.node == replica.client_id())
+            .map(|h| h.wall_ms)
+            .max()
+            .unwrap_or(0);
+        if c.skew_ms <= 0 && own_latest > server_now.saturating_add(DRAGGED_MS) {
+            return Err(Violation::new(format!(
+                "client {}'s clock is right, yet it stamped a write at {own_latest}, {} ms ahead of the true time",
+                c.index,
+                own_latest - server_now
+            )));
+        }
         if replica.outbox_depth() != 0 {
             return Err(Violation::new(format!(
                 "client {} still has {} queued ops after the heal",
@@ -135,9 +309,15 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
             }
         }
     }
-    if let Some(orphan) = seen_ops.iter().find(|op| !claimed.contains(**op)) {
+    // Only the current history's ops need a write: an op applied in a history a restore
+    // threw away may end otherwise when sent again (a conflict in the new history).
+    let orphan = tenant.applied().iter().find(|op| {
+        !claimed.contains(&op.op_id) && !retired_clients.contains(op.client_id.as_str())
+    });
+    if let Some(orphan) = orphan {
         return Err(Violation::new(format!(
-            "the server applied op {orphan}, which no durable write accounts for"
+            "the server applied op {}, which no durable write accounts for",
+            orphan.op_id
         )));
     }
     Ok(())

@@ -37,6 +37,12 @@ pub struct SimClient {
     world: Rc<World>,
     pub store: MemoryStore,
     pub clock: ManualClock,
+    /// How wrong this device's clock is (its clock minus the true time), in ms.
+    pub skew_ms: i64,
+    /// Op ids of writes this device acknowledged before its store was wiped, and the client
+    /// ids it had: the server applied them, and no live fate book accounts for them.
+    pub retired_ops: Vec<String>,
+    pub retired_clients: Vec<String>,
     pub online: Rc<Cell<bool>>,
     entropy: SeededEntropy,
     engine: Option<SimEngine>,
@@ -44,6 +50,7 @@ pub struct SimClient {
     /// Writes not yet known durable: (entry id, ticket).
     pending: Vec<(String, WriteTicket)>,
     last_cursor: u64,
+    last_epoch: String,
 }
 
 impl SimClient {
@@ -53,12 +60,16 @@ impl SimClient {
             world: world.clone(),
             store: MemoryStore::new(),
             clock: ManualClock::new(1_700_000_000_000 + index as u64 * 7),
+            skew_ms: 0,
+            retired_ops: Vec::new(),
+            retired_clients: Vec::new(),
             online: Rc::new(Cell::new(true)),
             entropy: SeededEntropy::new(seed.wrapping_mul(31).wrapping_add(index as u64 + 1)),
             engine: None,
             fates: FateBook::default(),
             pending: Vec::new(),
             last_cursor: 0,
+            last_epoch: String::new(),
         };
         c.start().expect("a fresh in-memory store opens");
         c
@@ -89,6 +100,70 @@ impl SimClient {
 
     pub fn engine(&self) -> &SimEngine {
         self.engine.as_ref().expect("the client is running")
+    }
+
+    /// Sets this device's clock wrong by `skew_ms` (before it has written anything).
+    pub fn skew_clock(&mut self, skew_ms: i64) {
+        self.skew_ms = skew_ms;
+        self.clock
+            .set(self.clock.now_ms().saturating_add_signed(skew_ms));
+    }
+
+    /// The true time on this device (its clock without the skew).
+    pub fn true_now(&self) -> u64 {
+        self.clock.now_ms().saturating_add_signed(-self.skew_ms)
+    }
+
+    /// The user clears site data: the store is emptied and the app restarts as a new
+    /// device. What it had not pushed is gone with the storage (counted, not a violation);
+    /// what the server acknowledged stays accounted for.
+    pub fn wipe_and_restart(&mut self, report: &mut SimReport) -> Result<(), Violation> {
+        self.settle_writes(report)?;
+        self.retired_ops.extend(self.fates.applied_ops().cloned());
+        let client_id = self.engine().replica().client_id().to_owned();
+        self.retired_clients.push(client_id);
+        let unacked = self
+            .fates
+            .entries()
+            .filter(|e| self.fates.final_fate(e) == super::fates::Fate::Pending)
+            .count();
+        report.lost_on_wipe += unacked as u64 + self.pending.len() as u64;
+        self.fates = FateBook::default();
+        self.pending.clear();
+        self.world.faults.borrow_mut().store_wipes += 1;
+        self.engine = None;
+        self.store.wipe();
+        self.last_cursor = 0;
+        self.start()?;
+        let online = self.online.get();
+        self.set_online(online);
+        Ok(())
+    }
+
+    /// What the app shows equals what is stored, once nothing is unsaved: a write storage
+    /// refused is never visible, and nothing stored is hidden.
+    pub fn check_memory_matches_storage(&self) -> Result<(), Violation> {
+        let engine = self.engine();
+        if engine.is_committing() || engine.replica().has_unsaved_changes() {
+            return Ok(());
+        }
+        let stored = self.store.snapshot();
+        let replica = engine.replica();
+        let shown: Vec<_> = replica.all_records().collect();
+        let same = shown.len() == stored.records.len()
+            && shown
+                .iter()
+                .zip(stored.records.iter())
+                .all(|(a, b)| a.collection == b.collection && a.id == b.id && a.state == b.state);
+        if !same {
+            return Err(Violation::new(format!(
+                "client {} shows {} records that differ from the {} it stored",
+                self.index,
+                shown.len(),
+                stored.records.len()
+            )));
+        }
+        Ok(())
     }
 
     pub fn set_online(&mut self, online: bool) {
@@ -153,6 +228,7 @@ impl SimClient {
                 ));
             }
         }
+        self.check_memory_matches_storage()?;
         self.settle_writes(report)
     }
 
@@ -170,11 +246,20 @@ impl SimClient {
             .map(|r| r.state.clone())
             .filter(|s| !s.deleted);
         let change = match existing {
+            // Now and then a note too large for a server with a small byte limit.
+            None if collection == "notes" && rng.chance(3) => {
+                let mut fields = new_fields(collection, rng);
+                fields.insert("body".into(), json!(sentence(rng, 700)));
+                Change::Put(fields)
+            }
             None => Change::Put(new_fields(collection, rng)),
             Some(_) if rng.chance(8) => Change::Delete,
             Some(state) => Change::Patch(edit(collection, &state.fields, rng)),
         };
         report.writes += 1;
+        if change == Change::Delete {
+            self.world.watch.borrow_mut().deleted(collection, &id);
+        }
         let (entry, ticket) = self.engine().write(collection, &id, change).map_err(|e| {
             Violation::new(format!("client {}: a valid write failed: {e}", self.index))
         })?;
@@ -204,7 +289,28 @@ impl SimClient {
         let outcome = block_on(self.engine().sync());
         self.settle_writes(report)?;
         self.check_cursor()?;
+        self.check_memory_matches_storage()?;
         Ok(outcome == CycleOutcome::Synced)
+    }
+
+    /// Runs a cycle with one of its commits failing (freezing a batch, folding an ack or a
+    /// page): the cycle stops, memory goes back to what is stored, nothing is lost.
+    pub fn sync_with_a_failing_commit(
+        &mut self,
+        rng: &SeededEntropy,
+        report: &mut SimReport,
+    ) -> Result<bool, Violation> {
+        self.world.faults.borrow_mut().sync_storage_failures += 1;
+        self.store.fail_commit_after(
+            rng.below(4),
+            StoreError::QuotaExceeded("simulated, mid-cycle".into()),
+        );
+        let synced = self.sync_now(report)?;
+        if self.store.has_pending_failure() {
+            // The cycle committed less than planned: the failure is not left for a flush.
+            self.store.wipe_pending_failure();
+        }
+        Ok(synced)
     }
 
     pub fn crash_and_restart(&mut self, report: &mut SimReport) -> Result<(), Violation> {
@@ -276,12 +382,18 @@ impl SimClient {
         Ok(())
     }
 
-    /// Cursors never move backwards (except to 0 when the server expired them).
+    /// Cursors never move backwards (except to 0 when the server expired them, or within a
+    /// new history after the server lost some of the old one).
     pub fn check_cursor(&mut self) -> Result<(), Violation> {
-        let (cursor, resyncing) = {
+        let (cursor, resyncing, epoch) = {
             let r = self.engine().replica();
-            (r.cursor(), r.meta().resyncing)
+            (r.cursor(), r.meta().resyncing, r.meta().epoch.clone())
         };
+        if epoch != self.last_epoch {
+            self.last_epoch = epoch;
+            self.last_cursor = cursor;
+            return Ok(());
+        }
         if cursor < self.last_cursor && !(cursor == 0 && resyncing) {
             return Err(Violation::new(format!(
                 "client {}: cursor moved back from {} to {cursor}",

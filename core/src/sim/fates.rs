@@ -56,6 +56,7 @@ impl FateBook {
                 entry_id,
                 outcome,
                 into,
+                ..
             } => {
                 let fate = match (outcome, into) {
                     (Outcome::Merged | Outcome::Kept, Some(into)) => Fate::MovedTo(into.clone()),

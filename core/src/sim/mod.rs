@@ -3,8 +3,11 @@
 //! Clients write at random (creates, concurrent edits of shared records, deletes) into three
 //! collections, one per policy; they go offline, crash and restart (losing only what was not
 //! durable), resolve conflicts and dead letters like a person would; the network drops,
-//! duplicates, delays and refuses requests. Then the network heals and [`check`] verifies
-//! the guarantees. One seed replays one run exactly.
+//! duplicates, delays and refuses requests. Beyond the network: the server is restored from
+//! an older backup (under a new epoch), takes pushes only up to a byte limit, breaks the
+//! protocol for a while; device clocks are a day wrong; a device's store is wiped; commits
+//! fail in the middle of sync cycles. Then the network heals and [`check`] verifies the
+//! guarantees. One seed replays one run exactly.
 
 mod check;
 mod client;
@@ -52,6 +55,8 @@ pub struct SimReport {
     pub conflicts_seen: u64,
     pub dead_letters_seen: u64,
     pub storage_failures: u64,
+    /// Durable writes that were not yet acknowledged when their device's store was wiped.
+    pub lost_on_wipe: u64,
     pub faults: FaultCounts,
 }
 
@@ -67,6 +72,7 @@ impl SimReport {
         self.conflicts_seen += r.conflicts_seen;
         self.dead_letters_seen += r.dead_letters_seen;
         self.storage_failures += r.storage_failures;
+        self.lost_on_wipe += r.lost_on_wipe;
         self.faults.absorb(&r.faults);
     }
 }
@@ -79,6 +85,18 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     let mut clients: Vec<SimClient> = (0..config.clients)
         .map(|i| SimClient::new(i, &world, config.seed))
         .collect();
+    // Faults beyond the network, chosen per seed so each run mixes a few of them.
+    const DAY_MS: i64 = 24 * 3_600_000;
+    if rng.chance(40) {
+        let i = rng.below(config.clients as u64) as usize;
+        let skew = if rng.chance(50) { DAY_MS } else { -DAY_MS };
+        clients[i].skew_clock(skew);
+        world.faults.borrow_mut().skewed_clocks += 1;
+    }
+    if rng.chance(30) {
+        world.max_push_bytes.set(3_000);
+        world.advertise_limits.set(rng.chance(50));
+    }
     let mut report = SimReport::default();
     let total_ops = config.clients * config.ops_per_client;
     let mut done = vec![0usize; config.clients];
@@ -87,6 +105,29 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
         steps += 1;
         let i = rng.below(config.clients as u64) as usize;
         clients[i].clock.advance(rng.below(3_000));
+        let true_now = clients.iter().map(SimClient::true_now).max().unwrap_or(0);
+        world.server_now.set(true_now);
+        // Rare faults, rolled apart from the everyday ones below.
+        match rng.below(1_000) {
+            0..=9 => world.back_up(),
+            10..=12 if world.backup.borrow().is_some() => {
+                let head = world.backup.borrow().as_ref().map_or(0, |b| b.cursor());
+                world.watch.borrow_mut().before_restore(&clients, head);
+                world.restore();
+            }
+            13..=14 => {
+                world.watch.borrow_mut().forget_holder(i);
+                clients[i].wipe_and_restart(&mut report)?;
+            }
+            15..=19 => world
+                .broken
+                .set(1 + rng.below(u64::from(net::BREAK_MODES)) as u8),
+            20..=39 => world.broken.set(0),
+            40..=59 => {
+                clients[i].sync_with_a_failing_commit(&rng, &mut report)?;
+            }
+            _ => {}
+        }
         let roll = rng.below(100);
         match roll {
             0..=54 if done[i] < config.ops_per_client => {
@@ -104,6 +145,7 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
             91..=93 => world.deliver_one_delayed(),
             94 => world.token_generation.set(world.token_generation.get() + 1),
             95 => {
+                world.watch.borrow_mut().before_compaction(&world);
                 // The server compacts tombstones behind a recent cursor.
                 let cursor = world
                     .server
@@ -128,12 +170,14 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     heal(&world, &mut clients, &mut report)?;
     report.faults = world.faults.borrow().clone();
     check::all(&world, &clients, &mut report)?;
+    world.watch.borrow().check(&world, &clients)?;
     Ok(report)
 }
 
 /// Brings every client online with a perfect network and syncs until nothing changes.
 fn heal(world: &World, clients: &mut [SimClient], report: &mut SimReport) -> Result<(), Violation> {
     world.fault_percent.set(0);
+    world.broken.set(0);
     world.deliver_all_delayed();
     for c in clients.iter_mut() {
         c.set_online(true);

@@ -1,11 +1,14 @@
 //! The simulated network between clients and the in-memory server: it drops requests and
-//! responses, duplicates and delays pushes, answers 5xx and 429, and expires tokens.
+//! responses, duplicates and delays pushes, answers 5xx and 429, and expires tokens. The
+//! server may take pushes only up to a byte limit (413 above it), break the protocol for a
+//! while (pages that do not advance, cursors that go backwards, HTML instead of JSON), and
+//! be restored from an older backup under a new epoch.
 
 use crate::apply::{Refusal, Validator};
 use crate::memory::SeededEntropy;
 use crate::ports::{RequestMeta, TokenSource, Transport, TransportError};
-use crate::protocol::{Fields, PullResponse, PushRequest, PushResponse};
-use crate::server::{MemoryServer, PullError};
+use crate::protocol::{Fields, PullResponse, PushRequest, PushResponse, ServerLimits};
+use crate::server::{AppliedOp, MemoryServer, PullError, TenantState};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -40,6 +43,18 @@ pub struct FaultCounts {
     pub server_errors: u64,
     pub throttled: u64,
     pub unauthorized: u64,
+    /// Pushes refused with 413 for their size.
+    pub too_large: u64,
+    /// Answers that broke the protocol on purpose.
+    pub protocol_breaks: u64,
+    /// Restores of the server from an older backup.
+    pub restores: u64,
+    /// Clients whose clock is wrong by a day.
+    pub skewed_clocks: u64,
+    /// Client stores wiped between steps.
+    pub store_wipes: u64,
+    /// Storage failures injected into a sync cycle's commits.
+    pub sync_storage_failures: u64,
 }
 
 impl FaultCounts {
@@ -53,6 +68,12 @@ impl FaultCounts {
         self.server_errors += g.server_errors;
         self.throttled += g.throttled;
         self.unauthorized += g.unauthorized;
+        self.too_large += g.too_large;
+        self.protocol_breaks += g.protocol_breaks;
+        self.restores += g.restores;
+        self.skewed_clocks += g.skewed_clocks;
+        self.store_wipes += g.store_wipes;
+        self.sync_storage_failures += g.sync_storage_failures;
     }
 }
 
@@ -67,11 +88,28 @@ pub struct World {
     pub token_generation: Cell<u64>,
     pub delayed: RefCell<Vec<PushRequest>>,
     pub faults: RefCell<FaultCounts>,
+    /// The server's clock (the latest true time of any client), sent as `server_time`.
+    pub server_now: Cell<u64>,
+    /// Largest push body the server takes (413 above it).
+    pub max_push_bytes: Cell<usize>,
+    /// Whether answers advertise the limits (else clients learn them from 413s).
+    pub advertise_limits: Cell<bool>,
+    /// How the server breaks the protocol now (0: it does not).
+    pub broken: Cell<u8>,
+    /// The last backup of the tenant, for a restore.
+    pub backup: RefCell<Option<TenantState>>,
+    /// Ops applied in histories a restore threw away, one list per lost history.
+    pub lost_histories: RefCell<Vec<Vec<AppliedOp>>>,
+    /// What devices held at each restore, checked after the heal.
+    pub watch: RefCell<super::check::Watch>,
 }
+
+/// How a broken server answers (see [`World::broken`]).
+pub const BREAK_MODES: u8 = 3;
 
 impl World {
     pub fn new(seed: u64) -> Rc<World> {
-        Rc::new(World {
+        let world = Rc::new(World {
             server: RefCell::new(MemoryServer::default()),
             tenant: "sim".into(),
             entropy: SeededEntropy::new(seed ^ 0x0005_eed0_f4e7),
@@ -79,14 +117,108 @@ impl World {
             token_generation: Cell::new(1),
             delayed: RefCell::new(Vec::new()),
             faults: RefCell::new(FaultCounts::default()),
+            server_now: Cell::new(0),
+            max_push_bytes: Cell::new(crate::protocol::limits::MAX_PUSH_BYTES),
+            advertise_limits: Cell::new(true),
+            broken: Cell::new(0),
+            backup: RefCell::new(None),
+            lost_histories: RefCell::new(Vec::new()),
+            watch: RefCell::new(super::check::Watch::default()),
+        });
+        world
+            .server
+            .borrow_mut()
+            .tenant_mut(&world.tenant)
+            .set_epoch("epoch-0");
+        world
+    }
+
+    fn limits(&self) -> Option<ServerLimits> {
+        self.advertise_limits.get().then(|| ServerLimits {
+            max_push_bytes: self.max_push_bytes.get() as u64,
+            ..ServerLimits::default()
         })
     }
 
     fn apply(&self, req: &PushRequest) -> PushResponse {
         match self.server.borrow_mut().push(&self.tenant, req, &SimRules) {
-            Ok(resp) => resp,
+            Ok(resp) => PushResponse {
+                server_time: self.server_now.get(),
+                limits: self.limits(),
+                ..resp
+            },
             Err(e) => panic!("the server refused a push the client built: {e:?}"),
         }
+    }
+
+    /// Takes a backup of the tenant (what a later restore goes back to).
+    pub fn back_up(&self) {
+        let state = self.server.borrow().tenant(&self.tenant).cloned();
+        *self.backup.borrow_mut() = state;
+    }
+
+    /// Restores the last backup under a new epoch: every change since is lost. Requests in
+    /// flight to the old server die with it.
+    pub fn restore(&self) -> bool {
+        let Some(backup) = self.backup.borrow().clone() else {
+            return false;
+        };
+        let lost = self
+            .server
+            .borrow()
+            .tenant(&self.tenant)
+            .map(|t| t.applied().to_vec())
+            .unwrap_or_default();
+        self.lost_histories.borrow_mut().push(lost);
+        let restores = {
+            let mut f = self.faults.borrow_mut();
+            f.restores += 1;
+            f.restores
+        };
+        self.server
+            .borrow_mut()
+            .restore(&self.tenant, backup, format!("epoch-{restores}"));
+        self.delayed.borrow_mut().clear();
+        true
+    }
+
+    /// A broken server's answer to a pull at `cursor`, if it is broken now.
+    fn broken_pull(&self, cursor: u64) -> Option<Result<PullResponse, TransportError>> {
+        let mode = self.broken.get();
+        if mode == 0 {
+            return None;
+        }
+        self.faults.borrow_mut().protocol_breaks += 1;
+        let epoch = self
+            .server
+            .borrow()
+            .tenant(&self.tenant)
+            .map(|t| t.epoch().to_owned())
+            .unwrap_or_default();
+        let head = self
+            .server
+            .borrow()
+            .tenant(&self.tenant)
+            .map_or(0, |t| t.cursor());
+        Some(match mode {
+            1 => Ok(PullResponse {
+                cursor,
+                has_more: true,
+                head,
+                epoch,
+                ..PullResponse::default()
+            }),
+            2 if cursor > 0 => Ok(PullResponse {
+                cursor: cursor - 1,
+                has_more: false,
+                head,
+                epoch,
+                ..PullResponse::default()
+            }),
+            _ => Err(TransportError::Decode(
+                "<html><body><h1>502 Bad Gateway</h1></body></html>".into(),
+            )),
+        })
     }
 
     /// Delivers one delayed push (a stale duplicate arriving late), if any.
@@ -170,6 +302,22 @@ impl Transport for SimTransport {
         let w = &self.world;
         w.fault_before()?;
         w.check_token(meta)?;
+        if w.broken.get() == BREAK_MODES {
+            w.faults.borrow_mut().protocol_breaks += 1;
+            return Err(TransportError::Decode(
+                "<!DOCTYPE html><html><body>Service Unavailable</body></html>".into(),
+            ));
+        }
+        let size = serde_json::to_vec(req).map_or(usize::MAX, |v| v.len());
+        if size > w.max_push_bytes.get() {
+            w.faults.borrow_mut().too_large += 1;
+            return Err(TransportError::Http {
+                status: 413,
+                code: "too_large".into(),
+                message: format!("push body of {size} bytes"),
+                retry_after_ms: None,
+            });
+        }
         let faulty = w.entropy.chance(w.fault_percent.get());
         let fault = if faulty { w.entropy.below(3) } else { 99 };
         if fault == 0 {
@@ -212,13 +360,20 @@ impl Transport for SimTransport {
         let w = &self.world;
         w.fault_before()?;
         w.check_token(meta)?;
+        if let Some(broken) = w.broken_pull(cursor) {
+            return broken;
+        }
         let page = w.server.borrow().pull(&w.tenant, cursor, limit);
         let page = page.map_err(|PullError::CursorExpired { .. }| TransportError::CursorExpired)?;
         if w.entropy.chance(w.fault_percent.get() / 2) {
             w.faults.borrow_mut().dropped_responses += 1;
             return Err(TransportError::Timeout);
         }
-        Ok(page)
+        Ok(PullResponse {
+            server_time: w.server_now.get(),
+            limits: w.limits(),
+            ..page
+        })
     }
 }
 

@@ -1,0 +1,70 @@
+// Fault 5: a misbehaving server or proxy. A pull page saying `has_more: true` whose cursor
+// does not advance, or HTML instead of JSON, must not make the client spin (it used to pull
+// ~265 times a second, forever) nor corrupt the replica: the client backs off with a typed
+// `protocol_error` (no raw HTML in `lastError`) and recovers once the server is fixed.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, put, uniqueName, until, untilServer } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  ensurePackage();
+  server = await FaultServer.start(ensureServerBinary());
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('a stuck cursor and an HTML answer back off with protocol_error and recover', async () => {
+  const context = await browser.newContext();
+  try {
+    const tab = await openPage(context, server);
+    const name = uniqueName('proxy');
+    await tab.evaluate((n) => window.startFerry(n, { live: false }), name);
+    const before = uniqueName('before');
+    await put(tab, 'notes', { id: before, title: 'synced before the proxy broke' });
+    await until(tab, () => window.lastState?.outboxDepth === 0 && window.lastState?.status === 'idle', null, 'synced');
+
+    // The proxy answers every pull with a page that never advances.
+    let pulls = 0;
+    await tab.route('**/v1/sync/changes**', (route) => {
+      pulls += 1;
+      const cursor = Number(new URL(route.request().url()).searchParams.get('cursor'));
+      route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ changes: [], cursor, has_more: true, remaining: 5 }) });
+    });
+    await tab.evaluate(() => window.ferry.syncNow());
+    const stuck = await until(tab, () => window.lastState?.errorCode === 'protocol_error' && window.lastState, null, 'a protocol_error');
+    assert.ok(['backoff', 'error'].includes(stuck.status), `backs off: ${stuck.status}`);
+    const counted = pulls;
+    await sleep(2_000);
+    assert.ok(pulls - counted <= 3, `no spinning: ${pulls - counted} pulls in 2 s`);
+
+    // HTML instead of JSON (a captive portal, a misrouted proxy).
+    await tab.unroute('**/v1/sync/changes**');
+    await tab.route('**/v1/sync/changes**', (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><html><body><h1>Welcome to the hotel wifi</h1></body></html>' }),
+    );
+    await put(tab, 'notes', { id: uniqueName('during'), title: 'written while the proxy misbehaves' });
+    await tab.evaluate(() => window.ferry.syncNow());
+    const html = await until(tab, () => window.lastState?.errorCode === 'protocol_error' && window.lastState, null, 'a protocol_error for HTML');
+    assert.ok(!/<html|<!doctype|<body/i.test(html.lastError || ''), `no raw HTML in lastError: ${html.lastError}`);
+    assert.ok(await tab.evaluate((id) => window.ferry.get('notes', id) !== undefined, before), 'the replica is intact');
+
+    // Fixed: the client recovers.
+    await tab.unroute('**/v1/sync/changes**');
+    const after = uniqueName('after');
+    await put(tab, 'notes', { id: after, title: 'after the fix' });
+    await tab.evaluate(() => window.ferry.syncNow());
+    await until(tab, () => window.lastState?.status === 'idle' && window.lastState?.outboxDepth === 0 && !window.lastState?.lastError, null, 'recovered');
+    await untilServer(async () => (await server.records()).has(`notes/${after}`), 'the write reaches the server');
+  } finally {
+    await context.close();
+  }
+});
