@@ -28,9 +28,10 @@ test('a huge array and a huge Retry-After leave the engine working', async () =>
     const name = uniqueName('hostile');
     await tab.evaluate((n) => window.startFerry(n, { live: false }), name);
 
-    const code = await tab.evaluate(() => {
+    // put() reports failure by rejecting (a Promise method never throws).
+    const code = await tab.evaluate(async () => {
       try {
-        window.ferry.put('notes', { id: 'big', list: new Array(2 ** 32 - 1) });
+        await window.ferry.put('notes', { id: 'big', list: new Array(2 ** 32 - 1) });
         return 'accepted';
       } catch (e) {
         return e.code;
