@@ -40,8 +40,15 @@ test('a stuck cursor and an HTML answer back off with protocol_error and recover
       route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ changes: [], cursor, has_more: true, remaining: 5 }) });
     });
     await tab.evaluate(() => window.ferry.syncNow());
-    const stuck = await until(tab, () => window.lastState?.errorCode === 'protocol_error' && window.lastState, null, 'a protocol_error');
-    assert.ok(['backoff', 'error'].includes(stuck.status), `backs off: ${stuck.status}`);
+    // The state passes through `syncing` again at each retry (errorCode kept from the last
+    // failure), so wait for the backoff that must follow a protocol_error, not the first sight.
+    const stuck = await until(
+      tab,
+      () => window.lastState?.errorCode === 'protocol_error' && ['backoff', 'error'].includes(window.lastState.status) && window.lastState,
+      null,
+      'backoff with a protocol_error',
+    );
+    assert.equal(stuck.errorCode, 'protocol_error');
     const counted = pulls;
     await sleep(2_000);
     assert.ok(pulls - counted <= 3, `no spinning: ${pulls - counted} pulls in 2 s`);
