@@ -20,6 +20,7 @@ pub mod outcomes;
 pub mod policy;
 pub mod ports;
 pub mod protocol;
+pub mod query;
 pub mod replica;
 pub mod role;
 pub mod server;

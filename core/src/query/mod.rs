@@ -1,0 +1,19 @@
+//! Queries over one collection: what the app asks for (`spec`), how field values order
+//! (`key`), the declared indexes kept beside the replica (`index`), how a query is answered
+//! through them (`plan`) and how a live result follows a change set instead of being
+//! recomputed (`live`).
+//!
+//! Everything here is platform-free: the browser's client owns the instances and feeds
+//! them the replica's records and change sets; the core decides which rows a query holds.
+
+mod index;
+mod key;
+mod live;
+mod plan;
+mod spec;
+
+pub use index::{IndexDecl, Indexes};
+pub use key::{compare_values, KeyPart};
+pub use live::{LiveRows, Step};
+pub use plan::{run, Rows};
+pub use spec::{Bound, Condition, Order, QueryError, QuerySpec, INVALID_QUERY};
