@@ -31,6 +31,12 @@ export type CollectionName<S> = keyof S & string;
 
 export interface CollectionOptions {
   policy?: Policy;
+  /**
+   * Fields, or compound fields, that queries read through: `['updatedAt', ['assignee', 'done']]`.
+   * A query whose `where` has equalities (or `in`) on an index's leading fields and a range or
+   * `prefix` on the next one, or whose `orderBy` is the next one, reads only the rows it returns.
+   */
+  indexes?: (string | string[])[];
 }
 
 export interface FerryOptions<S = UntypedSchema> {
@@ -58,12 +64,29 @@ export interface FerryOptions<S = UntypedSchema> {
 
 /** Which records a query returns and in what order. */
 export interface QueryOptions<T = FerryRecord> {
-  /** Records whose fields equal these values. */
-  where?: { [K in keyof T]?: T[K] };
+  /**
+   * Conditions every record must meet: a value (equality) or an operator object —
+   * `{in: [...]}`, `{gt, gte, lt, lte}`, `{between: [low, high]}` (both included), `{prefix}`,
+   * `{eq}`. Ranges match only values of the bound's kind (`{gt: 5}` never matches a string).
+   */
+  where?: { [K in keyof T]?: Condition<T[K]> };
   /** A field, or a field and a direction. */
   orderBy?: (keyof T & string) | [keyof T & string, 'asc' | 'desc'];
   limit?: number;
+  /** The last row of the previous page: the rows after it in this query's order (keyset paging). */
+  after?: T;
 }
+
+type RangeBound<V> = V extends number | string | boolean ? V : never;
+
+/** A condition on one field of `QueryOptions.where`. */
+export type Condition<V> =
+  | V
+  | { eq: V }
+  | { in: V[] }
+  | { gt?: RangeBound<V>; gte?: RangeBound<V>; lt?: RangeBound<V>; lte?: RangeBound<V> }
+  | { between: [RangeBound<V>, RangeBound<V>] }
+  | { prefix: V extends string ? string : never };
 
 /** Fields to set with `patch` (`null` removes a field). */
 export type Patch<T> = { [K in Exclude<keyof T, 'id'>]?: T[K] | null } & { id?: string };

@@ -163,6 +163,11 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         self.replica.borrow_mut().take_changed_collections()
     }
 
+    /// The records changed since the last call, one by one (for live queries and indexes).
+    pub fn take_changes(&self) -> crate::changes::Changes {
+        self.replica.borrow_mut().take_changes()
+    }
+
     /// This replica's role among the writers sharing its store.
     pub fn role(&self) -> Role {
         self.role.get()

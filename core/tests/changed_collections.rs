@@ -139,3 +139,33 @@ fn a_failed_commit_reloads_and_reports_everything() {
     assert_eq!(changed(&a), set(&["expenses", "notes", "tasks"]));
     assert!(a.replica().record("notes", "n1").is_none());
 }
+
+#[test]
+fn changes_list_the_changed_records_one_by_one() {
+    let server = Rc::new(RefCell::new(MemoryServer::default()));
+    let (a, _) = device(&server, 1);
+    let (b, _) = device(&server, 2);
+    let opened = a.take_changes();
+    assert!(
+        opened.touches("notes") && opened.ids("notes").is_none(),
+        "opened: whole"
+    );
+    assert!(a.take_changes().is_empty(), "drained");
+    put(&a, "notes", "n1", json!({"title": "x"}));
+    put(&a, "notes", "n2", json!({"title": "y"}));
+    let local = a.take_changes();
+    assert_eq!(local.ids("notes"), Some(&set(&["n1", "n2"])));
+    assert!(!local.touches("tasks"));
+    // Pulled records are listed too.
+    b.take_changes();
+    put(&b, "tasks", "t1", json!({"done": false}));
+    assert_eq!(block_on(b.sync()), CycleOutcome::Synced);
+    b.take_changes();
+    assert_eq!(block_on(a.sync()), CycleOutcome::Synced);
+    let pulled = a.take_changes();
+    assert_eq!(pulled.ids("tasks"), Some(&set(&["t1"])));
+    // Taking the collections drains the records too, and the other way round.
+    put(&a, "notes", "n3", json!({}));
+    changed(&a);
+    assert!(a.take_changes().is_empty());
+}

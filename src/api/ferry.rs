@@ -2,9 +2,10 @@
 
 use super::js;
 use super::observable::Observable;
-use crate::client::{Client, QuerySpec};
+use crate::client::{Client, LiveQuerySpec};
 use crate::interop::{fields_from_js, js_error, record_from_js, string_arg, to_js};
 use crate::subject::Subject;
+use ferry_core::query::{Order, QuerySpec};
 use ferry_core::replica::Change;
 use ferry_core::{CoreError, ErrorCode};
 use js_sys::{Promise, Reflect};
@@ -101,7 +102,9 @@ impl Ferry {
             .map_or(JsValue::UNDEFINED, |v| to_js(&v)))
     }
 
-    /// A live list of records: `where` (equal fields), `orderBy`, `limit`.
+    /// A live list of records: `where` (equalities, `{in}`, ranges `{gt, gte, lt, lte,
+    /// between}`, `{prefix}`), `orderBy`, `limit` and `after` (the last row of the previous
+    /// page). Answered through a declared index when one serves it.
     #[wasm_bindgen(unchecked_return_type = "Observable<FerryRecord[]>")]
     pub fn query(
         &self,
@@ -113,29 +116,27 @@ impl Ferry {
         self.known(&collection)?;
         let get = |k: &str| Reflect::get(&options, &k.into()).unwrap_or(JsValue::UNDEFINED);
         let has_options = options.is_object();
-        let filter = match has_options && !get("where").is_undefined() {
-            true => js(fields_from_js(&get("where"), "query.where"))?,
-            false => Default::default(),
-        };
-        let order = if has_options {
-            parse_order(&get("orderBy"))?
-        } else {
-            None
-        };
-        let limit = if has_options {
-            get("limit").as_f64().map(|l| l.max(0.0) as usize)
-        } else {
-            None
-        };
+        let given = |k: &str| has_options && !get(k).is_undefined() && !get(k).is_null();
+        let invalid = |e: ferry_core::query::QueryError| js_error("invalid_query", &e.0);
+        let mut query = QuerySpec::all(&collection);
+        if given("where") {
+            let filter = js(fields_from_js(&get("where"), "query.where"))?;
+            query = query.with_where(&filter).map_err(invalid)?;
+        }
+        if has_options {
+            query.order = parse_order(&get("orderBy"))?.map(|(field, desc)| Order { field, desc });
+            query.limit = get("limit").as_f64().map(|l| l.max(0.0) as usize);
+        }
+        if given("after") {
+            let row = js(fields_from_js(&get("after"), "query.after"))?;
+            query = query.with_after(&Value::Object(row)).map_err(invalid)?;
+        }
         let subject = Rc::new(Subject::default());
-        let query = self.client.query(QuerySpec {
-            collection,
-            filter,
-            order,
-            limit,
+        let live = self.client.query(LiveQuerySpec {
+            query,
             subject: subject.clone(),
         });
-        Ok(Observable::create(subject, Some(query)))
+        Ok(Observable::create(subject, Some(live)))
     }
 
     /// The sync status, as an observable.

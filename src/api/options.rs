@@ -4,6 +4,7 @@ use crate::client::ClientOptions;
 use crate::interop::js_error;
 use crate::transport::http_timeout_default;
 use ferry_core::policy::Policy;
+use ferry_core::query::IndexDecl;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -50,8 +51,13 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
         ));
     }
     let mut collections = Vec::new();
+    let mut indexes = Vec::new();
     for key in Object::keys(collections_value.unchecked_ref::<Object>()).iter() {
         let name = key.as_string().unwrap_or_default();
+        indexes.extend(parse_indexes(
+            &name,
+            &field(&field(&collections_value, &name), "indexes"),
+        )?);
         let policy_value = field(&field(&collections_value, &name), "policy");
         let policy = match policy_value.as_string() {
             None if policy_value.is_undefined() => Policy::default(),
@@ -75,10 +81,53 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
         url,
         get_token: optional_function(options, "getToken")?,
         collections,
+        indexes,
         encryption_key: (!key.is_undefined() && !key.is_null()).then_some(key),
         fetch: optional_function(options, "fetch")?,
         live,
         timeout_ms,
         early_open: crate::client::EarlyOpen::promise_in(options),
     })
+}
+
+/// `collections.<name>.indexes`: fields and compound fields, e.g.
+/// `['updatedAt', ['assignee', 'done']]`.
+fn parse_indexes(collection: &str, value: &JsValue) -> Result<Vec<IndexDecl>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let wrong = || {
+        bad(&format!(
+            "collection `{collection}`: `indexes` must be an array of field names or arrays of field names, e.g. ['updatedAt', ['assignee', 'done']]"
+        ))
+    };
+    if !js_sys::Array::is_array(value) {
+        return Err(wrong());
+    }
+    let mut decls: Vec<IndexDecl> = Vec::new();
+    for item in value.unchecked_ref::<js_sys::Array>().iter() {
+        let fields: Vec<String> = if let Some(f) = item.as_string() {
+            vec![f]
+        } else if js_sys::Array::is_array(&item) {
+            item.unchecked_ref::<js_sys::Array>()
+                .iter()
+                .map(|f| f.as_string().ok_or_else(wrong))
+                .collect::<Result<_, _>>()?
+        } else {
+            return Err(wrong());
+        };
+        if fields.is_empty() || fields.iter().any(|f| f.is_empty() || f == "id") {
+            return Err(bad(&format!(
+                "collection `{collection}`: an index names one or more fields other than `id`"
+            )));
+        }
+        let decl = IndexDecl {
+            collection: collection.to_owned(),
+            fields,
+        };
+        if !decls.contains(&decl) {
+            decls.push(decl);
+        }
+    }
+    Ok(decls)
 }

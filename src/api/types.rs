@@ -20,7 +20,18 @@ export interface FerryRecord {
 
 export interface CollectionOptions {
   policy?: Policy;
+  /** Fields (or compound fields) queries read through, e.g. ['updatedAt', ['assignee', 'done']]. */
+  indexes?: (string | string[])[];
 }
+
+/** A condition on one field of `QueryOptions.where`. */
+export type Condition =
+  | JsonValue
+  | { eq: JsonValue }
+  | { in: JsonValue[] }
+  | { gt?: number | string | boolean; gte?: number | string | boolean; lt?: number | string | boolean; lte?: number | string | boolean }
+  | { between: [number | string | boolean, number | string | boolean] }
+  | { prefix: string };
 
 export interface FerryOptions {
   /** The local database's name (one per app and user). */
@@ -42,11 +53,13 @@ export interface FerryOptions {
 }
 
 export interface QueryOptions {
-  /** Records whose fields equal these values. */
-  where?: { [field: string]: JsonValue };
+  /** Conditions every record must meet: a value (equality) or an operator object. */
+  where?: { [field: string]: Condition };
   /** A field, or a field and a direction. */
   orderBy?: string | [string, 'asc' | 'desc'];
   limit?: number;
+  /** The last row of the previous page: the rows after it in this query's order. */
+  after?: FerryRecord;
 }
 
 export type SyncStatus = 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required';

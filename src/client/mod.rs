@@ -9,6 +9,7 @@
 mod early;
 mod network;
 mod outcomes;
+mod queries;
 mod signal;
 mod tabs;
 mod views;
@@ -24,11 +25,11 @@ use ferry_core::policy::Policy;
 use ferry_core::replica::{Change, ReplicaConfig};
 use ferry_core::{CoreError, ErrorCode};
 use js_sys::{Function, Promise};
+pub use queries::{LiveQuerySpec, Query};
 use signal::Signal;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
-pub use views::{Query, QuerySpec};
 use wasm_bindgen::JsValue;
 
 /// The engine with the browser's ports.
@@ -40,6 +41,8 @@ pub struct ClientOptions {
     pub url: String,
     pub get_token: Option<Function>,
     pub collections: Vec<(String, Policy)>,
+    /// The declared indexes of the collections (`collections.<name>.indexes`).
+    pub indexes: Vec<ferry_core::query::IndexDecl>,
     pub encryption_key: Option<JsValue>,
     pub fetch: Option<Function>,
     /// Whether to listen to the server's event stream (else poll).
@@ -79,6 +82,8 @@ pub struct Client {
     outcome_log: RefCell<outcomes::OutcomeLog>,
     queries: RefCell<Vec<Weak<Query>>>,
     computations: RefCell<BTreeMap<String, u64>>,
+    /// The declared indexes, built on first use and kept up to date from change sets.
+    indexes: RefCell<ferry_core::query::Indexes>,
     storage: RefCell<serde_json::Value>,
     leader_state: RefCell<Option<serde_json::Value>>,
     leadership: RefCell<Option<Leadership>>,
@@ -150,6 +155,7 @@ impl Client {
                 return Err(e);
             }
         };
+        let indexes = ferry_core::query::Indexes::new(options.indexes.clone());
         let client = Rc::new_cyclic(|me| Client {
             engine,
             store,
@@ -171,6 +177,7 @@ impl Client {
             outcome_log: RefCell::new(Default::default()),
             queries: RefCell::new(Vec::new()),
             computations: RefCell::new(BTreeMap::new()),
+            indexes: RefCell::new(indexes),
             storage: RefCell::new(
                 serde_json::json!({"persisted": false, "usage": null, "quota": null}),
             ),

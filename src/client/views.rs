@@ -1,26 +1,15 @@
-//! What the app observes: live queries, the sync state, the conflict inbox and the dead
-//! letters. Each is recomputed from the replica when something may have changed and only
-//! re-published (with a new reference) when its content did change.
-//!
-//! A live query's lifetime: it is recomputed on changes only while it has subscribers. One
-//! without subscribers (never subscribed, or after its last unsubscribe) is only marked
-//! stale, and recomputed when read (`getSnapshot`) or subscribed again. While it has
-//! subscribers it keeps itself alive (its JS object may be collected meanwhile: the app
-//! holds only the unsubscribe function); once it has none and its JS object is collected (wasm-bindgen registers exported objects with a `FinalizationRegistry`) or
-//! `.free()`d, it is gone.
+//! What the app observes: live queries (`queries.rs`), the sync state, the conflict inbox
+//! and the dead letters. Each is brought up to date from the replica when something may
+//! have changed and only re-published (with a new reference) when its content did change.
 
+use super::queries::{LiveQuerySpec, Outcome, Query};
 use super::Client;
 use crate::api::conflicts::Conflict;
 use crate::api::dead_letters::DeadLetter;
-use crate::interop::{json_to_js, row_value, RowRef};
-use crate::subject::Subject;
-use ferry_core::protocol::Fields;
-use ferry_core::replica::Replica;
+use crate::interop::{json_to_js, row_value};
+use ferry_core::changes::Changes;
 use serde_json::{json, Value};
-use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
-use std::collections::BTreeSet;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 /// Whether a reload from the store is running, and whether another one was asked for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,136 +19,16 @@ pub enum RefreshState {
     Again,
 }
 
-/// What a live query asks for: the live records of a collection with equal `filter`
-/// fields, ordered.
-pub struct QuerySpec {
-    pub collection: String,
-    pub filter: Fields,
-    /// Field and descending?
-    pub order: Option<(String, bool)>,
-    pub limit: Option<usize>,
-    pub subject: Rc<Subject>,
-}
-
-/// A live query (see the module docs for its lifetime).
-pub struct Query {
-    spec: QuerySpec,
-    client: Weak<Client>,
-    /// Changes may have happened since the value was computed (no one was subscribed).
-    stale: Cell<bool>,
-    /// The query itself while it has subscribers (see the module docs).
-    keep_alive: RefCell<Option<Rc<Query>>>,
-}
-
-impl std::ops::Deref for Query {
-    type Target = QuerySpec;
-    fn deref(&self) -> &QuerySpec {
-        &self.spec
-    }
-}
-
-impl Query {
-    /// A subscriber was added: live at least until the last one leaves.
-    pub fn hold(self: &Rc<Self>) {
-        *self.keep_alive.borrow_mut() = Some(self.clone());
-    }
-
-    /// A subscriber left: when it was the last, the query lives only as long as its JS
-    /// object.
-    pub fn release_if_unwatched(&self) {
-        if self.subject.subscriber_count() == 0 {
-            self.keep_alive.borrow_mut().take();
-        }
-    }
-
-    /// Recomputes the value if changes were skipped while no one was subscribed.
-    pub fn refresh_if_stale(&self) {
-        if !self.stale.get() {
-            return;
-        }
-        let Some(client) = self.client.upgrade() else {
-            return;
-        };
-        self.stale.set(false);
-        let text = self.compute(&client.engine.replica());
-        client.count_computation(&self.collection);
-        self.publish(text);
-    }
-
-    /// The rows as JSON text.
-    fn compute(&self, replica: &Replica) -> String {
-        let mut rows: Vec<&ferry_core::replica::LocalRecord> = replica
-            .live_records(&self.collection)
-            .filter(|r| {
-                self.filter
-                    .iter()
-                    .all(|(k, v)| r.state.fields.get(k) == Some(v))
-            })
-            .collect();
-        if let Some((field, desc)) = &self.order {
-            rows.sort_by(|a, b| {
-                let o = compare(a.state.fields.get(field), b.state.fields.get(field))
-                    .then_with(|| a.id.cmp(&b.id));
-                if *desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
-        }
-        let rows: Vec<RowRef> = rows
-            .into_iter()
-            .take(self.limit.unwrap_or(usize::MAX))
-            .map(|r| RowRef {
-                id: &r.id,
-                fields: &r.state.fields,
-            })
-            .collect();
-        serde_json::to_string(&rows).unwrap_or_default()
-    }
-
-    /// Publishes `text` (from [`Query::compute`]) if it differs from the current rows.
-    fn publish(&self, text: String) {
-        self.subject
-            .set_if_changed(text.clone(), || json_to_js(&text));
-    }
-}
-
-fn rank(v: Option<&Value>) -> u8 {
-    match v {
-        None | Some(Value::Null) => 0,
-        Some(Value::Bool(_)) => 1,
-        Some(Value::Number(_)) => 2,
-        Some(Value::String(_)) => 3,
-        Some(Value::Array(_)) => 4,
-        Some(Value::Object(_)) => 5,
-    }
-}
-
-/// Orders field values: missing and null first, then booleans, numbers, strings.
-fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
-    match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        _ => rank(a).cmp(&rank(b)),
-    }
-}
-
 impl Client {
     /// Registers a live query and computes its first value.
-    pub fn query(&self, spec: QuerySpec) -> Rc<Query> {
-        let query = Rc::new(Query {
-            spec,
-            client: self.me.clone(),
-            stale: Cell::new(false),
-            keep_alive: RefCell::new(None),
-        });
-        let text = query.compute(&self.engine.replica());
-        self.count_computation(&query.collection);
+    pub fn query(&self, spec: LiveQuerySpec) -> Rc<Query> {
+        let query = Rc::new(Query::new(spec, self.me.clone()));
+        let text = {
+            let replica = self.engine.replica();
+            query.answer(&replica, &mut self.indexes.borrow_mut());
+            query.text(&replica)
+        };
+        self.count_computation(query.collection());
         query.publish(text);
         let mut queries = self.queries.borrow_mut();
         queries.retain(|q| q.strong_count() > 0);
@@ -186,15 +55,15 @@ impl Client {
         }
     }
 
-    /// Recomputes the live queries of the collections whose records changed since the last
-    /// call (ferry-core's [`Replica::take_changed_collections`]: local writes, pulled
-    /// records, acks, settles), then the sync state. A sync cycle that pulled only `notes`
-    /// leaves every `tasks` query alone.
+    /// Brings the indexes and live queries up to date with the records changed since the
+    /// last call (ferry-core's [`Changes`]: local writes, pulled records, acks, settles),
+    /// then the sync state. A sync cycle that pulled only `notes` leaves every `tasks`
+    /// query alone.
     pub(super) fn publish_changes(&self) {
         self.publish_outcomes();
-        let changed = self.engine.take_changed_collections();
-        if !changed.is_empty() {
-            self.publish_queries(Some(&changed));
+        let changes = self.engine.take_changes();
+        if !changes.is_empty() {
+            self.publish_queries(Some(&changes));
         }
         self.schedule_sync_state();
     }
@@ -216,7 +85,7 @@ impl Client {
 
     /// Recomputes every view.
     pub fn publish_all(&self) {
-        self.engine.take_changed_collections();
+        self.engine.take_changes();
         self.publish_queries(None);
         self.publish_inbox();
         self.publish_sync_state();
@@ -231,7 +100,7 @@ impl Client {
             .unwrap_or(0)
     }
 
-    fn count_computation(&self, collection: &str) {
+    pub(super) fn count_computation(&self, collection: &str) {
         *self
             .computations
             .borrow_mut()
@@ -239,37 +108,70 @@ impl Client {
             .or_default() += 1;
     }
 
-    /// Recomputes the subscribed live queries of `collections` (`None`: all of them); the
-    /// others are marked stale.
-    fn publish_queries(&self, collections: Option<&BTreeSet<String>>) {
+    /// Follows `changes` in the indexes and the subscribed live queries of the changed
+    /// collections (`None`: everything changed, answer them all again); the unsubscribed
+    /// ones are marked stale.
+    fn publish_queries(&self, changes: Option<&Changes>) {
+        {
+            let replica = self.engine.replica();
+            let mut indexes = self.indexes.borrow_mut();
+            match changes {
+                None => *indexes = ferry_core::query::Indexes::new(self.options.indexes.clone()),
+                Some(changes) => {
+                    for (collection, ids) in changes.iter() {
+                        match ids {
+                            None => indexes.forget(collection),
+                            Some(ids) => {
+                                for id in ids {
+                                    let fields = replica
+                                        .record(collection, id)
+                                        .filter(|r| !r.state.deleted)
+                                        .map(|r| &r.state.fields);
+                                    indexes.update(collection, id, fields);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         let queries: Vec<Rc<Query>> = {
             let mut all = self.queries.borrow_mut();
             all.retain(|q| q.strong_count() > 0);
             all.iter()
                 .filter_map(|q| q.upgrade())
-                .filter(|q| collections.is_none_or(|c| c.contains(&q.collection)))
-                .filter(|q| {
-                    let watched = q.subject.subscriber_count() > 0;
-                    if !watched {
-                        q.stale.set(true);
-                    }
-                    watched
-                })
+                .filter(|q| changes.is_none_or(|c| c.touches(q.collection())))
+                .filter(|q| q.watched())
                 .collect()
         };
         if queries.is_empty() {
             return;
         }
-        // Compute everything first: a subscriber may write, which needs the replica.
+        // Bring everything up to date first: a subscriber may write, which needs the replica.
         let texts: Vec<(Rc<Query>, String)> = {
             let replica = self.engine.replica();
+            let mut indexes = self.indexes.borrow_mut();
             let mut counts = self.computations.borrow_mut();
             queries
                 .into_iter()
-                .map(|q| {
-                    *counts.entry(q.collection.clone()).or_default() += 1;
-                    let text = q.compute(&replica);
-                    (q, text)
+                .filter_map(|q| {
+                    let ids = changes.and_then(|c| c.ids(q.collection()));
+                    let outcome = match ids {
+                        Some(ids) => q.follow(&replica, &mut indexes, ids),
+                        None => {
+                            q.answer(&replica, &mut indexes);
+                            Outcome::Answered
+                        }
+                    };
+                    match outcome {
+                        Outcome::Same => None,
+                        Outcome::Answered => {
+                            *counts.entry(q.collection().to_owned()).or_default() += 1;
+                            Some(q.text(&replica))
+                        }
+                        Outcome::Changed => Some(q.text(&replica)),
+                    }
+                    .map(|text| (q, text))
                 })
                 .collect()
         };

@@ -23,7 +23,7 @@ export async function usage(): Promise<void> {
   const ferry: Ferry = await Ferry.open({
     name: 'app',
     url: '/v1',
-    collections: { notes: { policy: 'merge-fields' }, tasks: {} },
+    collections: { notes: { policy: 'merge-fields', indexes: ['updatedAt', ['assignee', 'done']] }, tasks: {} },
     getToken: async (refresh: boolean) => (refresh ? 'new' : null),
     encryptionKey: new Uint8Array(32),
   });
@@ -99,6 +99,12 @@ export async function typed(): Promise<void> {
   await ferry.patch('notes', 'n1', { done: true, tags: null });
   const got: Note | undefined = ferry.get('notes', 'n1');
   const notes: Note[] = ferry.query('notes', { where: { done: false }, orderBy: 'title' }).getSnapshot();
+  const page: Note[] = ferry
+    .query('notes', { where: { title: { prefix: 'Re' }, done: { in: [false] } }, orderBy: ['title', 'desc'], limit: 20, after: note })
+    .getSnapshot();
+  ferry.query('expenses', { where: { amount: { gte: 10, lt: 20 } } });
+  ferry.query('expenses', { where: { amount: { between: [1, 2] } } });
+  void page;
   const titles: string[] = notes.map((n) => n.title);
   ferry.conflicts.subscribe((list) => {
     for (const c of list) {
@@ -141,6 +147,8 @@ export async function typedMistakes(ferry: Ferry<Schema>): Promise<void> {
   const wrong: Expense[] = ferry.query('notes').getSnapshot();
   // @ts-expect-error no such field to order by
   ferry.query('notes', { orderBy: 'amount' });
+  // @ts-expect-error a range on a string field takes strings
+  ferry.query('notes', { where: { title: { gt: 1 } } });
   // @ts-expect-error the schema's collections must all be configured
   await Ferry.open<Schema>({ name: 'a', url: '/v1', collections: { notes: {} } });
   void wrong;

@@ -15,6 +15,7 @@ mod sync;
 mod types;
 mod writes;
 
+use crate::changes::Changes;
 use crate::hlc::Hlc;
 use crate::outbox::{OutboxEntry, DEFAULT_BATCH_SIZE};
 use crate::policy::{Policy, State};
@@ -48,6 +49,8 @@ pub struct Replica {
     /// Collections whose records changed (view or base) since the last
     /// [`Replica::take_changed_collections`].
     changed_collections: BTreeSet<String>,
+    /// The records behind `changed_collections`, one by one (see [`Replica::take_changes`]).
+    changes: Changes,
     /// How many outbox entries are sent (frozen): kept as entries come, go and are sent, so
     /// the sync state's `inFlight` does not walk the outbox on every write.
     sent_entries: usize,
@@ -200,7 +203,16 @@ impl Replica {
     /// Unlike [`Replica::take_events`] this is about what the replica shows now, committed
     /// or not, and it covers pulled records too.
     pub fn take_changed_collections(&mut self) -> BTreeSet<String> {
+        self.changes = Changes::default();
         std::mem::take(&mut self.changed_collections)
+    }
+
+    /// Like [`Replica::take_changed_collections`], with the changed records one by one, so
+    /// live queries and indexes follow them instead of reading their collections again. A
+    /// freshly opened replica reports every collection whole.
+    pub fn take_changes(&mut self) -> Changes {
+        self.changed_collections.clear();
+        std::mem::take(&mut self.changes)
     }
 
     /// The collections changed since the last [`Replica::take_changed_collections`].
@@ -266,6 +278,7 @@ impl Replica {
     /// reported as changed.
     fn touch_record(&mut self, k: &Key) {
         self.dirty.records.insert(k.clone());
+        self.changes.record(&k.0, &k.1);
         if !self.changed_collections.contains(&k.0) {
             self.changed_collections.insert(k.0.clone());
         }

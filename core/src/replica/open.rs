@@ -74,6 +74,13 @@ impl Replica {
             },
             events: Vec::new(),
             resync_seen: BTreeSet::new(),
+            changes: {
+                let mut changes = crate::changes::Changes::default();
+                for c in &changed_collections {
+                    changes.whole(c);
+                }
+                changes
+            },
             changed_collections,
             sent_entries: 0,
             push_limits: PushLimits::default(),
