@@ -118,24 +118,15 @@ impl Query {
         indexes: &mut Indexes,
         ids: &BTreeSet<String>,
     ) -> Outcome {
-        let mut outcome = Outcome::Same;
-        let mut rows = self.rows.borrow_mut();
-        for id in ids {
-            let fields = replica
-                .record(&self.query.collection, id)
-                .filter(|r| !r.state.deleted)
-                .map(|r| &r.state.fields);
-            match rows.apply(&self.query, id, fields) {
-                Step::Unchanged => {}
-                Step::Changed => outcome = Outcome::Changed,
-                Step::Reread => {
-                    drop(rows);
-                    self.answer(replica, indexes);
-                    return Outcome::Answered;
-                }
+        let step = self.rows.borrow_mut().follow(&self.query, ids, replica);
+        match step {
+            Step::Unchanged => Outcome::Same,
+            Step::Changed => Outcome::Changed,
+            Step::Reread => {
+                self.answer(replica, indexes);
+                Outcome::Answered
             }
         }
-        outcome
     }
 
     /// The rows as JSON text (the fingerprint the subject compares).

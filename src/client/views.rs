@@ -117,22 +117,7 @@ impl Client {
             let mut indexes = self.indexes.borrow_mut();
             match changes {
                 None => *indexes = ferry_core::query::Indexes::new(self.options.indexes.clone()),
-                Some(changes) => {
-                    for (collection, ids) in changes.iter() {
-                        match ids {
-                            None => indexes.forget(collection),
-                            Some(ids) => {
-                                for id in ids {
-                                    let fields = replica
-                                        .record(collection, id)
-                                        .filter(|r| !r.state.deleted)
-                                        .map(|r| &r.state.fields);
-                                    indexes.update(collection, id, fields);
-                                }
-                            }
-                        }
-                    }
-                }
+                Some(changes) => indexes.follow(changes, &*replica),
             }
         }
         let queries: Vec<Rc<Query>> = {

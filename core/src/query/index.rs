@@ -6,6 +6,8 @@
 //! (a reloaded replica) drops it ([`Indexes::forget`]) and the next query rebuilds it.
 
 use super::key::KeyPart;
+use super::plan::Records;
+use crate::changes::Changes;
 use crate::protocol::Fields;
 use std::collections::{BTreeSet, HashMap};
 
@@ -93,6 +95,21 @@ impl Indexes {
             if decl.collection == collection {
                 if let Some(b) = self.built.get_mut(&i) {
                     b.put(decl, id, fields);
+                }
+            }
+        }
+    }
+
+    /// Follows a change set: listed records are updated one by one, collections changed as a
+    /// whole are dropped (and rebuilt on next use).
+    pub fn follow(&mut self, changes: &Changes, records: &impl Records) {
+        for (collection, ids) in changes.iter() {
+            match ids {
+                None => self.forget(collection),
+                Some(ids) => {
+                    for id in ids {
+                        self.update(collection, id, records.get(collection, id));
+                    }
                 }
             }
         }

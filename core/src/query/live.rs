@@ -5,7 +5,7 @@
 //! serves the query.
 
 use super::key::KeyPart;
-use super::plan::Rows;
+use super::plan::{Records, Rows};
 use super::spec::QuerySpec;
 use crate::protocol::Fields;
 use std::collections::HashMap;
@@ -57,6 +57,25 @@ impl LiveRows {
             .binary_search_by(|probe| spec.cmp_keys(probe, key))
     }
 
+    /// Follows the records `ids` of the query's collection to their state in `records`;
+    /// stops at the first [`Step::Reread`].
+    pub fn follow<'a>(
+        &mut self,
+        spec: &QuerySpec,
+        ids: impl IntoIterator<Item = &'a String>,
+        records: &impl Records,
+    ) -> Step {
+        let mut outcome = Step::Unchanged;
+        for id in ids {
+            match self.apply(spec, id, records.get(&spec.collection, id)) {
+                Step::Unchanged => {}
+                Step::Changed => outcome = Step::Changed,
+                Step::Reread => return Step::Reread,
+            }
+        }
+        outcome
+    }
+
     /// Record `id` of the query's collection now has `fields` (`None`: deleted or gone).
     pub fn apply(&mut self, spec: &QuerySpec, id: &str, fields: Option<&Fields>) -> Step {
         let mut step = Step::Unchanged;
@@ -102,7 +121,6 @@ impl LiveRows {
 mod tests {
     use super::super::{run, IndexDecl, Indexes, QuerySpec};
     use super::*;
-    use crate::query::plan::Records;
     use crate::query::spec::Order;
     use serde_json::{json, Value};
     use std::collections::BTreeMap;

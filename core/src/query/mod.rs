@@ -15,5 +15,5 @@ mod spec;
 pub use index::{IndexDecl, Indexes};
 pub use key::{compare_values, KeyPart};
 pub use live::{LiveRows, Step};
-pub use plan::{run, Rows};
+pub use plan::{run, Records, Rows};
 pub use spec::{Bound, Condition, Order, QueryError, QuerySpec, INVALID_QUERY};

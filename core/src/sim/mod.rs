@@ -13,6 +13,7 @@ mod check;
 mod client;
 mod fates;
 mod net;
+mod queries;
 
 pub use check::{Violation, INVARIANTS};
 pub use net::{FaultCounts, SimRules};
@@ -101,6 +102,8 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     let total_ops = config.clients * config.ops_per_client;
     let mut done = vec![0usize; config.clients];
     let mut steps = 0usize;
+    let mut live: Vec<queries::LiveQueries> =
+        (0..config.clients).map(|_| Default::default()).collect();
     while done.iter().sum::<usize>() < total_ops {
         steps += 1;
         let i = rng.below(config.clients as u64) as usize;
@@ -160,14 +163,18 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
             }
             _ => clients[i].flush(&mut report)?,
         }
-        for c in &mut clients {
+        for (c, live) in clients.iter_mut().zip(live.iter_mut()) {
             c.check_cursor()?;
+            live.follow_and_check(c.index, c.engine())?;
         }
         if steps > total_ops * 20 {
             return Err(Violation::new("the run did not finish its operations"));
         }
     }
     heal(&world, &mut clients, &mut report)?;
+    for (c, live) in clients.iter().zip(live.iter_mut()) {
+        live.follow_and_check(c.index, c.engine())?;
+    }
     report.faults = world.faults.borrow().clone();
     check::all(&world, &clients, &mut report)?;
     world.watch.borrow().check(&world, &clients)?;
