@@ -15,10 +15,11 @@ export const PKG = process.env.FERRY_BENCH_PKG || path.join(here, 'results', 'tm
 
 export const ENGINES = ['idb', 'idb-onevalue', 'dexie', 'rxdb', 'pouchdb', 'ferry', 'idb-ferrylike'];
 
-export async function buildPages(engines = ENGINES) {
+/** Builds `engines`' pages and the scale section's pages (`scale-<engine>`) of `scaleEngines`. */
+export async function buildPages(engines = ENGINES, scaleEngines = []) {
   fs.mkdirSync(WWW, { recursive: true });
   const sizes = {};
-  for (const engine of engines) {
+  for (const engine of [...engines, ...scaleEngines.map((e) => `scale-${e}`)]) {
     const entry = path.join(here, 'pages', `${engine}.js`);
     const result = await esbuild.build({
       entryPoints: [entry],
@@ -30,7 +31,9 @@ export async function buildPages(engines = ENGINES) {
       outfile: path.join(WWW, `${engine}.js`),
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       // The package entry, as an app imports it.
-      alias: { ferry: path.join(PKG, 'index.js') },
+      // The package entry, as an app imports it; the scale page also reaches the wasm-bindgen
+      // module the entry loads (for the size of the wasm memory).
+      alias: { ferry: path.join(PKG, 'index.js'), 'ferry-wasm': path.join(PKG, 'ferry.js') },
       logLevel: 'error',
       metafile: true,
     });
@@ -39,7 +42,7 @@ export async function buildPages(engines = ENGINES) {
       path.join(WWW, `${engine}.html`),
       `<!doctype html><meta charset="utf-8"><title>${engine}</title><script>window.T0 = performance.now();</script><script type="module" src="/${engine}.js"></script>\n`,
     );
-    if (engine === 'ferry') {
+    if (engine === 'ferry' || engine === 'scale-ferry') {
       fs.copyFileSync(path.join(PKG, 'ferry_bg.wasm'), path.join(WWW, 'ferry_bg.wasm'));
     }
   }

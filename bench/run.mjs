@@ -3,6 +3,7 @@
 //   node bench/run.mjs [--reps 5] [--n 10000] [--write1 200] [--push 1000]
 //                      [--only write1,writeMany,cold,sync,server,size] [--engines idb,dexie,...]
 //                      [--reps-many N] [--report-only]
+//                      [--only scale --scale 10000,100000,1000000 --scale-reps 3 --scale-puts 30]
 //
 // Browser benchmarks run in headless Chromium (Debian's /usr/bin/chromium via playwright-core),
 // each engine in a fresh profile per repetition, engines interleaved (rotated, alternating
@@ -21,6 +22,8 @@ import { summarize } from './lib/stats.mjs';
 import { buildPages, ENGINES, WWW, PKG } from './build-pages.mjs';
 import { writeReport } from './lib/report.mjs';
 import { serverTools } from './lib/ferry-server.mjs';
+import { benchScale, SCALE_ENGINES } from './lib/scale.mjs';
+import { writeScaleReport } from './lib/scale-report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -40,7 +43,19 @@ const WARMUP = Number(opt('warmup', 20));
 const PUSH_N = Number(opt('push', 1000));
 const SERVER_BATCHES = Number(opt('server-batches', 40));
 const SERVER_REPS = Number(opt('server-reps', 3));
-const ONLY = new Set(opt('only', 'write1,writeMany,cold,sync,server,size').split(','));
+const ONLY = new Set(opt('only', 'write1,writeMany,cold,sync,server,size,scale').split(','));
+// The scale section (issue 16): sizes, repetitions per size, puts per live-query figure,
+// leader commits for the follower figure, pull samples per size, one page's timeout.
+const SCALE = {
+  sizes: opt('scale', '10000,100000,1000000').split(',').map(Number),
+  reps: Number(opt('scale-reps', 3)),
+  puts: Number(opt('scale-puts', 30)),
+  putsAll: Number(opt('scale-puts-all', 10)),
+  follow: Number(opt('scale-follow', 20)),
+  pullReps: Number(opt('scale-pull-reps', 1)),
+  warmup: 5,
+  timeoutMs: Number(opt('scale-timeout', 900_000)),
+};
 const ENGINE_LIST = opt('engines', ENGINES.join(',')).split(',');
 const PG_URL = opt('pg', process.env.FERRY_BENCH_POSTGRES_URL || 'postgres://ferry:ferry@127.0.0.1:5432/ferry_bench');
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
@@ -378,7 +393,7 @@ async function main() {
   const haveFerry = ['ferry_bg.wasm', 'index.js'].every((f) => fs.existsSync(path.join(PKG, f))) && fs.existsSync(path.join(here, 'pages', 'ferry.js'));
   const engines = ENGINE_LIST.filter((e) => e !== 'ferry' || haveFerry);
   if (ENGINE_LIST.includes('ferry') && !haveFerry) results.errors.push({ bench: 'all', engine: 'ferry', error: `${PKG} is not the built package: run bash scripts/build-pkg.sh` });
-  const pageSizes = await buildPages(engines);
+  const pageSizes = await buildPages([...ONLY].some((k) => k !== 'scale') ? engines : [], ONLY.has('scale') ? SCALE_ENGINES.filter((e) => engines.includes(e)) : []);
   let chromiumVersion = '';
   try {
     chromiumVersion = execFileSync('/usr/bin/chromium', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -440,12 +455,33 @@ async function main() {
       else results.errors.push({ bench: 'server', engine: 'all', error: `${SERVER_BIN} or ${BENCH_BIN} missing` });
     }
     if (ONLY.has('size')) benchSize();
+    if (ONLY.has('scale')) {
+      if (haveServer) {
+        fs.mkdirSync(path.join(TMP, 'profiles'), { recursive: true });
+        await benchScale({
+          site,
+          serverTools: { startServer, token },
+          tmp: TMP,
+          chromiumArgs: CHROMIUM_ARGS,
+          log,
+          results,
+          opts: { ...SCALE, engines, pullLimit: ferryPullLimit() },
+        });
+      } else results.errors.push({ bench: 'scale', engine: 'all', error: `${SERVER_BIN} missing` });
+    }
   } finally {
     await site.close();
   }
   results.meta.loadavgAtEnd = os.loadavg();
-  const { json, md } = writeReport(results, path.join(here, 'results'));
-  log(`wrote ${path.relative(root, json)} and ${path.relative(root, md)}`);
+  if (results.scale) {
+    const s = writeScaleReport(results, path.join(here, 'results'));
+    log(`wrote ${path.relative(root, s.json)} and ${path.relative(root, s.md)}`);
+  }
+  // A scale-only run leaves latest.{md,json} (the other sections' last run) as they are.
+  if ([...ONLY].some((k) => k !== 'scale')) {
+    const { json, md } = writeReport(results, path.join(here, 'results'));
+    log(`wrote ${path.relative(root, json)} and ${path.relative(root, md)}`);
+  }
 }
 
 /** Reads Ferry's pull page size and push batch from the engine source, when it names them. */
