@@ -42,7 +42,7 @@ export function renderScale(scale) {
   const out = ['# Scale benchmark (issue 16)', ''];
   out.push(
     `Sizes ${sizes.join(', ')}; ${scale.reps} repetition(s) per engine and size, each in a fresh copy of a profile seeded once (the database already on disk, a new browser). ` +
-      `${scale.puts} puts per repetition for the live page, ${scale.putsAll} (3 at 1,000,000) for the live whole list, ${scale.follow} leader commits for the follower. ` +
+      `${scale.puts} puts per repetition for the live page, ${scale.putsAll} (3 at 1,000,000) for the live whole list, ${scale.follow} (3 at 1,000,000) leader commits for the follower. The follower's main-thread time is CDP's \`TaskDuration\` of the follower tab over those commits, divided by their number (it includes the driver's small calls into that tab, the same for every engine). ` +
       'Records of ~300 bytes (JSON), a 50-row page ordered by the field `n` (Dexie and raw IndexedDB: an index on `n`; Ferry: `query({orderBy: "n", limit: 50})`, the collection declaring `indexes: ["n"]`). ' +
       'Dexie and raw IndexedDB write the record and an outbox entry per put, in one transaction (the work of a sync engine\'s local write). ' +
       'Raw IndexedDB has no live queries: its figures are a commit followed by a re-read through the index (other tabs: a BroadcastChannel message, then the re-read) — the floor.',
