@@ -15,11 +15,18 @@ export const PKG = process.env.FERRY_BENCH_PKG || path.join(here, 'results', 'tm
 
 export const ENGINES = ['idb', 'idb-onevalue', 'dexie', 'rxdb', 'pouchdb', 'ferry', 'idb-ferrylike'];
 
-export async function buildPages(engines = ENGINES) {
+/** Builds `engines`' pages and the scale section's pages (`scale-<engine>`) of `scaleEngines`. */
+/** `ferry-alt` is the Ferry page built against `altPkg`, served from alt/ (its own wasm). */
+export async function buildPages(engines = ENGINES, scaleEngines = [], altPkg = null) {
   fs.mkdirSync(WWW, { recursive: true });
   const sizes = {};
-  for (const engine of engines) {
-    const entry = path.join(here, 'pages', `${engine}.js`);
+  for (const engine of [...engines, ...scaleEngines.map((e) => `scale-${e}`)]) {
+    const alt = engine === 'ferry-alt';
+    const pkg = alt ? altPkg : PKG;
+    const name = alt ? 'ferry' : engine;
+    const dir = alt ? path.join(WWW, 'alt') : WWW;
+    fs.mkdirSync(dir, { recursive: true });
+    const entry = path.join(here, 'pages', `${name}.js`);
     const result = await esbuild.build({
       entryPoints: [entry],
       bundle: true,
@@ -27,20 +34,22 @@ export async function buildPages(engines = ENGINES) {
       platform: 'browser',
       target: 'chrome120',
       minify: true,
-      outfile: path.join(WWW, `${engine}.js`),
+      outfile: path.join(dir, `${name}.js`),
       define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
       // The package entry, as an app imports it.
-      alias: { ferry: path.join(PKG, 'index.js') },
+      // The package entry, as an app imports it; the scale page also reaches the wasm-bindgen
+      // module the entry loads (for the size of the wasm memory).
+      alias: { ferry: path.join(pkg, 'index.js'), 'ferry-wasm': path.join(pkg, 'ferry.js') },
       logLevel: 'error',
       metafile: true,
     });
     sizes[engine] = Object.values(result.metafile.outputs).reduce((a, o) => a + o.bytes, 0);
     fs.writeFileSync(
-      path.join(WWW, `${engine}.html`),
-      `<!doctype html><meta charset="utf-8"><title>${engine}</title><script>window.T0 = performance.now();</script><script type="module" src="/${engine}.js"></script>\n`,
+      path.join(dir, `${name}.html`),
+      `<!doctype html><meta charset="utf-8"><title>${engine}</title><script>window.T0 = performance.now();</script><script type="module" src="${name}.js"></script>\n`,
     );
-    if (engine === 'ferry') {
-      fs.copyFileSync(path.join(PKG, 'ferry_bg.wasm'), path.join(WWW, 'ferry_bg.wasm'));
+    if (name === 'ferry' || name === 'scale-ferry') {
+      fs.copyFileSync(path.join(pkg, 'ferry_bg.wasm'), path.join(dir, 'ferry_bg.wasm'));
     }
   }
   return sizes;

@@ -3,6 +3,7 @@
 //   node bench/run.mjs [--reps 5] [--n 10000] [--write1 200] [--push 1000]
 //                      [--only write1,writeMany,cold,sync,server,size] [--engines idb,dexie,...]
 //                      [--reps-many N] [--report-only]
+//                      [--only scale --scale 10000,100000,1000000 --scale-reps 3 --scale-puts 30]
 //
 // Browser benchmarks run in headless Chromium (Debian's /usr/bin/chromium via playwright-core),
 // each engine in a fresh profile per repetition, engines interleaved (rotated, alternating
@@ -21,6 +22,8 @@ import { summarize } from './lib/stats.mjs';
 import { buildPages, ENGINES, WWW, PKG } from './build-pages.mjs';
 import { writeReport } from './lib/report.mjs';
 import { serverTools } from './lib/ferry-server.mjs';
+import { benchScale, SCALE_ENGINES } from './lib/scale.mjs';
+import { writeScaleReport } from './lib/scale-report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -40,8 +43,27 @@ const WARMUP = Number(opt('warmup', 20));
 const PUSH_N = Number(opt('push', 1000));
 const SERVER_BATCHES = Number(opt('server-batches', 40));
 const SERVER_REPS = Number(opt('server-reps', 3));
-const ONLY = new Set(opt('only', 'write1,writeMany,cold,sync,server,size').split(','));
+const ONLY = new Set(opt('only', 'write1,writeMany,cold,sync,server,size,scale').split(','));
+// The scale section (issue 16): sizes, repetitions per size, puts per live-query figure,
+// leader commits for the follower figure, pull samples per size, one page's timeout.
+const SCALE = {
+  sizes: opt('scale', '10000,100000,1000000').split(',').map(Number),
+  reps: Number(opt('scale-reps', 3)),
+  puts: Number(opt('scale-puts', 30)),
+  putsAll: Number(opt('scale-puts-all', 10)),
+  follow: Number(opt('scale-follow', 20)),
+  pullReps: Number(opt('scale-pull-reps', 1)),
+  warmup: 5,
+  timeoutMs: Number(opt('scale-timeout', 900_000)),
+};
 const ENGINE_LIST = opt('engines', ENGINES.join(',')).split(',');
+// A second build of Ferry's package measured in the same run as engine `ferry-alt` (e.g. other
+// size settings), so its figures are comparable with `ferry`'s: --alt-pkg DIR --engines ...,ferry-alt
+const ALT_PKG = opt('alt-pkg', null);
+// The report's file name: results/<out>.{md,json} (default latest).
+const OUT = opt('out', 'latest');
+const isFerry = (e) => e === 'ferry' || e === 'ferry-alt';
+const pagePath = (e) => (e === 'ferry-alt' ? 'alt/ferry' : e);
 const PG_URL = opt('pg', process.env.FERRY_BENCH_POSTGRES_URL || 'postgres://ferry:ferry@127.0.0.1:5432/ferry_bench');
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
 const SERVER_BIN = opt('server-bin', path.join(targetDir, 'release', 'ferry-server'));
@@ -89,7 +111,7 @@ async function withBrowser(profile, fn) {
 }
 
 async function openEngine(page, origin, engine, errors, query = '') {
-  await page.goto(`${origin}/${engine}.html${query}`);
+  await page.goto(`${origin}/${pagePath(engine)}.html${query}`);
   await page.waitForFunction(() => window.B || window.COLD, null, { timeout: 60_000 }).catch(() => {
     throw new Error(`${engine}: page did not start: ${errors.join(' | ')}`);
   });
@@ -132,9 +154,9 @@ async function benchWrite1(origin, engines) {
           await ctx.setOffline(true);
           const r = await page.evaluate((o) => window.B.writeOne(o), { warmup: WARMUP, n: WRITE1 });
           push(results.write1, engine, r.lat);
-          if (engine === 'ferry') {
+          if (isFerry(engine)) {
             const s = await page.evaluate((o) => window.B.subscribeLatency(o), { warmup: WARMUP, n: WRITE1 });
-            push(results.subscribe, 'ferry', s);
+            push(results.subscribe, engine, s);
           }
         });
         log(`write1 rep ${rep + 1}/${REPS} ${engine}: median ${summarize(results.write1[engine].at(-1)).median.toFixed(2)} ms`);
@@ -181,7 +203,7 @@ async function benchCold(origin, engines, ferrySeed) {
         // empty as after a normal session), then close the browser.
         await withBrowser(profile, async (page, _ctx, errors) => {
           await openEngine(page, origin, engine, errors);
-          if (engine === 'ferry' && ferrySeed) {
+          if (isFerry(engine) && ferrySeed) {
             const r = await page.evaluate((o) => window.B.seedByPull(o), ferrySeed);
             if (r.count !== N) throw new Error(`seeded ${r.count} of ${N}`);
           } else {
@@ -219,7 +241,7 @@ async function benchSync(origin, site, engines) {
     const pullTok = token(database, 'bench-pull');
     await seedServer(server.url, pullTok, N);
     const pushTok = token(database, 'bench-push');
-    const sides = engines.filter((e) => e === 'ferry' || e === 'idb');
+    const sides = engines.filter((e) => isFerry(e) || e === 'idb');
     for (let rep = 0; rep < REPS; rep++) {
       for (const engine of orderFor(sides, rep)) {
         // pull N records into an empty profile
@@ -228,7 +250,7 @@ async function benchSync(origin, site, engines) {
           await withBrowser(profile, async (page, _ctx, errors) => {
             await openEngine(page, origin, engine, errors);
             let r;
-            if (engine === 'ferry') {
+            if (isFerry(engine)) {
               r = await page.evaluate((o) => window.B.pull(o), { base: origin, token: pullTok, n: N });
             } else {
               r = await page.evaluate((o) => window.B.pullLimit(o), { base: origin, token: pullTok, limit: ferryPullLimit() });
@@ -250,7 +272,7 @@ async function benchSync(origin, site, engines) {
             await openEngine(page, origin, engine, errors);
             let r;
             const clientId = `pc${rep}${engine.replace(/[^a-z]/g, '')}${Date.now() % 100000}`;
-            if (engine === 'ferry') {
+            if (isFerry(engine)) {
               await page.evaluate(() => window.B.init());
               await ctx.setOffline(true);
               await page.evaluate((o) => window.B.queueOffline(o), { base: origin, token: pushTok, n: PUSH_N });
@@ -376,9 +398,9 @@ async function main() {
     fs.cpSync(path.join(root, 'pkg'), PKG, { recursive: true });
   }
   const haveFerry = ['ferry_bg.wasm', 'index.js'].every((f) => fs.existsSync(path.join(PKG, f))) && fs.existsSync(path.join(here, 'pages', 'ferry.js'));
-  const engines = ENGINE_LIST.filter((e) => e !== 'ferry' || haveFerry);
+  const engines = ENGINE_LIST.filter((e) => (e !== 'ferry' || haveFerry) && (e !== 'ferry-alt' || (ALT_PKG && haveFerry)));
   if (ENGINE_LIST.includes('ferry') && !haveFerry) results.errors.push({ bench: 'all', engine: 'ferry', error: `${PKG} is not the built package: run bash scripts/build-pkg.sh` });
-  const pageSizes = await buildPages(engines);
+  const pageSizes = await buildPages([...ONLY].some((k) => k !== 'scale') ? engines : [], ONLY.has('scale') ? SCALE_ENGINES.filter((e) => engines.includes(e)) : [], ALT_PKG);
   let chromiumVersion = '';
   try {
     chromiumVersion = execFileSync('/usr/bin/chromium', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -414,7 +436,7 @@ async function main() {
     if (ONLY.has('cold')) {
       let ferrySeed = null;
       let seedServerHandle = null;
-      if (engines.includes('ferry') && haveServer) {
+      if (engines.some(isFerry) && haveServer) {
         const dbFile = path.join(TMP, `cold-${Date.now()}.db`);
         const database = `sqlite://${dbFile}`;
         seedServerHandle = await startServer(database);
@@ -440,12 +462,33 @@ async function main() {
       else results.errors.push({ bench: 'server', engine: 'all', error: `${SERVER_BIN} or ${BENCH_BIN} missing` });
     }
     if (ONLY.has('size')) benchSize();
+    if (ONLY.has('scale')) {
+      if (haveServer) {
+        fs.mkdirSync(path.join(TMP, 'profiles'), { recursive: true });
+        await benchScale({
+          site,
+          serverTools: { startServer, token },
+          tmp: TMP,
+          chromiumArgs: CHROMIUM_ARGS,
+          log,
+          results,
+          opts: { ...SCALE, engines, pullLimit: ferryPullLimit() },
+        });
+      } else results.errors.push({ bench: 'scale', engine: 'all', error: `${SERVER_BIN} missing` });
+    }
   } finally {
     await site.close();
   }
   results.meta.loadavgAtEnd = os.loadavg();
-  const { json, md } = writeReport(results, path.join(here, 'results'));
-  log(`wrote ${path.relative(root, json)} and ${path.relative(root, md)}`);
+  if (results.scale) {
+    const s = writeScaleReport(results, path.join(here, 'results'));
+    log(`wrote ${path.relative(root, s.json)} and ${path.relative(root, s.md)}`);
+  }
+  // A scale-only run leaves latest.{md,json} (the other sections' last run) as they are.
+  if ([...ONLY].some((k) => k !== 'scale')) {
+    const { json, md } = writeReport(results, path.join(here, 'results'), OUT);
+    log(`wrote ${path.relative(root, json)} and ${path.relative(root, md)}`);
+  }
 }
 
 /** Reads Ferry's pull page size and push batch from the engine source, when it names them. */

@@ -5,6 +5,7 @@
 #
 #   bash scripts/bench.sh                 # the full run (about 20-30 minutes on 2 cores)
 #   bash scripts/bench.sh --reps 2 --n 2000 --only write1,writeMany   # a quick partial run
+#   bash scripts/bench.sh --only scale --scale 10000,100000            # the scale section (issue 16)
 #
 # Options are passed to bench/run.mjs (see its header). Run it on a quiet machine: the figures
 # are only comparable within one run. Nothing here asserts a timing.

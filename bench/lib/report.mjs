@@ -211,13 +211,13 @@ export function renderMarkdown(results, a) {
   return out.join('\n');
 }
 
-export function writeReport(results, dir) {
+export function writeReport(results, dir, base = 'latest') {
   const a = analyse(results);
   // Findings kept by hand beside the results (bench/results/findings.md) are appended.
   const findingsFile = path.join(dir, 'findings.md');
   const full = { ...results, summary: a.summary, headline: a.headline };
-  const json = path.join(dir, 'latest.json');
-  const md = path.join(dir, 'latest.md');
+  const json = path.join(dir, `${base}.json`);
+  const md = path.join(dir, `${base}.md`);
   fs.writeFileSync(json, `${JSON.stringify(full, null, 1)}\n`);
   let text = renderMarkdown(results, a);
   if (fs.existsSync(findingsFile)) text += `\n${fs.readFileSync(findingsFile, 'utf8')}`;

@@ -47,7 +47,14 @@ export async function serve(root) {
         return;
       }
       // no-store: every page load fetches and compiles its code afresh (no warm code cache).
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+      const headers = { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' };
+      // The scale pages are cross-origin isolated, so performance.measureUserAgentSpecificMemory
+      // (the browser's own memory measure, wasm memory included) is available to them.
+      if (url.pathname.startsWith('/scale-')) {
+        headers['cross-origin-opener-policy'] = 'same-origin';
+        headers['cross-origin-embedder-policy'] = 'require-corp';
+      }
+      res.writeHead(200, headers);
       res.end(data);
     });
   });
