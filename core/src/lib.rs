@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+#[cfg(feature = "testkit")]
 pub mod memory;
 pub mod merge;
 pub mod metrics;
@@ -22,7 +23,9 @@ pub mod ports;
 pub mod protocol;
 pub mod replica;
 pub mod role;
+#[cfg(feature = "testkit")]
 pub mod server;
+#[cfg(feature = "testkit")]
 pub mod sim;
 pub mod state;
 pub mod text_merge;
