@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+#[cfg(feature = "testkit")]
 pub mod memory;
 pub mod merge;
 pub mod metrics;
@@ -24,7 +25,9 @@ pub mod protocol;
 pub mod query;
 pub mod replica;
 pub mod role;
+#[cfg(feature = "testkit")]
 pub mod server;
+#[cfg(feature = "testkit")]
 pub mod sim;
 pub mod state;
 pub mod text_merge;
