@@ -282,3 +282,22 @@ async fn live_queries_follow_writes_pulls_and_another_tabs_writes() {
     done(other.close()).await;
     done(f.close()).await;
 }
+
+#[wasm_bindgen_test]
+async fn malformed_index_declarations_are_refused_when_opening() {
+    let server = FakeServer::default();
+    for indexes in [
+        json!("at"),
+        json!([["a", 1]]),
+        json!([[]]),
+        json!(["id"]),
+        json!([{}]),
+    ] {
+        let collections = json!({"collections": {"tasks": {"indexes": indexes.clone()}}});
+        let Err(e) = Ferry::open(options(&unique_name("bad-index"), &server, collections)).await
+        else {
+            panic!("indexes {indexes} must be refused");
+        };
+        assert_eq!(code(&e), "invalid_options", "{indexes}");
+    }
+}

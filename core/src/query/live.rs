@@ -80,10 +80,14 @@ impl LiveRows {
     pub fn apply(&mut self, spec: &QuerySpec, id: &str, fields: Option<&Fields>) -> Step {
         let mut step = Step::Unchanged;
         if let Some(old) = self.keys.remove(id) {
+            // Found by its key; by id should the order ever disagree (never panic in a tab).
             let at = self
                 .position(spec, &(old, id.to_owned()))
-                .expect("a row's key is where it was put");
-            self.rows.rows.remove(at);
+                .ok()
+                .or_else(|| self.rows.rows.iter().position(|(_, i)| i == id));
+            if let Some(at) = at {
+                self.rows.rows.remove(at);
+            }
             step = Step::Changed;
         }
         let left = step == Step::Changed;
