@@ -481,7 +481,7 @@ async function main() {
   }
   results.meta.loadavgAtEnd = os.loadavg();
   if (results.scale) {
-    const s = writeScaleReport(results, path.join(here, 'results'));
+    const s = writeScaleReport(results, path.join(here, 'results'), OUT === 'latest' ? 'scale-latest' : `scale-${OUT}`);
     log(`wrote ${path.relative(root, s.json)} and ${path.relative(root, s.md)}`);
   }
   // A scale-only run leaves latest.{md,json} (the other sections' last run) as they are.

@@ -3,7 +3,8 @@
 # benchmarks (headless Chromium) and the server benchmarks (loopback, SQLite + PostgreSQL),
 # and writes bench/results/latest.md and bench/results/latest.json.
 #
-#   bash scripts/bench.sh                 # the full run (about 20-30 minutes on 2 cores)
+#   bash scripts/bench.sh                 # the full run (about 20-30 minutes on 2 cores, plus the scale
+#                                         # section: ~20 minutes at 10,000 and 100,000, far more at 1,000,000)
 #   bash scripts/bench.sh --reps 2 --n 2000 --only write1,writeMany   # a quick partial run
 #   bash scripts/bench.sh --only scale --scale 10000,100000            # the scale section (issue 16)
 #
