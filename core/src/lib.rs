@@ -9,6 +9,7 @@ pub mod answers;
 pub mod apply;
 pub mod backoff;
 pub mod changes;
+pub mod conditional;
 pub mod engine;
 pub mod error;
 pub mod hlc;

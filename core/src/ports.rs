@@ -81,6 +81,9 @@ pub struct RequestMeta {
     pub traceparent: String,
     /// Bearer token, if the app gave one.
     pub token: Option<String>,
+    /// A pull's `If-None-Match` ([`crate::conditional::pull_etag`]): a transport that gets
+    /// `304` answers with [`crate::conditional::not_modified_page`] of the validator.
+    pub if_none_match: Option<String>,
 }
 
 /// Why a request failed.

@@ -3,7 +3,9 @@
 //!
 //! On SQLite a push feeds it directly after its commit; on PostgreSQL every process feeds it
 //! from LISTEN/NOTIFY, so a push on one process pokes streams held by all the others.
+//! Every poke also raises the process's known [`Heads`] (cheap conditional pulls).
 
+use crate::heads::Heads;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -23,6 +25,7 @@ pub enum Poke {
 #[derive(Clone, Debug)]
 pub struct Hub {
     tx: broadcast::Sender<Poke>,
+    heads: Arc<Heads>,
 }
 
 impl Default for Hub {
@@ -35,11 +38,13 @@ impl Hub {
     pub fn new(capacity: usize) -> Self {
         Hub {
             tx: broadcast::channel(capacity.max(1)).0,
+            heads: Arc::default(),
         }
     }
 
     /// Tells this process's streams that `tenant` advanced to `cursor`.
     pub fn poke(&self, tenant: &str, cursor: u64) {
+        self.heads.advance(tenant, cursor);
         // An error only means nobody is listening right now.
         let _ = self.tx.send(Poke::Cursor {
             tenant: tenant.into(),
@@ -48,7 +53,13 @@ impl Hub {
     }
 
     pub fn resync(&self) {
+        self.heads.forget_all();
         let _ = self.tx.send(Poke::Resync);
+    }
+
+    /// The heads the pokes so far vouch for.
+    pub fn heads(&self) -> &Heads {
+        &self.heads
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Poke> {

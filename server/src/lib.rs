@@ -16,6 +16,7 @@ pub mod config;
 pub mod config_file;
 pub mod db;
 pub mod errors;
+pub mod heads;
 pub mod housekeeping;
 pub mod hub;
 pub mod jwks;

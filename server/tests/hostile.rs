@@ -5,6 +5,7 @@
 mod common;
 
 use common::proxy::{reroute, CuttableProxy};
+use common::writes::create;
 use common::{assert_error, batch, mutation, read, unique, Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -208,27 +209,16 @@ async fn error_bodies_are_typed_and_never_echo_payloads(backend: &Backend) {
         let (s, token) = (&s, &token);
         async move { s.push(token, "k", &body).await }
     };
-    // A patch value of the wrong type somewhere the schema has a number.
-    let mut m = mutation("a", "c1", 1, "notes", "n1", "create", 0, json!({}));
-    m["seq"] = json!(SECRET_VALUE);
-    let (status, body) = post(batch("c1", vec![m])).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&body, "malformed_json");
-    assert_not_echoed(&body);
-    // A malformed clock stamp.
-    let mut m = mutation("a", "c1", 1, "notes", "n1", "create", 0, json!({}));
-    m["hlc"] = json!(SECRET_VALUE);
-    let (status, body) = post(batch("c1", vec![m])).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&body, "malformed_json");
-    assert_not_echoed(&body);
-    // An unknown op kind.
-    let mut m = mutation("a", "c1", 1, "notes", "n1", "create", 0, json!({}));
-    m["op"] = json!(SECRET_VALUE);
-    let (status, body) = post(batch("c1", vec![m])).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&body, "malformed_json");
-    assert_not_echoed(&body);
+    // A string where the protocol has a number (`seq`), a malformed clock stamp (`hlc`), an
+    // unknown op kind (`op`): each field of an otherwise valid mutation in turn.
+    for field in ["seq", "hlc", "op"] {
+        let mut m = create("notes", "n1", json!({})).mutation("a", "c1", 1);
+        m[field] = json!(SECRET_VALUE);
+        let (status, body) = post(batch("c1", vec![m])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}");
+        assert_error(&body, "malformed_json");
+        assert_not_echoed(&body);
+    }
     // Not JSON at all.
     let resp = s
         .http

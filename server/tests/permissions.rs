@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::{batch, mutation, unique, Backend, TestServer};
+use common::writes::{create, delete, update, Write};
+use common::{batch, unique, Backend, TestServer};
 use ferry_server::validation::Rules;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -45,26 +46,10 @@ impl Tenant<'_> {
     }
 
     /// Pushes one mutation as `user` (client `<user>-c`), returning the whole answer.
-    #[allow(clippy::too_many_arguments)]
-    async fn write(
-        &self,
-        user: &str,
-        roles: &[&str],
-        seq: u64,
-        collection: &str,
-        id: &str,
-        op: &str,
-        base: u64,
-        patch: Value,
-    ) -> Value {
+    async fn write(&self, user: &str, roles: &[&str], seq: u64, write: Write) -> Value {
         let client = format!("{user}-c");
         let op_id = format!("{user}-{seq}");
-        let body = batch(
-            &client,
-            vec![mutation(
-                &op_id, &client, seq, collection, id, op, base, patch,
-            )],
-        );
+        let body = batch(&client, vec![write.mutation(&op_id, &client, seq)]);
         let (status, answer) = self.s.push(&self.token(user, roles), &op_id, &body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         answer
@@ -119,11 +104,7 @@ async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
             "alice",
             &[],
             1,
-            "notes",
-            "n1",
-            "create",
-            0,
-            json!({"title": "mine"}),
+            create("notes", "n1", json!({"title": "mine"})),
         )
         .await;
     let v1 = accepted_version(&created);
@@ -135,11 +116,7 @@ async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
             "alice",
             &[],
             2,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"owner": "bob"}),
+            update("notes", "n1", v1, json!({"owner": "bob"})),
         )
         .await;
     assert_forbidden(&takeover, "mine");
@@ -148,11 +125,7 @@ async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
             "alice",
             &[],
             3,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"owner": null}),
+            update("notes", "n1", v1, json!({"owner": null})),
         )
         .await;
     assert_forbidden(&removal, "mine");
@@ -162,11 +135,7 @@ async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
             "alice",
             &[],
             4,
-            "notes",
-            "n2",
-            "create",
-            0,
-            json!({"owner": "bob"}),
+            create("notes", "n2", json!({"owner": "bob"})),
         )
         .await;
     assert_forbidden(&forged, "mine");
@@ -175,11 +144,7 @@ async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
             "alice",
             &[],
             5,
-            "notes",
-            "n3",
-            "create",
-            0,
-            json!({"owner": "alice"}),
+            create("notes", "n3", json!({"owner": "alice"})),
         )
         .await;
     accepted_version(&own);
@@ -189,11 +154,7 @@ async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
             "alice",
             &[],
             6,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"title": "still mine"}),
+            update("notes", "n1", v1, json!({"title": "still mine"})),
         )
         .await;
     accepted_version(&retitled);
@@ -214,11 +175,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "alice",
             &[],
             1,
-            "notes",
-            "n1",
-            "create",
-            0,
-            json!({"title": "plans"}),
+            create("notes", "n1", json!({"title": "plans"})),
         )
         .await,
     );
@@ -228,11 +185,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "bob",
             &[],
             1,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"title": "x"}),
+            update("notes", "n1", v1, json!({"title": "x"})),
         )
         .await;
     assert_forbidden(&denied, "plans");
@@ -242,11 +195,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "alice",
             &[],
             2,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"shared_with": ["bob"]}),
+            update("notes", "n1", v1, json!({"shared_with": ["bob"]})),
         )
         .await,
     );
@@ -255,17 +204,12 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "bob",
             &[],
             2,
-            "notes",
-            "n1",
-            "update",
-            v2,
-            json!({"title": "our plans"}),
+            update("notes", "n1", v2, json!({"title": "our plans"})),
         )
         .await,
     );
     assert_forbidden(
-        &t.write("bob", &[], 3, "notes", "n1", "delete", v3, json!({}))
-            .await,
+        &t.write("bob", &[], 3, delete("notes", "n1", v3)).await,
         "our plans",
     );
     // A manager reads every note but is not granted updates.
@@ -274,11 +218,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "carol",
             &["manager"],
             1,
-            "notes",
-            "n1",
-            "update",
-            v3,
-            json!({"title": "m"}),
+            update("notes", "n1", v3, json!({"title": "m"})),
         )
         .await,
         "our plans",
@@ -290,11 +230,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "alice",
             &[],
             3,
-            "notes",
-            "n1",
-            "update",
-            v3,
-            json!({"shared_with": []}),
+            update("notes", "n1", v3, json!({"shared_with": []})),
         )
         .await,
     );
@@ -303,19 +239,12 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "bob",
             &[],
             4,
-            "notes",
-            "n1",
-            "update",
-            v4,
-            json!({"shared_with": ["bob"]}),
+            update("notes", "n1", v4, json!({"shared_with": ["bob"]})),
         )
         .await,
         "our plans",
     );
-    accepted_version(
-        &t.write("alice", &[], 4, "notes", "n1", "delete", v4, json!({}))
-            .await,
-    );
+    accepted_version(&t.write("alice", &[], 4, delete("notes", "n1", v4)).await);
 
     // Expenses: creating needs a role; the schema still applies.
     assert_forbidden(
@@ -323,11 +252,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "bob",
             &[],
             5,
-            "expenses",
-            "e1",
-            "create",
-            0,
-            json!({"amount": 5}),
+            create("expenses", "e1", json!({"amount": 5})),
         )
         .await,
         "\"amount\"",
@@ -337,11 +262,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "bob",
             &["employee"],
             6,
-            "expenses",
-            "e1",
-            "create",
-            0,
-            json!({"amount": 5}),
+            create("expenses", "e1", json!({"amount": 5})),
         )
         .await,
     );
@@ -350,11 +271,7 @@ async fn grants_admit_exactly_whom_they_name(backend: &Backend) {
             "bob",
             &["employee"],
             7,
-            "expenses",
-            "e1",
-            "update",
-            e1,
-            json!({"amount": -3}),
+            update("expenses", "e1", e1, json!({"amount": -3})),
         )
         .await;
     assert_eq!(
@@ -380,11 +297,7 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
             "alice",
             &[],
             1,
-            "notes",
-            "n1",
-            "create",
-            0,
-            json!({"title": "salary talk"}),
+            create("notes", "n1", json!({"title": "salary talk"})),
         )
         .await,
     );
@@ -393,11 +306,7 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
             "alice",
             &[],
             2,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"body": "confidential"}),
+            update("notes", "n1", v1, json!({"body": "confidential"})),
         )
         .await,
     );
@@ -408,11 +317,7 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
             "mallory",
             &[],
             1,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"title": "x"}),
+            update("notes", "n1", v1, json!({"title": "x"})),
         )
         .await;
     assert_forbidden(&stale, "salary");
@@ -423,11 +328,7 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
             "mallory",
             &[],
             2,
-            "notes",
-            "n1",
-            "create",
-            0,
-            json!({"title": "x"}),
+            create("notes", "n1", json!({"title": "x"})),
         )
         .await;
     assert_forbidden(&clash, "confidential");
@@ -435,16 +336,7 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
     let client = "mallory-c";
     let body = batch(
         client,
-        vec![mutation(
-            "mallory-1",
-            client,
-            1,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"title": "x"}),
-        )],
+        vec![update("notes", "n1", v1, json!({"title": "x"})).mutation("mallory-1", client, 1)],
     );
     let (status, replay) = s.push(&t.token("mallory", &[]), "mallory-1", &body).await;
     assert_eq!(status, StatusCode::OK);
@@ -457,11 +349,7 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
             "alice",
             &[],
             3,
-            "notes",
-            "n1",
-            "update",
-            v1,
-            json!({"title": "x"}),
+            update("notes", "n1", v1, json!({"title": "x"})),
         )
         .await;
     assert_eq!(shared["conflicts"].as_array().unwrap().len(), 1, "{shared}");
@@ -478,20 +366,11 @@ async fn undeclared_collections_can_be_closed(backend: &Backend) {
         name: unique("perm"),
     };
     let other = t
-        .write(
-            "alice",
-            &[],
-            1,
-            "scratch",
-            "s1",
-            "create",
-            0,
-            json!({"x": 1}),
-        )
+        .write("alice", &[], 1, create("scratch", "s1", json!({"x": 1})))
         .await;
     assert_forbidden(&other, "\"x\"");
     accepted_version(
-        &t.write("alice", &[], 2, "notes", "n1", "create", 0, json!({"x": 1}))
+        &t.write("alice", &[], 2, create("notes", "n1", json!({"x": 1})))
             .await,
     );
     s.shutdown().await;
@@ -502,17 +381,8 @@ async fn undeclared_collections_can_be_closed(backend: &Backend) {
         name: unique("perm"),
     };
     accepted_version(
-        &t.write(
-            "alice",
-            &[],
-            1,
-            "scratch",
-            "s1",
-            "create",
-            0,
-            json!({"x": 1}),
-        )
-        .await,
+        &t.write("alice", &[], 1, create("scratch", "s1", json!({"x": 1})))
+            .await,
     );
     s.shutdown().await;
 }

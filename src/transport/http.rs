@@ -4,8 +4,11 @@
 //! cut off by an `AbortController` after the timeout. Statuses map to [`TransportError`]:
 //! 401 → `Unauthorized`, 410 → `CursorExpired`, other non-2xx → `Http` with the server's
 //! `{error: {code, message}}` and `Retry-After`; a request that never got an answer → `Network`.
+//! A pull sent with `If-None-Match` that gets `304` is the empty page the validator names
+//! (`ferry_core::conditional`).
 
 use crate::platform::{global_property, js_message};
+use ferry_core::conditional::{not_modified_page, parse_pull_etag};
 use ferry_core::ports::{RequestMeta, Transport, TransportError};
 use ferry_core::protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
 use js_sys::{Function, Object, Reflect};
@@ -28,6 +31,24 @@ pub struct FetchTransport {
 
 /// Called when a request starts and ends.
 type Hook = Rc<dyn Fn()>;
+
+/// A 2xx body, or `304` to a conditional request.
+enum Answer {
+    Body(Vec<u8>),
+    NotModified,
+}
+
+impl Answer {
+    /// The body of a request that was not conditional (a 304 to it is a broken answer).
+    fn body(self) -> Result<Vec<u8>, TransportError> {
+        match self {
+            Answer::Body(bytes) => Ok(bytes),
+            Answer::NotModified => Err(TransportError::Decode(
+                "304 to a request that named no validator".into(),
+            )),
+        }
+    }
+}
 
 impl FetchTransport {
     /// `fetch`: a fetch-compatible function to use instead of the global one.
@@ -62,7 +83,7 @@ impl FetchTransport {
         path: &str,
         body: Option<String>,
         meta: &RequestMeta,
-    ) -> Result<Vec<u8>, TransportError> {
+    ) -> Result<Answer, TransportError> {
         self.hook();
         let result = self.exchange(method, path, body, meta).await;
         self.hook();
@@ -75,7 +96,7 @@ impl FetchTransport {
         path: &str,
         body: Option<String>,
         meta: &RequestMeta,
-    ) -> Result<Vec<u8>, TransportError> {
+    ) -> Result<Answer, TransportError> {
         let headers = Object::new();
         let set = |o: &Object, k: &str, v: &str| {
             let _ = Reflect::set(o, &k.into(), &v.into());
@@ -87,6 +108,9 @@ impl FetchTransport {
         }
         if let Some(token) = &meta.token {
             set(&headers, "authorization", &format!("Bearer {token}"));
+        }
+        if let Some(tag) = &meta.if_none_match {
+            set(&headers, "if-none-match", tag);
         }
         let init = Object::new();
         set(&init, "method", method);
@@ -133,7 +157,10 @@ impl FetchTransport {
             .unwrap_or_default();
         let status = response.status();
         if (200..300).contains(&status) {
-            return Ok(text.into_bytes());
+            return Ok(Answer::Body(text.into_bytes()));
+        }
+        if status == 304 && meta.if_none_match.is_some() {
+            return Ok(Answer::NotModified);
         }
         Err(http_error(
             status,
@@ -189,7 +216,8 @@ impl Transport for FetchTransport {
         let body = serde_json::to_string(req).map_err(|e| TransportError::Decode(e.to_string()))?;
         let bytes = self
             .send("POST", "/sync/mutations", Some(body), meta)
-            .await?;
+            .await?
+            .body()?;
         PushResponse::decode(&bytes).map_err(|e| TransportError::Decode(e.to_string()))
     }
 
@@ -199,7 +227,7 @@ impl Transport for FetchTransport {
         limit: u32,
         meta: &RequestMeta,
     ) -> Result<PullResponse, TransportError> {
-        let bytes = self
+        let answer = self
             .send(
                 "GET",
                 &format!("/sync/changes?cursor={cursor}&limit={limit}"),
@@ -207,6 +235,20 @@ impl Transport for FetchTransport {
                 meta,
             )
             .await?;
+        let bytes = match answer {
+            Answer::Body(bytes) => bytes,
+            Answer::NotModified => {
+                // The request named this validator, so it parses; a 304 to another cursor
+                // than the one asked for would be a broken answer.
+                let validator = meta.if_none_match.as_deref().and_then(parse_pull_etag);
+                return match validator {
+                    Some((epoch, named)) if named == cursor => Ok(not_modified_page(epoch, cursor)),
+                    _ => Err(TransportError::Decode(
+                        "304 without a matching validator".into(),
+                    )),
+                };
+            }
+        };
         PullResponse::decode(&bytes).map_err(|e| TransportError::Decode(e.to_string()))
     }
 }

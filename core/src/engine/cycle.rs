@@ -110,11 +110,15 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
         let mut rolled_back = false;
         loop {
-            let (cursor, limit) = {
+            let (cursor, limit, validator) = {
                 let r = self.replica.borrow();
-                (r.cursor(), r.config().pull_limit)
+                // Once the server's history is known, an idle poll is conditional: the
+                // server answers 304 (an empty page at this cursor) without reading a page.
+                let validator = crate::conditional::pull_etag(&r.meta().epoch, r.cursor());
+                (r.cursor(), r.config().pull_limit, validator)
             };
-            let meta = self.meta(trace, String::new());
+            let mut meta = self.meta(trace, String::new());
+            meta.if_none_match = validator;
             let sent_at = self.clock.now_ms();
             match self.request(Request::Pull(cursor, limit), meta).await {
                 Ok(Response::Pull(page)) => {
@@ -152,6 +156,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             idempotency_key,
             traceparent: trace.to_owned(),
             token: self.token.borrow().clone(),
+            if_none_match: None,
         }
     }
 

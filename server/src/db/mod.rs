@@ -6,6 +6,7 @@
 //! engines report under contention) or on a busy SQLite file is retried from the start
 //! ([`retry`]).
 
+mod barrier;
 mod gate;
 pub mod postgres;
 pub mod retry;
@@ -208,6 +209,17 @@ impl Db {
         match self {
             Db::Sqlite(db) => db.pull(tenant, cursor, limit).await,
             Db::Postgres(db) => db.gate.run(db.pull(tenant, cursor, limit)).await,
+        }
+    }
+
+    /// Whether nothing changed after `cursor`: the tenant's head is exactly `cursor` (a
+    /// conditional pull's question). PostgreSQL answers from this process's heads when a
+    /// NOTIFY barrier vouches for them; SQLite, which has no notifications between processes
+    /// sharing a file, reads the one head row.
+    pub async fn head_is(&self, tenant: &str, cursor: u64) -> Result<bool, DbError> {
+        match self {
+            Db::Sqlite(db) => Ok(db.head(tenant).await? == cursor),
+            Db::Postgres(db) => db.head_is(tenant, cursor).await,
         }
     }
 

@@ -6,6 +6,7 @@
 //! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
+use super::barrier::{self, Barrier};
 use super::gate::Gate;
 use super::sql::{Applied, Backend, PushTx};
 use super::{fresh_epoch, CompactReport, DbError, DbOptions, Push, PushOutcome};
@@ -30,15 +31,20 @@ impl Backend for Postgres {
 /// Any lock id works, as long as every Ferry process uses the same one.
 const MIGRATION_LOCK: i64 = 0x4665_7272_7900;
 
-/// Aborts the LISTEN task when the last handle on the database goes.
+/// Aborts the LISTEN and barrier tasks when the last handle on the database goes.
 #[derive(Debug)]
-struct ListenTask(JoinHandle<()>);
+struct ListenTask(Vec<JoinHandle<()>>);
 
 impl Drop for ListenTask {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
+
+/// How long a conditional pull waits for its NOTIFY barrier before it asks the database.
+const BARRIER_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A PostgreSQL database and this process's LISTEN task.
 #[derive(Clone, Debug)]
@@ -50,6 +56,9 @@ pub struct PgDb {
     pub(crate) epoch: String,
     /// Every operation goes through it (see [`Gate`]).
     pub(crate) gate: Arc<Gate>,
+    /// The pokes this process received, as heads (shared with the hub).
+    hub: Hub,
+    barrier: Arc<Barrier>,
     _listen: Arc<ListenTask>,
 }
 
@@ -78,7 +87,16 @@ impl PgDb {
         }
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
-        let task = tokio::spawn(listen_loop(listener, pool.clone(), hub));
+        let barrier = Arc::new(Barrier::default());
+        let tasks = vec![
+            tokio::spawn(listen_loop(
+                listener,
+                pool.clone(),
+                hub.clone(),
+                barrier.clone(),
+            )),
+            tokio::spawn(barrier::send_loop(barrier.clone(), pool.clone())),
+        ];
         let begin_push = if db.serializable {
             "BEGIN ISOLATION LEVEL SERIALIZABLE"
         } else {
@@ -90,7 +108,9 @@ impl PgDb {
             epoch,
             // One connection of the pool is the LISTEN connection's.
             gate: Arc::new(Gate::new(pool_size as usize - 1)),
-            _listen: Arc::new(ListenTask(task)),
+            hub,
+            barrier,
+            _listen: Arc::new(ListenTask(tasks)),
         })
     }
 
@@ -122,13 +142,38 @@ impl PgDb {
         cursor: u64,
         limit: u32,
     ) -> Result<Result<PullResponse, PullError>, DbError> {
+        let generation = self.hub.heads().generation();
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         let page = Postgres::pull_in(&mut tx, tenant, cursor, limit).await?;
         tx.commit().await?;
+        if let Ok(page) = &page {
+            self.learn_head(tenant, page.head, generation);
+        }
         Ok(page)
+    }
+
+    /// Whether `tenant`'s head is exactly `cursor`: from the heads the pokes vouch for once a
+    /// NOTIFY barrier proves every earlier commit was received; from the database when in
+    /// doubt (the barrier did not come back, or this process has not seen the tenant).
+    pub(crate) async fn head_is(&self, tenant: &str, cursor: u64) -> Result<bool, DbError> {
+        let generation = self.hub.heads().generation();
+        if self.barrier.pass(BARRIER_TIMEOUT).await {
+            if let Some(head) = self.hub.heads().get(tenant) {
+                return Ok(head == cursor);
+            }
+        }
+        let head = self.gate.run(self.head(tenant)).await?;
+        self.hub.heads().learn(tenant, head, generation);
+        Ok(head == cursor)
+    }
+
+    /// Remembers the head a pull read (taken after `generation`), so later polls of the
+    /// tenant need not read it again.
+    fn learn_head(&self, tenant: &str, head: u64, generation: u64) {
+        self.hub.heads().learn(tenant, head, generation);
     }
 
     pub(crate) async fn head(&self, tenant: &str) -> Result<u64, DbError> {
@@ -195,9 +240,10 @@ impl PgDb {
 
 /// Feeds NOTIFY payloads into the hub. After a lost connection (pokes may have been missed)
 /// every stream is told to re-read its cursor; the listener reconnects by itself.
-async fn listen_loop(mut listener: PgListener, pool: PgPool, hub: Hub) {
+async fn listen_loop(mut listener: PgListener, pool: PgPool, hub: Hub, barrier: Arc<Barrier>) {
     loop {
         match listener.try_recv().await {
+            Ok(Some(note)) if barrier.on_notification(note.payload()) => {}
             Ok(Some(note)) => match Hub::decode(note.payload()) {
                 Some((tenant, cursor)) => hub.poke(tenant, cursor),
                 None => tracing::warn!("ignoring a malformed poke notification"),

@@ -1,6 +1,7 @@
 //! `GET /v1/sync/changes?cursor=C&limit=N`: the newest state of every record changed after
 //! the cursor, oldest change first, one page at a time; 410 when the cursor is older than the
-//! tenant's compaction horizon.
+//! tenant's compaction horizon. A conditional pull (`If-None-Match` naming the server's
+//! epoch and the request's cursor) is answered `304` when the tenant's head is that cursor.
 
 use crate::auth::authenticate;
 use crate::db::now_ms;
@@ -8,10 +9,12 @@ use crate::errors::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_core::apply::PullError;
-use ferry_core::protocol::{limits, PullResponse, ServerLimits};
+use ferry_core::conditional::{parse_pull_etag, pull_etag};
+use ferry_core::protocol::{limits, ServerLimits};
 use serde::Deserialize;
 
 /// The page size when the request names none.
@@ -54,11 +57,24 @@ fn bad_query() -> ApiError {
     )
 }
 
+/// The validator of a conditional pull, when it names this server's history and exactly
+/// the request's cursor (anything else is answered with a full page).
+fn validator<'h>(headers: &'h HeaderMap, epoch: &str, cursor: u64) -> Option<&'h HeaderValue> {
+    let value = headers.get(header::IF_NONE_MATCH)?;
+    let (named_epoch, named_cursor) = parse_pull_etag(value.to_str().ok()?)?;
+    (named_epoch == epoch && named_cursor == cursor).then_some(value)
+}
+
+/// The `ETag` of an answer whose page ends at `cursor`.
+fn etag(epoch: &str, cursor: u64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&pull_etag(epoch, cursor)?).ok()
+}
+
 pub async fn pull(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<PullQuery>, QueryRejection>,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let claims = authenticate(&state.auth, &headers, None).await?;
     let Query(q) = query.map_err(|_| bad_query())?;
     let cursor = parse_cursor(q.cursor.as_deref())?;
@@ -77,13 +93,25 @@ pub async fn pull(
     }
     .clamp(1, limits::MAX_PULL_LIMIT);
     let _permit = state.limiter.acquire(&claims.tenant)?;
+    let epoch = state.db.epoch();
+    if let Some(tag) = validator(&headers, epoch, cursor) {
+        if state.db.head_is(&claims.tenant, cursor).await? {
+            tracing::debug!(tenant = %claims.tenant, cursor, "pull: not modified");
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag.clone())]).into_response());
+        }
+    }
     match state.db.pull(&claims.tenant, cursor, limit).await? {
         Ok(mut page) => {
-            page.epoch = state.db.epoch().to_owned();
+            page.epoch = epoch.to_owned();
             page.server_time = now_ms();
             page.limits = Some(ServerLimits::default());
             tracing::debug!(tenant = %claims.tenant, changes = page.changes.len(), cursor = page.cursor, "pull");
-            Ok(Json(page))
+            let tag = etag(epoch, page.cursor);
+            let mut response = Json(page).into_response();
+            if let Some(tag) = tag {
+                response.headers_mut().insert(header::ETAG, tag);
+            }
+            Ok(response)
         }
         Err(PullError::CursorExpired { horizon }) => {
             Err(ApiError::CursorExpired { cursor, horizon })

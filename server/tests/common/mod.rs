@@ -5,6 +5,7 @@
 pub mod events;
 pub mod proxy;
 pub mod transport;
+pub mod writes;
 
 use ferry_server::auth::TokenSigner;
 use ferry_server::{RunningServer, ServerConfig};

@@ -1,13 +1,19 @@
 //! ferry-core's `Transport` over real HTTP (reqwest), so an `Engine` syncs through the server.
+//! A conditional pull answered `304` is the empty page its validator names, as in the browser.
 
+use ferry_core::conditional::{not_modified_page, parse_pull_etag};
 use ferry_core::ports::{RequestMeta, TokenSource, Transport, TransportError};
 use ferry_core::protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 /// Talks to one server.
 #[derive(Clone)]
 pub struct HttpTransport {
     pub http: reqwest::Client,
     pub base: String,
+    /// Pulls answered `304 Not Modified`.
+    pub not_modified: Arc<AtomicU32>,
 }
 
 impl HttpTransport {
@@ -15,6 +21,7 @@ impl HttpTransport {
         HttpTransport {
             http: reqwest::Client::new(),
             base: base.to_owned(),
+            not_modified: Arc::default(),
         }
     }
 
@@ -22,10 +29,13 @@ impl HttpTransport {
         &self,
         mut req: reqwest::RequestBuilder,
         meta: &RequestMeta,
-    ) -> Result<Vec<u8>, TransportError> {
+    ) -> Result<Option<Vec<u8>>, TransportError> {
         req = req.header("traceparent", &meta.traceparent);
         if let Some(token) = &meta.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(tag) = &meta.if_none_match {
+            req = req.header("If-None-Match", tag);
         }
         let resp = req
             .send()
@@ -44,7 +54,8 @@ impl HttpTransport {
             .map_err(|e| TransportError::Network(e.to_string()))?
             .to_vec();
         match status {
-            200..=299 => Ok(body),
+            200..=299 => Ok(Some(body)),
+            304 if meta.if_none_match.is_some() => Ok(None),
             401 => Err(TransportError::Unauthorized),
             410 => Err(TransportError::CursorExpired),
             _ => {
@@ -74,7 +85,10 @@ impl Transport for HttpTransport {
             .post(format!("{}/v1/sync/mutations", self.base))
             .header("Idempotency-Key", &meta.idempotency_key)
             .json(req);
-        let body = self.send(request, meta).await?;
+        let body = self
+            .send(request, meta)
+            .await?
+            .ok_or_else(|| TransportError::Decode("304 to a push".into()))?;
         PushResponse::decode(&body).map_err(|e| TransportError::Decode(e.to_string()))
     }
 
@@ -88,7 +102,18 @@ impl Transport for HttpTransport {
             "{}/v1/sync/changes?cursor={cursor}&limit={limit}",
             self.base
         ));
-        let body = self.send(request, meta).await?;
+        let Some(body) = self.send(request, meta).await? else {
+            self.not_modified.fetch_add(1, Ordering::Relaxed);
+            let (epoch, named) = meta
+                .if_none_match
+                .as_deref()
+                .and_then(parse_pull_etag)
+                .ok_or_else(|| TransportError::Decode("304 without a validator".into()))?;
+            if named != cursor {
+                return Err(TransportError::Decode("304 for another cursor".into()));
+            }
+            return Ok(not_modified_page(epoch, cursor));
+        };
         PullResponse::decode(&body).map_err(|e| TransportError::Decode(e.to_string()))
     }
 }
