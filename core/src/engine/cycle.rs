@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The `auth-required` code when the app's token source failed (no request was answered).
+pub const TOKEN_UNAVAILABLE: &str = "token_unavailable";
+
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
     /// Runs one sync cycle and updates the state machine.
     pub async fn sync(&self) -> CycleOutcome {
@@ -110,11 +113,14 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
         let mut rolled_back = false;
         loop {
-            let (cursor, limit) = {
+            let (cursor, limit, view) = {
                 let r = self.replica.borrow();
-                (r.cursor(), r.config().pull_limit)
+                (r.cursor(), r.config().pull_limit, r.meta().view.clone())
             };
-            let meta = self.meta(trace, String::new());
+            let meta = RequestMeta {
+                view,
+                ..self.meta(trace, String::new())
+            };
             let sent_at = self.clock.now_ms();
             match self.request(Request::Pull(cursor, limit), meta).await {
                 Ok(Response::Pull(page)) => {
@@ -152,6 +158,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             idempotency_key,
             traceparent: trace.to_owned(),
             token: self.token.borrow().clone(),
+            view: String::new(),
         }
     }
 
@@ -165,7 +172,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             meta.token = self.fetch_token(false).await?;
         }
         match self.send(&req, &meta).await {
-            Err(TransportError::Unauthorized) => {
+            Err(TransportError::Unauthorized { .. }) => {
                 meta.token = self.fetch_token(true).await?;
                 self.send(&req, &meta).await
             }
@@ -174,11 +181,14 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     async fn fetch_token(&self, refresh: bool) -> Result<Option<String>, TransportError> {
-        let token = self
-            .tokens
-            .token(refresh)
-            .await
-            .map_err(|_| TransportError::Unauthorized)?;
+        let token =
+            self.tokens
+                .token(refresh)
+                .await
+                .map_err(|reason| TransportError::Unauthorized {
+                    code: TOKEN_UNAVAILABLE.into(),
+                    message: format!("the app could not give a token: {reason}"),
+                })?;
         *self.token.borrow_mut() = token.clone();
         Ok(token)
     }
@@ -263,7 +273,7 @@ pub fn classify(error: &TransportError) -> (Failure, String) {
         TransportError::Timeout => Failure::Retryable {
             retry_after_ms: None,
         },
-        TransportError::Unauthorized => Failure::Auth,
+        TransportError::Unauthorized { code, .. } => Failure::Auth { code: code.clone() },
         TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable {
             retry_after_ms: *retry_after_ms,
         },

@@ -7,9 +7,11 @@
 //! LISTENs and feeds its local [`Hub`], so a poke crosses processes.
 
 use super::gate::Gate;
+use super::pull_view;
 use super::sql::{Applied, Backend, PushTx};
 use super::{fresh_epoch, CompactReport, DbError, DbOptions, Push, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
+use crate::permissions_filter::View;
 use ferry_core::apply::PullError;
 use ferry_core::protocol::PullResponse;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgQueryResult};
@@ -121,12 +123,13 @@ impl PgDb {
         tenant: &str,
         cursor: u64,
         limit: u32,
+        view: &View,
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let page = Postgres::pull_in(&mut tx, tenant, cursor, limit).await?;
+        let page = pull_view::pull_in::<Postgres>(&mut tx, tenant, cursor, limit, view).await?;
         tx.commit().await?;
         Ok(page)
     }

@@ -1,10 +1,12 @@
 //! `GET /v1/sync/changes?cursor=C&limit=N`: the newest state of every record changed after
 //! the cursor, oldest change first, one page at a time; 410 when the cursor is older than the
-//! tenant's compaction horizon.
+//! tenant's compaction horizon. Each page shows only what the user may read
+//! ([`crate::permissions_filter`]).
 
 use crate::auth::authenticate;
 use crate::db::now_ms;
 use crate::errors::ApiError;
+use crate::permissions_filter::View;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,6 +25,8 @@ pub const DEFAULT_LIMIT: u32 = 500;
 pub struct PullQuery {
     pub cursor: Option<String>,
     pub limit: Option<String>,
+    /// The view fingerprint the device's records were pulled under (partial sync).
+    pub view: Option<String>,
 }
 
 /// A non-negative decimal number; `Err(true)` when it is all digits but too large.
@@ -77,11 +81,19 @@ pub async fn pull(
     }
     .clamp(1, limits::MAX_PULL_LIMIT);
     let _permit = state.limiter.acquire(&claims.tenant)?;
-    match state.db.pull(&claims.tenant, cursor, limit).await? {
+    let view = View::new(&state.rules, &claims);
+    let fingerprint = view.fingerprint();
+    // A device that pulled under other roles or read grants may hold records this user may
+    // no longer read: it starts over from 0, which drops them (partial sync).
+    if cursor != 0 && q.view.as_deref().is_some_and(|sent| sent != fingerprint) {
+        return Err(ApiError::PermissionsChanged);
+    }
+    match state.db.pull(&claims.tenant, cursor, limit, &view).await? {
         Ok(mut page) => {
             page.epoch = state.db.epoch().to_owned();
             page.server_time = now_ms();
             page.limits = Some(ServerLimits::default());
+            page.view = fingerprint;
             tracing::debug!(tenant = %claims.tenant, changes = page.changes.len(), cursor = page.cursor, "pull");
             Ok(Json(page))
         }
