@@ -42,6 +42,9 @@ pub fn not_modified_page(epoch: &str, cursor: u64) -> PullResponse {
         epoch: epoch.to_owned(),
         server_time: 0,
         limits: None,
+        // No removals, and no view: an empty view leaves the replica's unchanged.
+        revoked: Vec::new(),
+        view: String::new(),
     }
 }
 

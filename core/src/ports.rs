@@ -84,6 +84,9 @@ pub struct RequestMeta {
     /// A pull's `If-None-Match` ([`crate::conditional::pull_etag`]): a transport that gets
     /// `304` answers with [`crate::conditional::not_modified_page`] of the validator.
     pub if_none_match: Option<String>,
+    /// Pull only: the view fingerprint the replica's records were pulled under (partial
+    /// sync, PROTOCOL.md §10); empty before the first page from a server that sends one.
+    pub view: String,
 }
 
 /// Why a request failed.
@@ -93,8 +96,10 @@ pub enum TransportError {
     Network(String),
     /// No answer in time; the server may or may not have applied the request.
     Timeout,
-    /// 401: the token is missing, expired or invalid.
-    Unauthorized,
+    /// 401: the token is missing, expired or invalid; the server's typed code (e.g.
+    /// `token_expired`) and message, or `token_unavailable` and the app's reason when the
+    /// app could not give a token.
+    Unauthorized { code: String, message: String },
     /// 410 on pull: the cursor is older than the server's compaction horizon.
     CursorExpired,
     /// Any other non-2xx answer.
@@ -112,9 +117,9 @@ impl TransportError {
     /// Whether the same request may succeed later without a change.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TransportError::Network(_) | TransportError::Timeout | TransportError::Unauthorized => {
-                true
-            }
+            TransportError::Network(_)
+            | TransportError::Timeout
+            | TransportError::Unauthorized { .. } => true,
             TransportError::CursorExpired => true,
             TransportError::Http { status, .. } => {
                 *status == 408 || *status == 429 || *status >= 500
@@ -124,12 +129,22 @@ impl TransportError {
     }
 }
 
+impl TransportError {
+    /// A 401 whose answer said nothing usable (no `{error: {code, message}}` body).
+    pub fn unauthorized() -> Self {
+        TransportError::Unauthorized {
+            code: "unauthorized".into(),
+            message: "the server refused the credentials (401)".into(),
+        }
+    }
+}
+
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransportError::Network(m) => write!(f, "network error: {m}"),
             TransportError::Timeout => write!(f, "the request timed out"),
-            TransportError::Unauthorized => write!(f, "the server refused the credentials (401)"),
+            TransportError::Unauthorized { code, message } => write!(f, "{code}: {message}"),
             TransportError::CursorExpired => write!(f, "the sync cursor expired (410)"),
             TransportError::Http {
                 status,

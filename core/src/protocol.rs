@@ -192,6 +192,25 @@ pub struct PullResponse {
     /// What the server accepts; see [`PushResponse::limits`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ServerLimits>,
+    /// Records the pulling user could read before but may not read now (partial sync,
+    /// PROTOCOL.md §8): the client drops its copy. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<Revoked>,
+    /// The fingerprint of what the pulling user may read (roles and read grants; partial
+    /// sync). The client sends it back with its next pulls (`view=`); a server whose
+    /// fingerprint for the user differs answers `410 permissions_changed`. Absent: the
+    /// server filters nothing by user.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub view: String,
+}
+
+/// A record taken out of the pulling user's view: no fields, only which record and the log
+/// position of the change that took it out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub collection: String,
+    pub id: String,
+    pub version: u64,
 }
 
 /// The JSON body of every non-2xx answer.

@@ -35,7 +35,10 @@ pub enum Failure {
     /// The server's answer broke the protocol: back off, and say what was wrong.
     Protocol,
     Fatal,
-    Auth,
+    /// 401, or no token from the app: `code` says which (the server's typed code).
+    Auth {
+        code: String,
+    },
 }
 
 /// While the server keeps answering (5xx, timeouts, protocol errors), retries stay this
@@ -60,7 +63,7 @@ pub struct SyncState {
     pub next_retry_at_ms: Option<u64>,
     pub last_error: Option<String>,
     /// The stable code of `last_error` when it has one (`protocol_error`).
-    pub last_error_code: Option<&'static str>,
+    pub last_error_code: Option<String>,
     /// The last server rollback detected (kept after the repair, so the app can tell).
     pub last_rollback: Option<RollbackSeen>,
     /// The browser said the network is gone (a failed request alone does not say so).
@@ -155,7 +158,12 @@ impl SyncState {
     pub fn failed(&mut self, failure: Failure, message: String, now_ms: u64, random: u64) {
         self.failures = self.failures.saturating_add(1);
         self.last_error = Some(message);
-        self.last_error_code = (failure == Failure::Protocol).then_some(PROTOCOL_ERROR);
+        self.last_error_code = match &failure {
+            Failure::Protocol => Some(PROTOCOL_ERROR.to_owned()),
+            // The server's typed 401 code (`token_expired`, …), so the app can say why.
+            Failure::Auth { code } => Some(code.clone()),
+            _ => None,
+        };
         let mut backoff = self.backoff;
         let (status, retry_after) = match failure {
             Failure::Network => {
@@ -173,7 +181,7 @@ impl SyncState {
                 (Status::Backoff, None)
             }
             Failure::Fatal => (Status::Error, None),
-            Failure::Auth => {
+            Failure::Auth { .. } => {
                 self.status = Status::AuthRequired;
                 self.next_retry_at_ms = None;
                 return;
@@ -230,7 +238,15 @@ mod tests {
     #[test]
     fn auth_failure_waits_for_the_app() {
         let mut s = SyncState::default();
-        s.failed(Failure::Auth, "401".into(), 0, 0);
+        s.failed(
+            Failure::Auth {
+                code: "token_expired".into(),
+            },
+            "token_expired: the token expired".into(),
+            0,
+            0,
+        );
+        assert_eq!(s.last_error_code.as_deref(), Some("token_expired"));
         assert_eq!(s.status, Status::AuthRequired);
         assert!(!s.is_due(u64::MAX));
         s.nudge(10);
@@ -324,7 +340,7 @@ mod tests {
         let mut s = SyncState::default();
         s.failed(Failure::Protocol, "protocol_error: x".into(), 0, 0);
         assert_eq!(s.status, Status::Backoff);
-        assert_eq!(s.last_error_code, Some("protocol_error"));
+        assert_eq!(s.last_error_code.as_deref(), Some("protocol_error"));
         s.succeeded(1);
         assert_eq!(s.last_error_code, None);
     }
@@ -335,7 +351,14 @@ mod tests {
         // must not wait in auth-required for the app once the network is back.
         let mut s = SyncState::default();
         s.network_down();
-        s.failed(Failure::Auth, "getToken failed".into(), 0, 0);
+        s.failed(
+            Failure::Auth {
+                code: "token_unavailable".into(),
+            },
+            "getToken failed".into(),
+            0,
+            0,
+        );
         assert!(!s.is_due(u64::MAX));
         s.network_up(20);
         assert_eq!(

@@ -56,6 +56,8 @@ proptest! {
             epoch: "e".into(),
             server_time,
             limits: None,
+            revoked: Vec::new(),
+            view: String::new(),
         };
         let asked = r.cursor();
         r.calibrate(server_time, now, now);

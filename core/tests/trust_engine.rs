@@ -163,7 +163,7 @@ fn a_page_that_never_advances_is_a_protocol_error_and_the_client_recovers_when_f
     );
     let s = a.sync_state();
     assert_eq!(s.status, Status::Backoff);
-    assert_eq!(s.last_error_code, Some("protocol_error"));
+    assert_eq!(s.last_error_code.as_deref(), Some("protocol_error"));
     assert!(s.last_error.unwrap().contains("did not advance"));
     assert_eq!(a.replica().cursor(), cursor, "the replica is untouched");
     server.mode.set(Mode::Healthy);
@@ -181,7 +181,7 @@ fn html_instead_of_json_is_a_protocol_error_without_the_html() {
     put(&a, "n", json!({"v": 1}));
     assert!(matches!(block_on(a.sync()), CycleOutcome::Failed(_)));
     let s = a.sync_state();
-    assert_eq!(s.last_error_code, Some("protocol_error"));
+    assert_eq!(s.last_error_code.as_deref(), Some("protocol_error"));
     let message = s.last_error.unwrap();
     assert!(!message.contains('<'), "{message}");
     assert_eq!(a.replica().outbox_depth(), 1, "the write waits, intact");

@@ -35,6 +35,11 @@ pub enum ApiError {
         "cursor {cursor} is older than the compaction horizon {horizon}: pull again from cursor 0"
     )]
     CursorExpired { cursor: u64, horizon: u64 },
+    /// 410 `permissions_changed`: the user's roles or the server's read grants changed since
+    /// this device last pulled, so what it holds may include records the user may no longer
+    /// read (partial sync).
+    #[error("what you may read changed since this device last pulled: pull again from cursor 0")]
+    PermissionsChanged,
     /// 413: the body is larger than the protocol allows.
     #[error("{0}")]
     TooLarge(String),
@@ -61,7 +66,7 @@ impl ApiError {
             ApiError::Forbidden(_) | ApiError::ForeignClient(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::CursorExpired { .. } => StatusCode::GONE,
+            ApiError::CursorExpired { .. } | ApiError::PermissionsChanged => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -80,6 +85,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CursorExpired { .. } => "cursor_expired",
+            ApiError::PermissionsChanged => "permissions_changed",
             ApiError::TooLarge(_) => "too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",

@@ -6,7 +6,8 @@
 //! - [`auth`], [`jwt`], [`jwks`]: bearer JWTs (the server's own HS256, or an identity
 //!   provider's keys) bound to a tenant; every query is tenant-scoped.
 //! - [`permissions`], [`validation`], [`config_file`]: declared per-collection permissions
-//!   and JSON Schemas, checked on every push.
+//!   and JSON Schemas, checked on every push; [`permissions_filter`]: partial sync, what each
+//!   user's pull shows.
 //! - [`app`]: starting and stopping a server ([`app::start`]).
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod limiter;
 pub mod metrics;
 pub mod permissions;
+pub mod permissions_filter;
 pub mod routes;
 pub mod secret;
 pub mod serve;

@@ -153,6 +153,43 @@ impl Rules {
         }
     }
 
+    /// A canonical text of everything in these rules that decides who reads what (each
+    /// collection's read grants and owner field, and what undeclared collections get): the
+    /// config's share of a user's view fingerprint (`permissions_filter::View::fingerprint`).
+    pub fn read_policy(&self) -> String {
+        let mut names: Vec<&String> = self.collections.keys().collect();
+        names.sort();
+        let mut text = format!("{:?}", self.undeclared);
+        for name in names {
+            let access = &self.collections[name].access;
+            text.push_str(&format!(
+                ";{name}:{:?}:{:?}",
+                access.read, access.owner_field
+            ));
+        }
+        text
+    }
+
+    /// Whether every user of a tenant may read every record (no read grant narrower than
+    /// `tenant`): then a pull may say exactly how many changes remain.
+    pub fn reads_open(&self) -> bool {
+        self.collections
+            .values()
+            .all(|c| c.access.read.contains(&crate::permissions::Grant::Tenant))
+    }
+
+    /// The roles some read grant names: only these shape a user's view.
+    pub fn read_roles(&self) -> std::collections::BTreeSet<String> {
+        self.collections
+            .values()
+            .flat_map(|c| &c.access.read)
+            .filter_map(|g| match g {
+                crate::permissions::Grant::Role(role) => Some(role.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether `who` may read a stored record (tombstones: never).
     pub fn may_read(&self, who: &Identity, record: &Record) -> bool {
         self.access(&record.collection)
@@ -217,6 +254,18 @@ impl Validator for Rules {
             None => Ok(()),
             Some(message) => Err(forbidden(message)),
         }
+    }
+
+    fn hides(&self, record: &Record) -> Option<Refusal> {
+        let who = self.who.as_ref()?;
+        // A tombstone carries no fields: a conflict with it shows nothing.
+        if record.deleted || self.may_read(who, record) {
+            return None;
+        }
+        Some(forbidden(format!(
+            "you may not read `{}` record `{}`",
+            record.collection, record.id
+        )))
     }
 
     fn complete(&self, m: &Mutation, fields: &mut Fields) {

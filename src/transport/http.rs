@@ -170,14 +170,33 @@ impl FetchTransport {
     }
 }
 
+/// `&view=<fingerprint>` for a pull, when the replica holds one that is safe in a URL (the
+/// server sends hex digits; anything else is not sent back).
+pub fn view_param(view: &str) -> String {
+    if !view.is_empty() && view.len() <= 64 && view.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        format!("&view={view}")
+    } else {
+        String::new()
+    }
+}
+
 /// The transport error of a non-2xx answer.
 pub fn http_error(status: u16, body: &str, retry_after: Option<String>) -> TransportError {
-    match status {
-        401 => return TransportError::Unauthorized,
-        410 => return TransportError::CursorExpired,
-        _ => {}
+    if status == 410 {
+        return TransportError::CursorExpired;
     }
-    let (code, message) = match serde_json::from_str::<ErrorBody>(body) {
+    let parsed = serde_json::from_str::<ErrorBody>(body);
+    if status == 401 {
+        // The server's typed code and message (`token_expired`, …) reach `auth-required`.
+        return match parsed {
+            Ok(b) => TransportError::Unauthorized {
+                code: b.error.code,
+                message: b.error.message,
+            },
+            Err(_) => TransportError::unauthorized(),
+        };
+    }
+    let (code, message) = match parsed {
         Ok(b) => (b.error.code, b.error.message),
         Err(_) => (format!("http_{status}"), body.chars().take(200).collect()),
     };
@@ -230,7 +249,10 @@ impl Transport for FetchTransport {
         let answer = self
             .send(
                 "GET",
-                &format!("/sync/changes?cursor={cursor}&limit={limit}"),
+                &format!(
+                    "/sync/changes?cursor={cursor}&limit={limit}{}",
+                    view_param(&meta.view)
+                ),
                 None,
                 meta,
             )

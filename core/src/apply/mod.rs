@@ -130,6 +130,12 @@ pub trait Validator {
 
     /// Completes the fields a create or update would store.
     fn complete(&self, _m: &Mutation, _fields: &mut Fields) {}
+
+    /// Why the pusher may not see `record` now, if they may not: a replayed conflict answer
+    /// (stored when they could) is then refused with this instead of showing the record.
+    fn hides(&self, _record: &Record) -> Option<Refusal> {
+        None
+    }
 }
 
 /// Accepts everything.

@@ -96,6 +96,19 @@ pub async fn process_push_within<T: ApplyTx, V: Validator + ?Sized>(
             bounds,
         );
         match decision {
+            Decision::Replay(StoredOutcome::Conflict) => {
+                // The stored answer shows the record as it is now: only if the pusher may
+                // still read it (partial sync); otherwise the refusal, final.
+                match current.as_ref().and_then(|r| validator.hides(r)) {
+                    Some(refusal) => resp.rejected.push(Rejected {
+                        op_id: m.op_id.clone(),
+                        code: refusal.code,
+                        message: refusal.message,
+                        retryable: false,
+                    }),
+                    None => push_outcome(&mut resp, m, StoredOutcome::Conflict, current),
+                }
+            }
             Decision::Replay(outcome) => push_outcome(&mut resp, m, outcome, current),
             Decision::BodyMismatch => {
                 return Err(PushError::BodyMismatch {

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The `auth-required` code when the app's token source failed (no request was answered).
+pub const TOKEN_UNAVAILABLE: &str = "token_unavailable";
+
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
     /// Runs one sync cycle and updates the state machine.
     pub async fn sync(&self) -> CycleOutcome {
@@ -110,15 +113,18 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
         let mut rolled_back = false;
         loop {
-            let (cursor, limit, validator) = {
+            let (cursor, limit, validator, view) = {
                 let r = self.replica.borrow();
                 // Once the server's history is known, an idle poll is conditional: the
                 // server answers 304 (an empty page at this cursor) without reading a page.
                 let validator = crate::conditional::pull_etag(&r.meta().epoch, r.cursor());
-                (r.cursor(), r.config().pull_limit, validator)
+                (r.cursor(), r.config().pull_limit, validator, r.meta().view.clone())
             };
-            let mut meta = self.meta(trace, String::new());
-            meta.if_none_match = validator;
+            let meta = RequestMeta {
+                view,
+                if_none_match: validator,
+                ..self.meta(trace, String::new())
+            };
             let sent_at = self.clock.now_ms();
             match self.request(Request::Pull(cursor, limit), meta).await {
                 Ok(Response::Pull(page)) => {
@@ -157,6 +163,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             traceparent: trace.to_owned(),
             token: self.token.borrow().clone(),
             if_none_match: None,
+            view: String::new(),
         }
     }
 
@@ -170,7 +177,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             meta.token = self.fetch_token(false).await?;
         }
         match self.send(&req, &meta).await {
-            Err(TransportError::Unauthorized) => {
+            Err(TransportError::Unauthorized { .. }) => {
                 meta.token = self.fetch_token(true).await?;
                 self.send(&req, &meta).await
             }
@@ -179,11 +186,14 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     async fn fetch_token(&self, refresh: bool) -> Result<Option<String>, TransportError> {
-        let token = self
-            .tokens
-            .token(refresh)
-            .await
-            .map_err(|_| TransportError::Unauthorized)?;
+        let token =
+            self.tokens
+                .token(refresh)
+                .await
+                .map_err(|reason| TransportError::Unauthorized {
+                    code: TOKEN_UNAVAILABLE.into(),
+                    message: format!("the app could not give a token: {reason}"),
+                })?;
         *self.token.borrow_mut() = token.clone();
         Ok(token)
     }
@@ -268,7 +278,7 @@ pub fn classify(error: &TransportError) -> (Failure, String) {
         TransportError::Timeout => Failure::Retryable {
             retry_after_ms: None,
         },
-        TransportError::Unauthorized => Failure::Auth,
+        TransportError::Unauthorized { code, .. } => Failure::Auth { code: code.clone() },
         TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable {
             retry_after_ms: *retry_after_ms,
         },

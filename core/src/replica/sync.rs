@@ -5,7 +5,7 @@ use super::{apply_op, key, ConflictEntry, DeadLetter, Event, Key, Outcome, Repli
 use crate::ids::op_id;
 use crate::outbox::{select_batch, OutboxEntry, SentAs};
 use crate::policy::{resolve, Resolution, State};
-use crate::protocol::{PullResponse, PushRequest, PushResponse, Record};
+use crate::protocol::{PullResponse, PushRequest, PushResponse, Record, Revoked};
 use std::collections::HashMap;
 
 /// What a push answer left to do.
@@ -427,6 +427,12 @@ impl Replica {
                 self.settle(&k, server.clone(), pending, now_ms);
             }
         }
+        for revoked in &page.revoked {
+            self.revoke(revoked, now_ms);
+        }
+        if !page.view.is_empty() && page.view != self.meta.view {
+            self.meta.view = page.view.clone();
+        }
         if page.cursor > self.meta.cursor {
             self.meta.cursor = page.cursor;
         }
@@ -440,6 +446,42 @@ impl Replica {
             }
         }
         self.touch_meta();
+    }
+
+    /// A record the user may no longer read (partial sync, PROTOCOL.md §8): its copy goes,
+    /// and nothing is pushed for it. Pending local edits of it cannot be written any more
+    /// (the server refuses writes to what the user may not read), so they become one dead
+    /// letter saying why — the user's edit is kept there, not lost silently.
+    fn revoke(&mut self, revoked: &Revoked, now_ms: u64) {
+        let k = key(&revoked.collection, &revoked.id);
+        if self
+            .records
+            .get(&k)
+            .is_some_and(|r| r.version() >= revoked.version)
+        {
+            return;
+        }
+        let entries = self.entries_of(&k);
+        if entries.iter().any(|e| e.is_sent()) {
+            // Only reachable if a pull overlaps a push; the sent op's answer settles it.
+            return;
+        }
+        let first = entries.first().map(|e| e.entry_id.clone());
+        if let Some(first) = first.and_then(|id| self.remove_entry(&id)) {
+            // `dead_letter` carries the record's other entries into the same letter.
+            self.dead_letter(
+                first,
+                "forbidden",
+                &format!(
+                    "you may no longer read `{}` record `{}`, so this change cannot be saved",
+                    revoked.collection, revoked.id
+                ),
+                now_ms,
+            );
+        }
+        if self.records.remove(&k).is_some() {
+            self.touch_record(&k);
+        }
     }
 
     /// The server compacted past our cursor: start over from 0 and drop what it no longer has.

@@ -53,6 +53,9 @@ pub struct Meta {
     /// Whether `clock_offset_ms` was measured (a server sent its time at least once).
     #[serde(default)]
     pub clock_calibrated: bool,
+    /// The view fingerprint of the last pulled page (partial sync), sent with each pull.
+    #[serde(default)]
+    pub view: String,
 }
 
 /// A local edit that met a different server state and needs a person.

@@ -244,7 +244,10 @@ impl World {
         let valid = format!("token-{}", self.token_generation.get());
         if meta.token.as_deref() != Some(valid.as_str()) {
             self.faults.borrow_mut().unauthorized += 1;
-            return Err(TransportError::Unauthorized);
+            return Err(TransportError::Unauthorized {
+                code: "token_expired".into(),
+                message: "the token expired".into(),
+            });
         }
         Ok(())
     }

@@ -9,12 +9,14 @@
 mod barrier;
 mod gate;
 pub mod postgres;
+pub(crate) mod pull_view;
 pub mod retry;
 pub mod schema;
 mod sql;
 pub mod sqlite;
 
 use crate::hub::Hub;
+use crate::permissions_filter::View;
 use crate::validation::Rules;
 use ferry_core::apply::PullError;
 use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
@@ -199,16 +201,17 @@ impl Db {
         Ok(fresh)
     }
 
-    /// One page of changes after `cursor`.
+    /// One page of changes after `cursor`, as `view`'s user sees it (partial sync).
     pub async fn pull(
         &self,
         tenant: &str,
         cursor: u64,
         limit: u32,
+        view: &View,
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         match self {
-            Db::Sqlite(db) => db.pull(tenant, cursor, limit).await,
-            Db::Postgres(db) => db.gate.run(db.pull(tenant, cursor, limit)).await,
+            Db::Sqlite(db) => db.pull(tenant, cursor, limit, view).await,
+            Db::Postgres(db) => db.gate.run(db.pull(tenant, cursor, limit, view)).await,
         }
     }
 

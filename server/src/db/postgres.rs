@@ -8,9 +8,11 @@
 
 use super::barrier::{self, Barrier};
 use super::gate::Gate;
+use super::pull_view;
 use super::sql::{Applied, Backend, PushTx};
 use super::{fresh_epoch, CompactReport, DbError, DbOptions, Push, PushOutcome};
 use crate::hub::{Hub, NOTIFY_CHANNEL};
+use crate::permissions_filter::View;
 use ferry_core::apply::PullError;
 use ferry_core::protocol::PullResponse;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgQueryResult};
@@ -141,13 +143,14 @@ impl PgDb {
         tenant: &str,
         cursor: u64,
         limit: u32,
+        view: &View,
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let generation = self.hub.heads().generation();
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let page = Postgres::pull_in(&mut tx, tenant, cursor, limit).await?;
+        let page = pull_view::pull_in::<Postgres>(&mut tx, tenant, cursor, limit, view).await?;
         tx.commit().await?;
         if let Ok(page) = &page {
             self.learn_head(tenant, page.head, generation);

@@ -91,4 +91,12 @@ pub const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 3,
+        statements: &[
+            // Partial sync: who could read any version of the record, as a JSON array of
+            // subjects (`tenant`, `role:<name>`, `user:<name>`); NULL for rows written before.
+            "ALTER TABLE records ADD COLUMN readers TEXT",
+        ],
+    },
 ];

@@ -6,9 +6,11 @@
 //! sharing the file (they wait up to the busy timeout). Reads use a separate pool and see a
 //! consistent snapshot per pull.
 
+use super::pull_view;
 use super::sql::{Applied, Backend, PushTx};
 use super::{fresh_epoch, CompactReport, DbError, Push, PushOutcome};
 use crate::hub::Hub;
+use crate::permissions_filter::View;
 use ferry_core::apply::PullError;
 use ferry_core::protocol::PullResponse;
 use sqlx::sqlite::{
@@ -115,9 +117,10 @@ impl SqliteDb {
         tenant: &str,
         cursor: u64,
         limit: u32,
+        view: &View,
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let mut tx = self.reader.begin().await?;
-        let page = Sqlite::pull_in(&mut tx, tenant, cursor, limit).await?;
+        let page = pull_view::pull_in::<Sqlite>(&mut tx, tenant, cursor, limit, view).await?;
         tx.commit().await?;
         Ok(page)
     }

@@ -1,11 +1,14 @@
 //! `GET /v1/sync/changes?cursor=C&limit=N`: the newest state of every record changed after
 //! the cursor, oldest change first, one page at a time; 410 when the cursor is older than the
-//! tenant's compaction horizon. A conditional pull (`If-None-Match` naming the server's
-//! epoch and the request's cursor) is answered `304` when the tenant's head is that cursor.
+//! tenant's compaction horizon. Each page shows only what the user may read
+//! ([`crate::permissions_filter`]). A conditional pull (`If-None-Match` naming the server's
+//! epoch and the request's cursor) is answered `304` when the tenant's head is that cursor
+//! and the device's view of the permissions is still current.
 
 use crate::auth::authenticate;
 use crate::db::now_ms;
 use crate::errors::ApiError;
+use crate::permissions_filter::View;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -26,6 +29,8 @@ pub const DEFAULT_LIMIT: u32 = 500;
 pub struct PullQuery {
     pub cursor: Option<String>,
     pub limit: Option<String>,
+    /// The view fingerprint the device's records were pulled under (partial sync).
+    pub view: Option<String>,
 }
 
 /// A non-negative decimal number; `Err(true)` when it is all digits but too large.
@@ -93,6 +98,14 @@ pub async fn pull(
     }
     .clamp(1, limits::MAX_PULL_LIMIT);
     let _permit = state.limiter.acquire(&claims.tenant)?;
+    let view = View::new(&state.rules, &claims);
+    let fingerprint = view.fingerprint();
+    // A device that pulled under other roles or read grants may hold records this user may
+    // no longer read: it starts over from 0, which drops them (partial sync). Checked before
+    // the conditional answer, so a 304 never hides a permission change.
+    if cursor != 0 && q.view.as_deref().is_some_and(|sent| sent != fingerprint) {
+        return Err(ApiError::PermissionsChanged);
+    }
     let epoch = state.db.epoch();
     if let Some(tag) = validator(&headers, epoch, cursor) {
         if state.db.head_is(&claims.tenant, cursor).await? {
@@ -100,11 +113,12 @@ pub async fn pull(
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag.clone())]).into_response());
         }
     }
-    match state.db.pull(&claims.tenant, cursor, limit).await? {
+    match state.db.pull(&claims.tenant, cursor, limit, &view).await? {
         Ok(mut page) => {
             page.epoch = epoch.to_owned();
             page.server_time = now_ms();
             page.limits = Some(ServerLimits::default());
+            page.view = fingerprint;
             tracing::debug!(tenant = %claims.tenant, changes = page.changes.len(), cursor = page.cursor, "pull");
             let tag = etag(epoch, page.cursor);
             let mut response = Json(page).into_response();

@@ -56,7 +56,13 @@ impl HttpTransport {
         match status {
             200..=299 => Ok(Some(body)),
             304 if meta.if_none_match.is_some() => Ok(None),
-            401 => Err(TransportError::Unauthorized),
+            401 => Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) => TransportError::Unauthorized {
+                    code: e.error.code,
+                    message: e.error.message,
+                },
+                Err(_) => TransportError::unauthorized(),
+            }),
             410 => Err(TransportError::CursorExpired),
             _ => {
                 let err: Option<ErrorBody> = serde_json::from_slice(&body).ok();
@@ -98,8 +104,13 @@ impl Transport for HttpTransport {
         limit: u32,
         meta: &RequestMeta,
     ) -> Result<PullResponse, TransportError> {
+        let view = if meta.view.is_empty() {
+            String::new()
+        } else {
+            format!("&view={}", meta.view)
+        };
         let request = self.http.get(format!(
-            "{}/v1/sync/changes?cursor={cursor}&limit={limit}",
+            "{}/v1/sync/changes?cursor={cursor}&limit={limit}{view}",
             self.base
         ));
         let Some(body) = self.send(request, meta).await? else {

@@ -2,6 +2,7 @@
 //! the transaction's caches where it can.
 
 use super::*;
+use crate::permissions_filter::next_readers;
 
 impl<B: Backend> ApplyTx for PushTx<B>
 where
@@ -53,7 +54,7 @@ where
             return Ok(known.clone());
         }
         let row = sqlx::query(
-            "SELECT collection, id, version, fields, deleted, hlc FROM records
+            "SELECT collection, id, version, fields, deleted, hlc, readers FROM records
                      WHERE tenant = $1 AND collection = $2 AND id = $3",
         )
         .bind(&self.tenant)
@@ -62,6 +63,11 @@ where
         .fetch_optional(&mut *self.tx)
         .await?;
         let record = row.as_ref().map(B::decode_record).transpose()?;
+        let readers = match &row {
+            Some(row) => row.try_get("readers")?,
+            None => None,
+        };
+        self.readers.insert(key.clone(), readers);
         self.records.insert(key, record.clone());
         Ok(record)
     }
@@ -70,12 +76,20 @@ where
         self.head += 1;
         let fields =
             serde_json::to_string(&record.fields).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let key = (record.collection.clone(), record.id.clone());
+        // Who could read any version so far, this one included (partial sync's removals).
+        let readers = self.rules.as_ref().map(|rules| {
+            let previous = self.records.get(&key).cloned().flatten();
+            let stored = self.readers.get(&key).cloned().flatten();
+            next_readers(rules, previous.as_ref(), stored.as_deref(), record)
+        });
         sqlx::query(
-            "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc, readers)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (tenant, collection, id) DO UPDATE SET
                        version = excluded.version, fields = excluded.fields,
-                       deleted = excluded.deleted, hlc = excluded.hlc",
+                       deleted = excluded.deleted, hlc = excluded.hlc,
+                       readers = excluded.readers",
         )
         .bind(&self.tenant)
         .bind(&record.collection)
@@ -84,8 +98,10 @@ where
         .bind(fields)
         .bind(record.deleted)
         .bind(record.hlc.to_string())
+        .bind(readers.as_deref())
         .execute(&mut *self.tx)
         .await?;
+        self.readers.insert(key, readers);
         let stored = Record {
             version: self.head,
             ..record.clone()

@@ -21,10 +21,8 @@
 //! carry the same `where` clause.
 
 use super::{CompactReport, DbError, Push, PushOutcome};
-use ferry_core::apply::{
-    process_push_within, ApplyTx, Bounds, PullError, PullPage, PushError, StoredOp, StoredOutcome,
-};
-use ferry_core::protocol::{Mutation, PullResponse, PushRequest, PushResponse, Record};
+use ferry_core::apply::{process_push_within, ApplyTx, Bounds, PushError, StoredOp, StoredOutcome};
+use ferry_core::protocol::{Mutation, PushRequest, PushResponse, Record};
 use sqlx::database::HasStatementCache;
 use sqlx::{
     Arguments as _, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row as _, Type,
@@ -79,47 +77,6 @@ where
             )),
             None => Ok((0, 0)),
         }
-    }
-
-    /// One page of changes after `cursor`: run it inside one read snapshot.
-    async fn pull_in(
-        conn: &mut Self::Connection,
-        tenant: &str,
-        cursor: u64,
-        limit: u32,
-    ) -> Result<Result<PullResponse, PullError>, DbError> {
-        let (head, horizon) = Self::head_of(conn, tenant).await?;
-        let page = PullPage::new(cursor, limit);
-        if let Err(e) = page.check(horizon) {
-            return Ok(Err(e));
-        }
-        let limit = page.limit;
-        let rows = sqlx::query(
-            "SELECT collection, id, version, fields, deleted, hlc FROM records
-                 WHERE tenant = $1 AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(tenant)
-        .bind(to_i64(cursor))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
-        let changes = rows
-            .iter()
-            .map(Self::decode_record)
-            .collect::<Result<Vec<_>, _>>()?;
-        let remaining = if changes.len() < limit as usize {
-            0
-        } else {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM records WHERE tenant = $1 AND version > $2",
-            )
-            .bind(tenant)
-            .bind(to_i64(changes.last().map_or(cursor, |r| r.version)))
-            .fetch_one(&mut *conn)
-            .await?;
-            to_u64(n)
-        };
-        Ok(Ok(page.answer(changes, remaining, head, horizon)))
     }
 
     /// Marks every tenant whose head moved since its last mark with (`now_ms`, head).

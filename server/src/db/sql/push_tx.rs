@@ -2,6 +2,7 @@
 //! and its finish.
 
 use super::*;
+use crate::validation::Rules;
 
 /// One push (or compaction) transaction of one tenant, holding the tenant's lock.
 pub(crate) struct PushTx<B: Database> {
@@ -15,6 +16,10 @@ pub(crate) struct PushTx<B: Database> {
     pub(super) ops: Option<HashMap<String, StoredOp>>,
     /// Records as this transaction knows them (`None`: known not to exist).
     pub(super) records: HashMap<(String, String), Option<Record>>,
+    /// Each known record's `readers` column (partial sync: who could read any version).
+    pub(super) readers: HashMap<(String, String), Option<String>>,
+    /// The push's rules, which say who reads what a write leaves (`None`: compaction).
+    pub(super) rules: Option<Rules>,
     /// Clients' last applied seqs as this transaction knows them.
     pub(super) seqs: HashMap<String, u64>,
     /// Last seqs raised by this transaction, written by [`PushTx::finish`].
@@ -116,6 +121,8 @@ where
             start: to_u64(head),
             ops: None,
             records: HashMap::new(),
+            readers: HashMap::new(),
+            rules: None,
             seqs: HashMap::new(),
             raised_seqs: BTreeMap::new(),
             user: None,
@@ -200,6 +207,7 @@ where
     ) -> Result<Result<Applied<B>, PushOutcome>, DbError> {
         let (tenant, req) = (push.tenant, push.req);
         let mut ptx = PushTx::lock(tx, tenant).await?;
+        ptx.rules = Some(push.rules.clone());
         if !ptx
             .claim_key(push.idempotency_key, push.body_digest)
             .await?
@@ -334,7 +342,8 @@ where
                     .insert((collection.to_owned(), (*id).to_owned()), None);
             }
             for chunk in ids.chunks(PREFETCH_CHUNK) {
-                let select = "SELECT collection, id, version, fields, deleted, hlc FROM records";
+                let select =
+                    "SELECT collection, id, version, fields, deleted, hlc, readers FROM records";
                 let also = Some(("collection", collection));
                 let (sql, args) = select_in::<B>(select, &self.tenant, also, "id", chunk)?;
                 for row in sqlx::query_with(&sql, args)
@@ -344,6 +353,7 @@ where
                 {
                     let record = B::decode_record(&row)?;
                     let key = (record.collection.clone(), record.id.clone());
+                    self.readers.insert(key.clone(), row.try_get("readers")?);
                     self.records.insert(key, Some(record));
                 }
             }
