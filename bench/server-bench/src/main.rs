@@ -3,6 +3,7 @@
 //! ```text
 //! ferry-server-bench http   --url http://127.0.0.1:PORT --token T --clients C --batch 50 --batches B --tag X
 //! ferry-server-bench driver --database sqlite://F|postgres://.. --clients C --batch 50 --batches B --tag X --tenant T
+//! ferry-server-bench poll   --url http://127.0.0.1:PORT --token T --clients C --requests R --conditional 0|1
 //! ferry-server-bench reset  --database postgres://..
 //! ```
 //!
@@ -13,9 +14,14 @@
 //! and the client's seq and user),
 //! one transaction per batch, straight through sqlx with the server's own pool settings
 //! (SQLite: one writer connection, WAL, synchronous=FULL, BEGIN IMMEDIATE; PostgreSQL: a
-//! pool of `--pool` connections, the tenant row locked FOR UPDATE). It skips the reads the
-//! server does to decide each mutation, so it is the limit of the storage layer.
-//! Both print one JSON line: mutations per second and request (transaction) latencies.
+//! pool of `--pool` connections, the tenant row locked FOR UPDATE), the best way the driver
+//! allows: prepared statements reused, the batch's records and ops as one multi-row INSERT
+//! each, the client's seq once per batch. It skips the reads the server does to decide each
+//! mutation, so it is the limit of the storage layer.
+//! `poll`: C clients each send R pulls that find nothing new (the tenant's head as cursor),
+//! plain (`--conditional 0`, what clients sent before conditional pulls) or with
+//! `If-None-Match` (`--conditional 1`, answered 304). Prints requests per second.
+//! All print one JSON line: rates and request (transaction) latencies.
 
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
@@ -134,14 +140,17 @@ async fn http(m: HashMap<String, String>) -> Res<Value> {
     Ok(out)
 }
 
-/// The rows of one push, written by one backend's transaction.
+/// The rows of one push, written in one transaction the best way the driver allows: every
+/// statement prepared once per connection and reused (sqlx caches them), the batch's records
+/// and ops as one multi-row `INSERT` each, and the client's last seq written once (as the
+/// server does), so the driver does the same writes as the server with the fewest round trips.
 macro_rules! write_batch {
-    ($tx:expr, $lock:literal, $tenant:expr, $client:expr, $b:expr, $batch:expr) => {{
+    ($db:ty, $tx:expr, $lock:literal, $tenant:expr, $client:expr, $b:expr, $batch:expr) => {{
         sqlx::query("INSERT INTO tenants (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING")
             .bind($tenant)
             .execute(&mut *$tx)
             .await?;
-        let mut head: i64 = sqlx::query_scalar($lock).bind($tenant).fetch_one(&mut *$tx).await?;
+        let first: i64 = sqlx::query_scalar($lock).bind($tenant).fetch_one(&mut *$tx).await?;
         sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest, created_at) VALUES ($1, $2, $3, $4)")
             .bind($tenant)
             .bind(format!("{}-{}", $client, $b))
@@ -149,54 +158,54 @@ macro_rules! write_batch {
             .bind(now_ms() as i64)
             .execute(&mut *$tx)
             .await?;
-        for k in 0..$batch {
-            let seq = $b * $batch + k + 1;
-            head += 1;
-            sqlx::query(
-                "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (tenant, collection, id) DO UPDATE SET
-                   version = excluded.version, fields = excluded.fields,
-                   deleted = excluded.deleted, hlc = excluded.hlc",
-            )
-            .bind($tenant)
-            .bind("notes")
-            .bind(format!("{}-r{}", $client, seq))
-            .bind(head)
-            .bind(fields(seq).to_string())
-            .bind(false)
-            .bind(hlc(&$client, seq))
-            .execute(&mut *$tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind($tenant)
-            .bind(format!("{}.{}", $client, seq))
-            .bind(seq as i64)
-            .bind("accepted")
-            .bind(Some(head))
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind("bench")
-            .bind(now_ms() as i64)
-            .execute(&mut *$tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO clients (tenant, client_id, last_seq, user_id) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
-            )
-            .bind($tenant)
-            .bind(&$client)
-            .bind(seq as i64)
-            .bind("bench")
-            .execute(&mut *$tx)
-            .await?;
-        }
+        let seqs: Vec<(u64, i64)> = (0..$batch).map(|k| ($b * $batch + k + 1, first + k as i64 + 1)).collect();
+        let mut records = sqlx::QueryBuilder::<$db>::new(
+            "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc) ",
+        );
+        records.push_values(&seqs, |mut row, &(seq, version)| {
+            row.push_bind($tenant)
+                .push_bind("notes")
+                .push_bind(format!("{}-r{}", $client, seq))
+                .push_bind(version)
+                .push_bind(fields(seq).to_string())
+                .push_bind(false)
+                .push_bind(hlc(&$client, seq));
+        });
+        records.push(
+            " ON CONFLICT (tenant, collection, id) DO UPDATE SET
+               version = excluded.version, fields = excluded.fields,
+               deleted = excluded.deleted, hlc = excluded.hlc",
+        );
+        records.build().persistent(true).execute(&mut *$tx).await?;
+        let mut ops = sqlx::QueryBuilder::<$db>::new(
+            "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at) ",
+        );
+        ops.push_values(&seqs, |mut row, &(seq, version)| {
+            row.push_bind($tenant)
+                .push_bind(format!("{}.{}", $client, seq))
+                .push_bind(seq as i64)
+                .push_bind("accepted")
+                .push_bind(Some(version))
+                .push_bind(None::<String>)
+                .push_bind(None::<String>)
+                .push_bind("bench")
+                .push_bind(now_ms() as i64);
+        });
+        ops.build().persistent(true).execute(&mut *$tx).await?;
+        let last = seqs.last().copied().unwrap_or((0, first));
+        sqlx::query(
+            "INSERT INTO clients (tenant, client_id, last_seq, user_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant, client_id) DO UPDATE SET last_seq = excluded.last_seq",
+        )
+        .bind($tenant)
+        .bind(&$client)
+        .bind(last.0 as i64)
+        .bind("bench")
+        .execute(&mut *$tx)
+        .await?;
         sqlx::query("UPDATE tenants SET head = $2 WHERE tenant = $1")
             .bind($tenant)
-            .bind(head)
+            .bind(last.1)
             .execute(&mut *$tx)
             .await?;
     }};
@@ -227,7 +236,7 @@ async fn driver(m: HashMap<String, String>) -> Res<Value> {
                 for b in 0..batches {
                     let t0 = Instant::now();
                     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                    write_batch!(tx, "SELECT head FROM tenants WHERE tenant = $1", &tenant, client, b, batch);
+                    write_batch!(sqlx::Sqlite, tx, "SELECT head FROM tenants WHERE tenant = $1", &tenant, client, b, batch);
                     tx.commit().await?;
                     lat.push(t0.elapsed().as_secs_f64() * 1000.0);
                 }
@@ -245,7 +254,7 @@ async fn driver(m: HashMap<String, String>) -> Res<Value> {
                 for b in 0..batches {
                     let t0 = Instant::now();
                     let mut tx = pool.begin().await?;
-                    write_batch!(tx, "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE", &tenant, client, b, batch);
+                    write_batch!(sqlx::Postgres, tx, "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE", &tenant, client, b, batch);
                     tx.commit().await?;
                     lat.push(t0.elapsed().as_secs_f64() * 1000.0);
                 }
@@ -259,6 +268,62 @@ async fn driver(m: HashMap<String, String>) -> Res<Value> {
     }
     let secs = start.elapsed().as_secs_f64();
     Ok(summary(lat, clients as u64 * batches * batch, secs))
+}
+
+/// Idle polls: every pull asks from the tenant's head, so it finds nothing new.
+async fn poll(m: HashMap<String, String>) -> Res<Value> {
+    let url: String = get(&m, "url", None);
+    let token: String = get(&m, "token", None);
+    let clients: usize = get(&m, "clients", Some(8));
+    let requests: u64 = get(&m, "requests", Some(500));
+    let conditional: u8 = get(&m, "conditional", Some(1));
+    let probe = reqwest::Client::new();
+    let first: Value = probe
+        .get(format!("{url}/v1/sync/changes?cursor=0&limit=1"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let head = first["head"].as_u64().ok_or("no head in the pull answer")?;
+    let epoch = first["epoch"].as_str().unwrap_or_default().to_owned();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, token, epoch) = (url.clone(), token.clone(), epoch.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let mut lat = Vec::new();
+            for _ in 0..requests {
+                let mut req = client
+                    .get(format!("{url}/v1/sync/changes?cursor={head}&limit=500"))
+                    .bearer_auth(&token);
+                if conditional == 1 {
+                    req = req.header("If-None-Match", format!("\"{epoch}.{head}\""));
+                }
+                let t0 = Instant::now();
+                let res = req.send().await?;
+                let status = res.status().as_u16();
+                let body = res.bytes().await?;
+                lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                let expected = if conditional == 1 { 304 } else { 200 };
+                if status != expected {
+                    return Err(format!("poll answered {status}, expected {expected}: {}", String::from_utf8_lossy(&body)).into());
+                }
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let total = lat.len() as f64;
+    let mut out = summary(lat, 0, secs);
+    out["requests_per_second"] = json!(total / secs);
+    out["conditional"] = json!(conditional == 1);
+    Ok(out)
 }
 
 async fn reset(m: HashMap<String, String>) -> Res<Value> {
@@ -285,8 +350,9 @@ async fn main() {
     let out = match mode.as_str() {
         "http" => http(m).await,
         "driver" => driver(m).await,
+        "poll" => poll(m).await,
         "reset" => reset(m).await,
-        _ => Err("usage: ferry-server-bench http|driver|reset --key value ...".into()),
+        _ => Err("usage: ferry-server-bench http|driver|poll|reset --key value ...".into()),
     };
     match out {
         Ok(v) => println!("{v}"),
