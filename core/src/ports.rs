@@ -81,6 +81,10 @@ pub struct RequestMeta {
     pub traceparent: String,
     /// Bearer token, if the app gave one.
     pub token: Option<String>,
+    /// The app's data version (`Ferry-Data-Version`; 0: never migrated, header left out).
+    pub data_version: u32,
+    /// A push's most urgent collection priority (`Ferry-Priority`); `None` on pulls.
+    pub priority: Option<crate::priority::Priority>,
 }
 
 /// Why a request failed.

@@ -36,6 +36,10 @@ pub enum Failure {
     Protocol,
     Fatal,
     Auth,
+    /// The server accepts writes only from a newer app data version (409
+    /// `upgrade_required`): the outbox waits for the app's update; retried slowly like
+    /// [`Failure::Fatal`], with the code in `last_error_code`.
+    UpgradeRequired,
 }
 
 /// While the server keeps answering (5xx, timeouts, protocol errors), retries stay this
@@ -155,7 +159,11 @@ impl SyncState {
     pub fn failed(&mut self, failure: Failure, message: String, now_ms: u64, random: u64) {
         self.failures = self.failures.saturating_add(1);
         self.last_error = Some(message);
-        self.last_error_code = (failure == Failure::Protocol).then_some(PROTOCOL_ERROR);
+        self.last_error_code = match failure {
+            Failure::Protocol => Some(PROTOCOL_ERROR),
+            Failure::UpgradeRequired => Some(crate::ErrorCode::UpgradeRequired.as_str()),
+            _ => None,
+        };
         let mut backoff = self.backoff;
         let (status, retry_after) = match failure {
             Failure::Network => {
@@ -172,7 +180,7 @@ impl SyncState {
                 backoff.cap_ms = backoff.cap_ms.min(ANSWERING_BACKOFF_CAP_MS);
                 (Status::Backoff, None)
             }
-            Failure::Fatal => (Status::Error, None),
+            Failure::Fatal | Failure::UpgradeRequired => (Status::Error, None),
             Failure::Auth => {
                 self.status = Status::AuthRequired;
                 self.next_retry_at_ms = None;

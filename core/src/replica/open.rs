@@ -40,6 +40,7 @@ impl Replica {
                 restoring: false,
                 clock_offset_ms: 0,
                 clock_calibrated: false,
+                data_version: 0,
             }
         });
         if meta.resyncing {
