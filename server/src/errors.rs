@@ -35,6 +35,10 @@ pub enum ApiError {
         "cursor {cursor} is older than the compaction horizon {horizon}: pull again from cursor 0"
     )]
     CursorExpired { cursor: u64, horizon: u64 },
+    /// 409 `upgrade_required`: the client's data version is older than the server accepts
+    /// (see `data_version.rs`); nothing of the push was applied.
+    #[error("this client writes data version {sent}, but the server accepts only version {required} or newer: update the app")]
+    UpgradeRequired { sent: u32, required: u32 },
     /// 413: the body is larger than the protocol allows.
     #[error("{0}")]
     TooLarge(String),
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CursorExpired { .. } => StatusCode::GONE,
+            ApiError::UpgradeRequired { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -80,6 +85,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CursorExpired { .. } => "cursor_expired",
+            ApiError::UpgradeRequired { .. } => "upgrade_required",
             ApiError::TooLarge(_) => "too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
