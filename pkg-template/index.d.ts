@@ -29,6 +29,9 @@ export type UntypedSchema = { [collection: string]: FerryRecord };
 /** A collection's name in schema `S`. */
 export type CollectionName<S> = keyof S & string;
 
+/** How urgent a collection's writes are when the network is poor (default `normal`). */
+export type CollectionPriority = 'critical' | 'normal' | 'background';
+
 export interface CollectionOptions {
   policy?: Policy;
   /**
@@ -37,6 +40,11 @@ export interface CollectionOptions {
    * `prefix` on the next one, or whose `orderBy` is the next one, reads only the rows it returns.
    */
   indexes?: (string | string[])[];
+
+   * Critical writes go out first; while the network is poor (failures, 429/503, slow round
+   * trips, save-data or a metered link) background writes wait until no critical write does.
+   */
+  priority?: CollectionPriority;
 }
 
 export interface FerryOptions<S = UntypedSchema> {
@@ -60,6 +68,54 @@ export interface FerryOptions<S = UntypedSchema> {
   live?: boolean;
   /** How long one request may take, in milliseconds (default 30000). */
   requestTimeoutMs?: number;
+  /**
+   * The version of the app's record shapes (a whole number; raise it when a release changes
+   * them). At open, data stored at an older version goes through `migrate` once, in one
+   * transaction with the new version; every push names it (`Ferry-Data-Version`). Data
+   * stored by a newer version rejects the open with `data_too_new`.
+   */
+  version?: number;
+  /**
+   * Rewrites one stored record (its view, a pending write's result, a conflict's local side,
+   * a dead letter's desired value) to the shape of `version`; synchronous. A throw rejects
+   * the open with `migration_failed` and changes nothing.
+   */
+  migrate?: (record: FerryRecord, context: MigrationContext) => FerryRecord;
+  /**
+   * Sync with the app closed: registers the service worker's Background Sync tag while
+   * writes wait (`true`: tag `ferry-sync`), Periodic Background Sync where the browser
+   * granted it, and flushes on `pagehide`/hidden. The worker runs `ferrySync` from
+   * `ferry-sync/sw`.
+   */
+  backgroundSync?: boolean | BackgroundSyncOptions;
+}
+
+/** What `Ferry.backgroundSync` reports. */
+export interface BackgroundSyncStatus {
+  /** `sync`: the worker's tag is registered; `fallback`: flush on hide and on the next open. */
+  status: 'pending' | 'sync' | 'fallback';
+  /** How often the tag was registered (once per stretch of waiting writes). */
+  registrations: number;
+  /** Whether Periodic Background Sync was registered. */
+  periodic: boolean;
+  /** How often the page flushed because it was hidden or left. */
+  flushes: number;
+}
+
+/** What `migrate` is told about a record. */
+export interface MigrationContext {
+  collection: string;
+  /** The stored data version. */
+  from: number;
+  /** The app's `version`. */
+  to: number;
+}
+
+export interface BackgroundSyncOptions {
+  /** The sync tag the service worker listens for (default `ferry-sync`). */
+  tag?: string;
+  /** Ask for Periodic Background Sync at this interval, where granted (default: not asked). */
+  periodicMinIntervalMs?: number;
 }
 
 /** Which records a query returns and in what order. */
@@ -121,6 +177,10 @@ export interface SyncState {
   isLeader: boolean;
   storage: { persisted: boolean; usage: number | null; quota: number | null };
   progress: { pulled: number; pullEstimate: number; pushed: number; pushTotal: number };
+  /** Outbox entries waiting, per collection priority. */
+  waiting: { critical: number; normal: number; background: number };
+  /** Whether the network counts as poor (background writes then wait for critical ones). */
+  degraded: boolean;
 }
 
 /** One thing the app should hear about, once it is durable. `seq` rises by one per outcome. */
@@ -301,6 +361,8 @@ export declare class Ferry<S extends SchemaOf<S> = UntypedSchema> {
   readonly outcomes: Observable<Outcome[]>;
   /** Whether this tab runs the network loop. */
   readonly isLeader: boolean;
+  /** Sync with the app closed as this page sees it; `null` without the `backgroundSync` option. */
+  readonly backgroundSync: BackgroundSyncStatus | null;
   /** Sync health figures. */
   metrics(): FerryMetrics;
   /** A support dump: outbox, conflicts and their history, dead letters, cursor, leader, recent cycles. */

@@ -9,6 +9,7 @@
 import initWasm, { Ferry as WasmFerry } from './ferry.js';
 import { earlyOpen } from './early-open.js';
 import { RUST_ERROR_CODES } from './error-codes.js';
+import { backgroundOptions, watchBackground } from './background.js';
 
 /** Every `code` a FerryError can have: the engine's (generated from the Rust sources) and this layer's. */
 export const FERRY_ERROR_CODES = Object.freeze([...RUST_ERROR_CODES, 'wasm_load_failed', 'unsupported_environment']);
@@ -284,6 +285,7 @@ export class Ferry {
   #outcomes;
   #log;
   #history = new ConflictHistory();
+  #background = null;
 
   /** Use `Ferry.open()`. */
   constructor(key, inner, problem, log) {
@@ -324,7 +326,10 @@ export class Ferry {
       await init();
       // The caller's object stays untouched: its other fields are read through the prototype.
       const inner = await WasmFerry.open(given ? Object.assign(Object.create(given), overrides) : options);
-      return new Ferry(CONSTRUCT, inner, problem, log);
+      const ferry = new Ferry(CONSTRUCT, inner, problem, log);
+      const background = backgroundOptions(given ? given.backgroundSync : undefined);
+      if (background) ferry.#background = watchBackground(ferry, background);
+      return ferry;
     } catch (e) {
       // An open that failed before taking the lock over must not keep it from other tabs.
       if (early) early.then((found) => found.release && found.release());
@@ -429,8 +434,19 @@ export class Ferry {
     this.#inner.syncNow();
   }
 
+  /**
+   * Sync with the app closed, as this page sees it (`null` without `backgroundSync`):
+   * `status` is `sync` (the worker's tag is registered), `fallback` (no Background Sync or
+   * no service worker: flush on hide, then on the next open) or `pending`.
+   */
+  get backgroundSync() {
+    return this.#background ? this.#background.status() : null;
+  }
+
   /** Finishes pending writes, gives up leadership and closes the database. */
   close() {
+    this.#background?.stop();
+    this.#background = null;
     return rejecting(() => this.#inner.close());
   }
 }

@@ -17,6 +17,8 @@ rm -f pkg/.gitignore pkg/package.json
 cp pkg-template/package.json pkg-template/README.md pkg/
 cp pkg-template/index.js pkg-template/index.d.ts pkg-template/react.js pkg-template/react.d.ts pkg-template/vue.js pkg-template/vue.d.ts \
     pkg-template/devtools.js pkg-template/devtools.d.ts pkg/
+# Sync with the app closed: the service-worker entry (ferry-sync/sw) and the page side.
+cp pkg-template/sw.js pkg-template/sw.d.ts pkg-template/background.js pkg/
 # The licences and the changelog ship in the tarball; the engine's error codes are generated
 # from the Rust sources (error-codes.js / .d.ts) so the TypeScript union cannot drift.
 cp LICENSE-MIT LICENSE-APACHE CHANGELOG.md pkg/

@@ -13,6 +13,7 @@
 mod checks;
 mod commit;
 mod cycle;
+mod priority;
 mod storage_lost;
 
 use crate::error::CoreError;
@@ -95,6 +96,8 @@ pub struct Engine<S, T, A, C, E> {
     outcomes: RefCell<OutcomeQueue>,
     metrics: RefCell<Metrics>,
     progress: RefCell<Progress>,
+    /// The link's hints and last round trip (see `engine/priority.rs`).
+    link: RefCell<priority::Link>,
 }
 
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
@@ -130,6 +133,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             outcomes: RefCell::new(OutcomeQueue::default()),
             metrics: RefCell::new(Metrics::default()),
             progress: RefCell::new(Progress::default()),
+            link: RefCell::default(),
         };
         engine.commit().await?;
         Ok(engine)

@@ -18,6 +18,12 @@ pub enum ErrorCode {
     UnknownDeadLetter,
     Closed,
     StorageLost,
+    /// The app's migration refused a record (or gave one Ferry cannot store); nothing changed.
+    MigrationFailed,
+    /// The stored data was migrated by a newer release of the app than the one opening it.
+    DataTooNew,
+    /// The server accepts writes only from a newer data version than this client's.
+    UpgradeRequired,
 }
 
 impl ErrorCode {
@@ -34,6 +40,9 @@ impl ErrorCode {
             ErrorCode::UnknownDeadLetter => "unknown_dead_letter",
             ErrorCode::Closed => "closed",
             ErrorCode::StorageLost => "storage_lost",
+            ErrorCode::MigrationFailed => "migration_failed",
+            ErrorCode::DataTooNew => "data_too_new",
+            ErrorCode::UpgradeRequired => "upgrade_required",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod outcomes;
 pub mod policy;
 pub mod ports;
+pub mod priority;
 pub mod protocol;
 pub mod query;
 pub mod replica;

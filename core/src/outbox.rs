@@ -119,8 +119,8 @@ pub struct Selection {
 
 /// Picks the entries of the next push: first the frozen entries in seq order (a retry
 /// repeats them; when they do not all fit, a prefix goes and no unsent entry is frozen behind
-/// them, so each client's seqs still reach the server in order), then unsent entries in
-/// creation order, at most one per record and none for a record whose earlier change is still
+/// them, so each client's seqs still reach the server in order), then unsent entries in the
+/// order given (the outbox's creation order, or `priority::candidates`), at most one per record and none for a record whose earlier change is still
 /// unanswered, up to `max_unsent` — all within `limits`. The first frozen entry always goes,
 /// even alone over the limit: only the server can say it refuses it (then it is a dead letter).
 pub fn select_batch<'a>(
@@ -129,11 +129,12 @@ pub fn select_batch<'a>(
     limits: BatchLimits,
 ) -> Selection {
     let mut all: Vec<&OutboxEntry> = entries.collect();
-    // Frozen entries keep their seq order; unsent ones go in creation order and get the
-    // next seqs when frozen, so each client's seqs rise through the batch.
+    // Frozen entries keep their seq order; unsent ones keep the order they came in (creation
+    // order from the outbox, or most urgent first from `priority::candidates`: the sort is
+    // stable) and get the next seqs when frozen, so each client's seqs rise through the batch.
     let order = |e: &&OutboxEntry| {
         let sent = e.sent.as_ref().map(|s| (s.client_id.clone(), s.seq));
-        (sent.is_none(), sent, e.entry_id.clone())
+        (sent.is_none(), sent)
     };
     all.sort_by_key(order);
     let budget = limits.max_bytes.saturating_sub(PUSH_ENVELOPE_BYTES).max(1);

@@ -87,6 +87,10 @@ pub struct RequestMeta {
     /// Pull only: the view fingerprint the replica's records were pulled under (partial
     /// sync, PROTOCOL.md §10); empty before the first page from a server that sends one.
     pub view: String,
+    /// The app's data version (`Ferry-Data-Version`; 0: never migrated, header left out).
+    pub data_version: u32,
+    /// A push's most urgent collection priority (`Ferry-Priority`); `None` on pulls.
+    pub priority: Option<crate::priority::Priority>,
 }
 
 /// Why a request failed.

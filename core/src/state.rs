@@ -39,6 +39,10 @@ pub enum Failure {
     Auth {
         code: String,
     },
+    /// The server accepts writes only from a newer app data version (409
+    /// `upgrade_required`): the outbox waits for the app's update; retried slowly like
+    /// [`Failure::Fatal`], with the code in `last_error_code`.
+    UpgradeRequired,
 }
 
 /// While the server keeps answering (5xx, timeouts, protocol errors), retries stay this
@@ -162,6 +166,7 @@ impl SyncState {
             Failure::Protocol => Some(PROTOCOL_ERROR.to_owned()),
             // The server's typed 401 code (`token_expired`, …), so the app can say why.
             Failure::Auth { code } => Some(code.clone()),
+            Failure::UpgradeRequired => Some(crate::ErrorCode::UpgradeRequired.as_str().to_owned()),
             _ => None,
         };
         let mut backoff = self.backoff;
@@ -180,7 +185,7 @@ impl SyncState {
                 backoff.cap_ms = backoff.cap_ms.min(ANSWERING_BACKOFF_CAP_MS);
                 (Status::Backoff, None)
             }
-            Failure::Fatal => (Status::Error, None),
+            Failure::Fatal | Failure::UpgradeRequired => (Status::Error, None),
             Failure::Auth { .. } => {
                 self.status = Status::AuthRequired;
                 self.next_retry_at_ms = None;

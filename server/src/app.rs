@@ -79,6 +79,7 @@ pub async fn start(
         signer: TokenSigner::for_config(&config.secret, &config.auth),
         auth,
         rules: config.rules.clone(),
+        data_versions: config.data_versions.clone(),
         hub,
         metrics: Metrics::default(),
         limiter: Limiter::new(config.limits),

@@ -211,6 +211,8 @@ pub struct ServerConfig {
     pub housekeeping: Housekeeping,
     /// Which tokens are trusted and where identity is read from.
     pub auth: crate::jwt::AuthConfig,
+    /// The oldest app data version each tenant and collection accepts pushes from.
+    pub data_versions: crate::data_version::DataVersions,
 }
 
 impl ServerConfig {
@@ -227,6 +229,7 @@ impl ServerConfig {
             connections: ConnectionLimits::default(),
             housekeeping: Housekeeping::default(),
             auth: crate::jwt::AuthConfig::default(),
+            data_versions: Default::default(),
         }
     }
 

@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub collections: HashMap<String, CollectionSection>,
     #[serde(default)]
     pub undeclared: Undeclared,
+    /// `[data_versions]`: the oldest app data version pushes are accepted from.
+    #[serde(default)]
+    pub data_versions: crate::data_version::DataVersions,
 }
 
 /// A config file that cannot be used; the server does not start.
@@ -68,6 +71,7 @@ pub fn apply(config: &mut ServerConfig, path: &Path) -> Result<(), ConfigFileErr
         source,
     })?;
     config.auth = file.auth;
+    config.data_versions = file.data_versions;
     Ok(())
 }
 

@@ -40,6 +40,10 @@ pub enum ApiError {
     /// read (partial sync).
     #[error("what you may read changed since this device last pulled: pull again from cursor 0")]
     PermissionsChanged,
+    /// 409 `upgrade_required`: the client's data version is older than the server accepts
+    /// (see `data_version.rs`); nothing of the push was applied.
+    #[error("this client writes data version {sent}, but the server accepts only version {required} or newer: update the app")]
+    UpgradeRequired { sent: u32, required: u32 },
     /// 413: the body is larger than the protocol allows.
     #[error("{0}")]
     TooLarge(String),
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CursorExpired { .. } | ApiError::PermissionsChanged => StatusCode::GONE,
+            ApiError::UpgradeRequired { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -86,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CursorExpired { .. } => "cursor_expired",
             ApiError::PermissionsChanged => "permissions_changed",
+            ApiError::UpgradeRequired { .. } => "upgrade_required",
             ApiError::TooLarge(_) => "too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod config_file;
+pub mod data_version;
 pub mod db;
 pub mod errors;
 pub mod heads;
@@ -26,6 +27,8 @@ pub mod limiter;
 pub mod metrics;
 pub mod permissions;
 pub mod permissions_filter;
+
+pub mod priority;
 pub mod routes;
 pub mod secret;
 pub mod serve;

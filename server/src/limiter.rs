@@ -98,6 +98,18 @@ impl Limiter {
 
     /// Takes a slot for `tenant`, or says how long to wait.
     pub fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Permit, ApiError> {
+        self.acquire_share(tenant, 1.0)
+    }
+
+    /// [`Limiter::acquire`] for a request that may use only `share` (0 to 1) of the tenant's
+    /// in-flight slots and of its token bucket: the rest is kept for more urgent requests
+    /// (`crate::priority`), so under load they go through first.
+    pub fn acquire_share(self: &Arc<Self>, tenant: &str, share: f64) -> Result<Permit, ApiError> {
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         let c = self.config;
         let now = Instant::now();
         let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
@@ -109,7 +121,9 @@ impl Limiter {
             tokens: c.burst,
             refilled: now,
         });
-        if c.max_in_flight > 0 && bucket.in_flight >= c.max_in_flight {
+        // At least one slot, so a lone request of any priority is never refused.
+        let slots = ((c.max_in_flight as f64 * share).floor() as usize).max(1);
+        if c.max_in_flight > 0 && bucket.in_flight >= slots {
             return Err(ApiError::TooManyRequests {
                 retry_after_secs: 1,
             });
@@ -118,8 +132,11 @@ impl Limiter {
             let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
             bucket.tokens = (bucket.tokens + elapsed * c.rate_per_sec).min(c.burst);
             bucket.refilled = now;
-            if bucket.tokens < 1.0 {
-                let wait = ((1.0 - bucket.tokens) / c.rate_per_sec).ceil().max(1.0);
+            // The tokens kept for more urgent requests stay in the bucket.
+            // (Never more than the bucket holds, so a small bucket refuses no priority for good.)
+            let needed = (1.0 + c.burst * (1.0 - share)).min(c.burst.max(1.0));
+            if bucket.tokens < needed {
+                let wait = ((needed - bucket.tokens) / c.rate_per_sec).ceil().max(1.0);
                 return Err(ApiError::TooManyRequests {
                     retry_after_secs: wait as u64,
                 });
@@ -156,6 +173,45 @@ mod tests {
         assert!(limiter.acquire("other").is_ok());
         drop(a);
         assert!(limiter.acquire("t").is_ok());
+    }
+
+    #[test]
+    fn a_smaller_share_leaves_slots_and_tokens_for_more_urgent_requests() {
+        let limiter = Limiter::new(LimitConfig {
+            max_in_flight: 10,
+            rate_per_sec: 0.0,
+            burst: 1.0,
+        });
+        let mut held = Vec::new();
+        // Background (half the share) stops at 5 in flight; critical still gets the rest.
+        while let Ok(p) = limiter.acquire_share("t", 0.5) {
+            held.push(p);
+        }
+        assert_eq!(held.len(), 5);
+        while let Ok(p) = limiter.acquire_share("t", 1.0) {
+            held.push(p);
+        }
+        assert_eq!(held.len(), 10);
+
+        let rated = Limiter::new(LimitConfig::new(0, 0.001));
+        // burst = max(2 × rate, 1) = 1: a small bucket refuses no share for good.
+        assert!(rated.acquire_share("t", 0.5).is_ok());
+        let rated = Limiter::new(LimitConfig {
+            max_in_flight: 0,
+            rate_per_sec: 0.001,
+            burst: 10.0,
+        });
+        let mut background = 0;
+        while rated.acquire_share("t", 0.5).is_ok() {
+            background += 1;
+        }
+        // Background spends down to the reserve; critical spends the reserve.
+        assert_eq!(background, 5);
+        let mut critical = 0;
+        while rated.acquire_share("t", 1.0).is_ok() {
+            critical += 1;
+        }
+        assert_eq!(critical, 5);
     }
 
     #[test]

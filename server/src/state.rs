@@ -20,6 +20,8 @@ pub struct Shared {
     /// Verifies every request's token.
     pub auth: crate::jwt::Authenticator,
     pub rules: Rules,
+    /// The oldest app data version pushes are accepted from.
+    pub data_versions: crate::data_version::DataVersions,
     pub hub: Hub,
     pub metrics: Metrics,
     pub limiter: Arc<Limiter>,

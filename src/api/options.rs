@@ -4,6 +4,7 @@ use crate::client::ClientOptions;
 use crate::interop::js_error;
 use crate::transport::http_timeout_default;
 use ferry_core::policy::Policy;
+use ferry_core::priority::Priority;
 use ferry_core::query::IndexDecl;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -52,6 +53,7 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
     }
     let mut collections = Vec::new();
     let mut indexes = Vec::new();
+    let mut priorities = Vec::new();
     for key in Object::keys(collections_value.unchecked_ref::<Object>()).iter() {
         let name = key.as_string().unwrap_or_default();
         indexes.extend(parse_indexes(
@@ -66,6 +68,17 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
             })?,
             None => return Err(bad(&format!("collection `{name}`: `policy` must be a string"))),
         };
+        let priority_value = field(&field(&collections_value, &name), "priority");
+        match priority_value.as_string() {
+            None if priority_value.is_undefined() => {}
+            Some(p) => priorities.push((
+                name.clone(),
+                Priority::parse(&p).ok_or_else(|| {
+                    bad(&format!("collection `{name}`: unknown priority `{p}` (use critical, normal or background)"))
+                })?,
+            )),
+            None => return Err(bad(&format!("collection `{name}`: `priority` must be a string"))),
+        }
         collections.push((name, policy));
     }
     if collections.is_empty() {
@@ -76,6 +89,7 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
     let timeout_ms = field(options, "requestTimeoutMs")
         .as_f64()
         .map_or(http_timeout_default(), |t| t.clamp(100.0, 600_000.0) as u32);
+    let migration = parse_migration(options)?;
     Ok(ClientOptions {
         name,
         url,
@@ -87,6 +101,8 @@ pub fn parse(options: &JsValue) -> Result<ClientOptions, JsValue> {
         live,
         timeout_ms,
         early_open: crate::client::EarlyOpen::promise_in(options),
+        migration,
+        priorities,
     })
 }
 
@@ -130,4 +146,28 @@ fn parse_indexes(collection: &str, value: &JsValue) -> Result<Vec<IndexDecl>, Js
         }
     }
     Ok(decls)
+}
+
+/// `version` (the app's data version, a whole number) and `migrate` (its migration).
+fn parse_migration(
+    options: &JsValue,
+) -> Result<Option<crate::client::migrate::Migration>, JsValue> {
+    let migrate = optional_function(options, "migrate")?;
+    let version = field(options, "version");
+    if version.is_undefined() || version.is_null() {
+        return match migrate {
+            Some(_) => Err(bad(
+                "`migrate` needs `version`: the data version the migration brings records to",
+            )),
+            None => Ok(None),
+        };
+    }
+    let version = version
+        .as_f64()
+        .filter(|v| v.fract() == 0.0 && *v >= 0.0 && *v <= f64::from(u32::MAX))
+        .ok_or_else(|| bad("`version` must be a whole number from 0 to 4294967295"))?;
+    Ok(Some(crate::client::migrate::Migration {
+        version: version as u32,
+        migrate,
+    }))
 }

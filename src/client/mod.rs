@@ -7,6 +7,8 @@
 //! one IndexedDB transaction, and every write's promise settles when that commit does.
 
 mod early;
+mod link;
+pub mod migrate;
 mod network;
 mod outcomes;
 mod queries;
@@ -50,6 +52,10 @@ pub struct ClientOptions {
     pub timeout_ms: u32,
     /// The package entry's early read, when it started one (see `early.rs`).
     pub early_open: Option<Promise>,
+    /// The app's data version and migration (`version`, `migrate`; see `migrate.rs`).
+    pub migration: Option<migrate::Migration>,
+    /// Each collection's priority (`collections.<name>.priority`; unnamed: normal).
+    pub priorities: Vec<(String, ferry_core::priority::Priority)>,
 }
 
 /// A write waiting for its commit.
@@ -123,13 +129,14 @@ impl Client {
         // The leader lock, when free, is taken before loading: then the load already is the
         // leader's (no reload once leading), and the replica coalesces from the start.
         // The package entry may have taken it already, and read everything under it.
-        let early = match early.take_lock(&store) {
+        let mut early = match early.take_lock(&store) {
             Some(lock) => Some(lock),
             None => Leadership::try_now(&Self::leader_lock(&options.name)).await,
         };
         let instance = format!("-t{}", random_hex(4));
         let mut config = ReplicaConfig::new(options.collections.clone());
         config.instance = instance.clone();
+        config.priorities = options.priorities.iter().cloned().collect();
         // The role the engine starts in (see `Engine::open`).
         config.coalesce = early.is_some();
         let transport =
@@ -144,6 +151,21 @@ impl Client {
             config,
         )
         .await;
+        let engine = match engine {
+            Ok(engine) => match &options.migration {
+                // Migrated before any view, query or other tab sees the replica.
+                Some(m) => {
+                    match migrate::run(&engine, m, &mut early, &Self::leader_lock(&options.name))
+                        .await
+                    {
+                        Ok(()) => Ok(engine),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => Ok(engine),
+            },
+            Err(e) => Err(e),
+        };
         let engine = match engine {
             Ok(engine) => engine,
             Err(e) => {
@@ -191,6 +213,7 @@ impl Client {
         client.publish_all();
         client.join_tabs(early);
         client.listen_to_browser();
+        client.watch_link();
         client.watch_storage();
         client.clone().spawn_storage_check(true);
         Ok(client)

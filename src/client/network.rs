@@ -36,7 +36,7 @@ impl Drop for Listener {
     }
 }
 
-fn listen(
+pub(super) fn listen(
     target: web_sys::EventTarget,
     event: &'static str,
     f: impl FnMut() + 'static,

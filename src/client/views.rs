@@ -214,10 +214,13 @@ impl Client {
             "isLeader": self.is_leader(),
             "storage": *self.storage.borrow(),
             "progress": {"pulled": p.pulled, "pullEstimate": p.pull_estimate, "pushed": p.pushed, "pushTotal": p.push_total},
+            "waiting": waiting_json(self.engine.waiting_by_priority()),
+            "degraded": self.engine.is_degraded(),
         })
     }
 
-    /// Publishes the sync state; a follower shows the leader's network figures.
+    /// Publishes the sync state; a follower shows the leader's network figures (and whether
+    /// its network counts as poor).
     pub(crate) fn publish_sync_state(&self) {
         let mut state = self.own_sync_state();
         if !self.is_leader() {
@@ -231,6 +234,7 @@ impl Client {
                     "errorCode",
                     "rollback",
                     "progress",
+                    "degraded",
                 ] {
                     state[key] = leader[key].clone();
                 }
@@ -240,4 +244,9 @@ impl Client {
         self.sync_state
             .set_if_changed(text.clone(), || json_to_js(&text));
     }
+}
+
+/// What waits in the outbox per collection priority.
+fn waiting_json(counts: [usize; 3]) -> Value {
+    json!({"critical": counts[0], "normal": counts[1], "background": counts[2]})
 }

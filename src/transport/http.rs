@@ -1,6 +1,7 @@
 //! Push and pull over `fetch` (or an app-supplied fetch-compatible function).
 //!
-//! Headers: `Idempotency-Key` (push), `traceparent`, `Authorization: Bearer`. Each request is
+//! Headers: `Idempotency-Key` (push), `traceparent`, `Authorization: Bearer`, `Ferry-Data-Version`
+//! (when the app migrated its data), `Ferry-Priority` (push). Each request is
 //! cut off by an `AbortController` after the timeout. Statuses map to [`TransportError`]:
 //! 401 → `Unauthorized`, 410 → `CursorExpired`, other non-2xx → `Http` with the server's
 //! `{error: {code, message}}` and `Retry-After`; a request that never got an answer → `Network`.
@@ -105,6 +106,16 @@ impl FetchTransport {
         set(&headers, "traceparent", &meta.traceparent);
         if !meta.idempotency_key.is_empty() {
             set(&headers, "idempotency-key", &meta.idempotency_key);
+        }
+        if let Some(priority) = meta.priority {
+            set(&headers, "ferry-priority", priority.as_str());
+        }
+        if meta.data_version > 0 {
+            set(
+                &headers,
+                "ferry-data-version",
+                &meta.data_version.to_string(),
+            );
         }
         if let Some(token) = &meta.token {
             set(&headers, "authorization", &format!("Bearer {token}"));

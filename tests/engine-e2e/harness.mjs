@@ -58,8 +58,10 @@ export function ensurePackage() {
   execFileSync('bash', ['scripts/build-pkg.sh'], { cwd: ROOT, stdio: ['ignore', process.stderr, process.stderr] });
 }
 
-/** Builds ferry-server in release mode (cargo skips the work when it is up to date). */
+/** Builds ferry-server in release mode (cargo skips the work when it is up to date), or takes `FERRY_SERVER_BIN`. */
 export function ensureServerBinary() {
+  // A binary built elsewhere (as tests/e2e allows): no cargo build.
+  if (process.env.FERRY_SERVER_BIN) return process.env.FERRY_SERVER_BIN;
   const targetDir = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
   const bin = join(targetDir, 'release', 'ferry-server');
   log('cargo build --release -p ferry-server');
@@ -123,15 +125,25 @@ window.ready = true;
 
 /** A running ferry-server serving the test page. */
 export class Server {
-  static async start(bin) {
+  /**
+   * `configToml`: a ferry-server config file (`--config`) for this server, when given.
+   * `files`: more files to serve beside the test page (`{ 'sw.js': source }`).
+   */
+  static async start(bin, { configToml, files = {} } = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-engine-e2e-'));
     const www = join(dir, 'www');
     cpSync(join(ROOT, 'pkg'), join(www, 'pkg'), { recursive: true });
     writeFileSync(join(www, 'index.html'), PAGE);
+    for (const [file, text] of Object.entries(files)) writeFileSync(join(www, file), text);
     const secret = randomBytes(32).toString('hex');
+    const extra = [];
+    if (configToml !== undefined) {
+      writeFileSync(join(dir, 'ferry.toml'), configToml);
+      extra.push('--config', join(dir, 'ferry.toml'));
+    }
     const child = spawn(
       bin,
-      ['--database', `sqlite://${join(dir, 'ferry.db')}`, '--listen', '127.0.0.1:0', '--demo', '--static', www],
+      ['--database', `sqlite://${join(dir, 'ferry.db')}`, '--listen', '127.0.0.1:0', '--demo', '--static', www, ...extra],
       {
         env: { ...process.env, FERRY_SECRET: secret, RUST_LOG: process.env.RUST_LOG || 'warn' },
         stdio: ['ignore', 'pipe', 'inherit'],

@@ -74,6 +74,7 @@ test('npm pack ships the API, the wasm, the licences and the changelog, and noth
       'package.json', 'README.md', 'CHANGELOG.md', 'LICENSE-MIT', 'LICENSE-APACHE',
       'index.js', 'index.d.ts', 'error-codes.js', 'error-codes.d.ts', 'early-open.js',
       'react.js', 'react.d.ts', 'vue.js', 'vue.d.ts', 'devtools.js', 'devtools.d.ts', 'ferry.js', 'ferry_bg.wasm',
+      'sw.js', 'sw.d.ts', 'background.js',
     ];
     for (const f of expected) assert.ok(files.includes(f), `the tarball contains ${f}`);
     const snippets = files.filter((f) => f.startsWith('snippets/'));
@@ -87,7 +88,7 @@ test('npm pack ships the API, the wasm, the licences and the changelog, and noth
     // Ferry has no public repository address yet; the manifest must not invent one.
     assert.equal(manifest.repository, undefined, 'no repository address until Ferry has a public one');
     assert.ok(manifest.engines && manifest.engines.node, 'engines.node is set');
-    for (const sub of ['.', './react', './vue', './devtools']) {
+    for (const sub of ['.', './react', './vue', './devtools', './sw']) {
       const entry = manifest.exports[sub];
       assert.ok(entry && entry.types && entry.import, `exports["${sub}"] has types and import`);
       assert.ok(files.includes(entry.types.slice(2)) && files.includes(entry.import.slice(2)), `exports["${sub}"] points at packed files`);

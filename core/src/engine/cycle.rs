@@ -59,16 +59,22 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             };
         }
         for _ in 0..MAX_PUSH_ROUNDS {
-            let Some(req) = self.replica.borrow_mut().begin_push() else {
+            let Some(req) = self
+                .replica
+                .borrow_mut()
+                .begin_push_with(self.is_degraded())
+            else {
                 return Ok(());
             };
             // The frozen batch must be durable before it leaves, so a retry is identical.
             self.commit().await.map_err(storage_failure)?;
             let timing = self.batch_timing(&req);
-            let meta = self.meta(trace, idempotency_key(&req.mutations));
+            let mut meta = self.meta(trace, idempotency_key(&req.mutations));
+            meta.priority = Some(self.replica.borrow().push_priority(&req));
             let sent_at = self.clock.now_ms();
             match self.request(Request::Push(&req), meta).await {
                 Ok(Response::Push(resp)) => {
+                    self.note_round_trip(self.clock.now_ms().saturating_sub(sent_at));
                     self.check_push_answer(&req, &resp, sent_at)?;
                     let now = self.clock.now_ms();
                     self.record_push_metrics(&req, &resp, &timing, now);
@@ -164,6 +170,8 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             token: self.token.borrow().clone(),
             if_none_match: None,
             view: String::new(),
+            data_version: self.replica.borrow().data_version(),
+            priority: None,
         }
     }
 
@@ -271,6 +279,9 @@ fn storage_failure(e: CoreError) -> (Failure, String) {
 }
 
 /// Maps a transport failure to the state machine's input.
+/// The server's code for a push from an older app data version (PROTOCOL.md §3).
+const UPGRADE_REQUIRED: &str = "upgrade_required";
+
 pub fn classify(error: &TransportError) -> (Failure, String) {
     let failure = match error {
         TransportError::Network(_) => Failure::Network,
@@ -279,6 +290,9 @@ pub fn classify(error: &TransportError) -> (Failure, String) {
             retry_after_ms: None,
         },
         TransportError::Unauthorized { code, .. } => Failure::Auth { code: code.clone() },
+        TransportError::Http {
+            status: 409, code, ..
+        } if code == UPGRADE_REQUIRED => Failure::UpgradeRequired,
         TransportError::Http { retry_after_ms, .. } if error.is_retryable() => Failure::Retryable {
             retry_after_ms: *retry_after_ms,
         },

@@ -9,7 +9,9 @@
 mod clock;
 mod inbox;
 mod limits;
+mod migrate;
 mod open;
+mod priorities;
 mod rollback;
 mod sync;
 mod types;
@@ -27,6 +29,7 @@ pub use clock::CLOCK_RECALIBRATE_MS;
 pub use inbox::Choice;
 use limits::PushLimits;
 pub use limits::{TooLarge, TOO_LARGE};
+pub use migrate::{data_too_new, Migrated, MigrationRefusal};
 pub use rollback::Rollback;
 pub use sync::PushSummary;
 pub use types::*;

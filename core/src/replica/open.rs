@@ -41,6 +41,7 @@ impl Replica {
                 clock_offset_ms: 0,
                 clock_calibrated: false,
                 view: String::new(),
+                data_version: 0,
             }
         });
         if meta.resyncing {

@@ -5,6 +5,7 @@ use super::{apply_op, key, ConflictEntry, DeadLetter, Event, Key, Outcome, Repli
 use crate::ids::op_id;
 use crate::outbox::{select_batch, OutboxEntry, SentAs};
 use crate::policy::{resolve, Resolution, State};
+use crate::priority::candidates;
 use crate::protocol::{PullResponse, PushRequest, PushResponse, Record, Revoked};
 use std::collections::HashMap;
 
@@ -37,8 +38,17 @@ impl Replica {
     /// Freezes the next batch and returns it. Commit [`Replica::take_writes`] before sending,
     /// so a crash after sending can only retry the very same ops.
     pub fn begin_push(&mut self) -> Option<PushRequest> {
+        self.begin_push_with(false)
+    }
+
+    /// [`Replica::begin_push`] with the collections' priorities applied: unsent entries go
+    /// most urgent first and, when the network is `degraded`, background entries wait while a
+    /// critical one does (see `crate::priority`).
+    pub fn begin_push_with(&mut self, degraded: bool) -> Option<PushRequest> {
         let limits = self.push_limits.current();
-        let selection = select_batch(self.outbox.values(), self.config.batch_size, limits);
+        let config = &self.config;
+        let candidates = candidates(self.outbox.values(), |c| config.priority(c), degraded);
+        let selection = select_batch(candidates.into_iter(), self.config.batch_size, limits);
         self.dead_letter_too_large(&selection.too_large, limits);
         let ids = selection.ids;
         if ids.is_empty() {

@@ -56,6 +56,10 @@ pub struct Meta {
     /// The view fingerprint of the last pulled page (partial sync), sent with each pull.
     #[serde(default)]
     pub view: String,
+    /// The version of the app's record shapes the stored data is in (0: never migrated; see
+    /// `replica/migrate.rs`). Pushes name it (`Ferry-Data-Version`).
+    #[serde(default)]
+    pub data_version: u32,
 }
 
 /// A local edit that met a different server state and needs a person.
@@ -198,6 +202,8 @@ pub struct ReplicaConfig {
     /// leader that may freeze entries at any time (a follower tab) sets this to `false`:
     /// each of its writes then appends a new entry and never touches an existing one.
     pub coalesce: bool,
+    /// Each collection's priority on a poor network (unnamed: normal; see `crate::priority`).
+    pub priorities: BTreeMap<String, crate::priority::Priority>,
 }
 
 impl ReplicaConfig {
@@ -209,6 +215,7 @@ impl ReplicaConfig {
             pull_limit: crate::protocol::limits::MAX_PULL_LIMIT,
             instance: String::new(),
             coalesce: true,
+            priorities: BTreeMap::new(),
         }
     }
 }

@@ -119,8 +119,12 @@ pub async fn push(
         StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         _ => ApiError::bad_request(format!("could not read the body: {rejection}")),
     })?;
-    let _permit = state.limiter.acquire(&claims.tenant)?;
+    // Critical pushes may use the tenant's whole share; others leave room for them.
+    let share = crate::priority::requested_share(&headers)?;
+    let _permit = state.limiter.acquire_share(&claims.tenant, share)?;
     let req = decode_push(&body)?;
+    // Before anything is applied: an older client must not write its old shapes.
+    state.data_versions.check(&headers, &claims.tenant, &req)?;
     let digest = body_digest(&req);
     let rules = state.rules.for_user(&claims);
     let push = Push {

@@ -1,0 +1,178 @@
+//! The server's part of the PWA features: a push from an app data version older than the
+//! configured minimum is refused with 409 `upgrade_required` before anything is applied (and
+//! the same batch goes through once it names a new enough version), and a push naming its
+//! priority uses that priority's share of the tenant's limits, so critical pushes still get
+//! through when background ones are refused.
+
+mod common;
+
+use common::{assert_error, batch, mutation, read, unique, Backend, TestServer};
+use ferry_server::data_version::DataVersions;
+use ferry_server::limiter::LimitConfig;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+on_both_backends!(an_older_data_version_is_refused_before_anything_is_applied);
+
+async fn push_as(
+    s: &TestServer,
+    token: &str,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/sync/mutations", s.url))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    read(req.send().await.expect("push request")).await
+}
+
+async fn an_older_data_version_is_refused_before_anything_is_applied(backend: &Backend) {
+    let strict = unique("strict");
+    let s = TestServer::start_with(backend, |c| {
+        c.data_versions = DataVersions {
+            minimum: 0,
+            tenants: HashMap::from([(strict.clone(), 2)]),
+            collections: HashMap::from([("expenses".to_string(), 3)]),
+        }
+    })
+    .await;
+    let t = s.token(&strict, "alice");
+    let body = batch(
+        "c1",
+        vec![mutation(
+            "c1.1",
+            "c1",
+            1,
+            "notes",
+            "n1",
+            "create",
+            0,
+            json!({"title": "old shape"}),
+        )],
+    );
+    for headers in [&[][..], &[("Ferry-Data-Version", "1")][..]] {
+        let (status, answer) = push_as(&s, &t, "k1", &body, headers).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert_error(&answer, "upgrade_required");
+    }
+    let (_, page) = s.pull(&t, 0, 100).await;
+    assert_eq!(page["changes"], json!([]), "nothing was applied: {page}");
+
+    // The same batch (same key, same body) goes through from a new enough client.
+    let (status, answer) = push_as(&s, &t, "k1", &body, &[("Ferry-Data-Version", "2")]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"][0]["op_id"], "c1.1");
+
+    // A collection's minimum applies to pushes writing it, in any tenant.
+    let other = s.token(&unique("other"), "bob");
+    let expense = batch(
+        "c2",
+        vec![mutation(
+            "c2.1",
+            "c2",
+            1,
+            "expenses",
+            "e1",
+            "create",
+            0,
+            json!({"amount": 1}),
+        )],
+    );
+    let (status, answer) =
+        push_as(&s, &other, "k2", &expense, &[("Ferry-Data-Version", "2")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_error(&answer, "upgrade_required");
+    let note = batch(
+        "c3",
+        vec![mutation(
+            "c3.1",
+            "c3",
+            1,
+            "notes",
+            "n",
+            "create",
+            0,
+            json!({}),
+        )],
+    );
+    assert_eq!(
+        push_as(&s, &other, "k3", &note, &[]).await.0,
+        StatusCode::OK
+    );
+
+    let (status, answer) = push_as(&s, &t, "k4", &body, &[("Ferry-Data-Version", "two")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&answer, "invalid_request");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_pushes_get_through_when_background_ones_are_refused() {
+    // A tenant bucket of 10 requests and almost no refill.
+    let s = TestServer::start_with(&Backend::Sqlite, |c| {
+        c.limits = LimitConfig {
+            max_in_flight: 0,
+            rate_per_sec: 0.001,
+            burst: 10.0,
+        }
+    })
+    .await;
+    let t = s.token(&unique("t"), "alice");
+    let mut seq = 0;
+    let mut push = |priority: &'static str| {
+        seq += 1;
+        let body = batch(
+            "c",
+            vec![mutation(
+                &format!("c.{seq}"),
+                "c",
+                seq,
+                "notes",
+                &format!("n{seq}"),
+                "create",
+                0,
+                json!({}),
+            )],
+        );
+        (format!("k{seq}"), body, priority)
+    };
+    let mut background_ok = 0;
+    loop {
+        let (key, body, p) = push("background");
+        let (status, answer) = push_as(&s, &t, &key, &body, &[("Ferry-Priority", p)]).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_error(&answer, "rate_limited");
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        background_ok += 1;
+        assert!(background_ok < 10, "background never ran out of its share");
+    }
+    assert_eq!(background_ok, 5, "background may use half the bucket");
+    // Critical pushes still go through: the other half was kept for them.
+    for _ in 0..5 {
+        let (key, body, p) = push("critical");
+        let (status, answer) = push_as(&s, &t, &key, &body, &[("Ferry-Priority", p)]).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (key, body, p) = push("critical");
+    assert_eq!(
+        push_as(&s, &t, &key, &body, &[("Ferry-Priority", p)])
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the tenant's whole share is spent"
+    );
+    let (key, body, _) = push("x");
+    let (status, answer) = push_as(&s, &t, &key, &body, &[("Ferry-Priority", "urgent")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&answer, "invalid_request");
+    s.shutdown().await;
+}
