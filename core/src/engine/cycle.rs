@@ -124,7 +124,12 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                 // Once the server's history is known, an idle poll is conditional: the
                 // server answers 304 (an empty page at this cursor) without reading a page.
                 let validator = crate::conditional::pull_etag(&r.meta().epoch, r.cursor());
-                (r.cursor(), r.config().pull_limit, validator, r.meta().view.clone())
+                (
+                    r.cursor(),
+                    r.config().pull_limit,
+                    validator,
+                    r.meta().view.clone(),
+                )
             };
             let meta = RequestMeta {
                 view,
