@@ -13,6 +13,7 @@ mod open;
 mod rollback;
 mod sync;
 mod types;
+mod undo;
 mod writes;
 
 use crate::hlc::Hlc;
@@ -29,6 +30,7 @@ pub use limits::{TooLarge, TOO_LARGE};
 pub use rollback::Rollback;
 pub use sync::PushSummary;
 pub use types::*;
+pub use undo::RecordImage;
 pub use writes::Change;
 
 type Key = (String, String);
