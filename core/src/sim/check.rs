@@ -34,7 +34,7 @@ impl fmt::Display for Violation {
 }
 
 /// The invariants, in the words the run prints.
-pub const INVARIANTS: [&str; 10] = [
+pub const INVARIANTS: [&str; 11] = [
     "every client's records equal the server's (conflicts wait in the inbox with both sides)",
     "no durable local write is lost: each is applied, settled by policy, in the inbox or a dead letter",
     "no acknowledged write vanishes: each was applied in the server's history, or in one a restore threw away",
@@ -45,6 +45,7 @@ pub const INVARIANTS: [&str; 10] = [
     "after a restore, every record a device held comes back: the server has it, with a stamp no older than the one held (or a conflict for a person)",
     "a write storage refused is never visible: what a client shows equals what it stored",
     "a device with a right clock is never dragged ahead by another's wrong clock",
+    "every follower tab, reloaded after the heal, shows what its device's leader tab shows",
 ];
 
 /// The ops of one history: none twice, each client's in seq order.
