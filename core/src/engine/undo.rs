@@ -38,10 +38,7 @@ impl WriteUndo {
     /// Keeps the image of `collection/id` before a write, unless this batch already has one.
     pub fn note(&self, collection: &str, id: &str, image: impl FnOnce() -> RecordImage) {
         let key = (collection.to_owned(), id.to_owned());
-        let mut current = self.current.borrow_mut();
-        if !current.contains_key(&key) {
-            current.insert(key, image());
-        }
+        self.current.borrow_mut().entry(key).or_insert_with(image);
     }
 
     /// The writes so far were taken into a batch: returns its number.
