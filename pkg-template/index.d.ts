@@ -174,6 +174,8 @@ export interface SyncState {
   rollback: { at: number; previousEpoch: string; epoch: string } | null;
   /** The last time the local database was lost under this tab and re-created. */
   storageLost: { at: number; reason: string } | null;
+  /** The last time stored data was found inconsistent (a record row missing under its pending changes): rebuilt from them and resynced. */
+  corruptData: { at: number; collection: string; id: string; detail: string } | null;
   isLeader: boolean;
   storage: { persisted: boolean; usage: number | null; quota: number | null };
   progress: { pulled: number; pullEstimate: number; pushed: number; pushTotal: number };
@@ -190,6 +192,7 @@ export type Outcome = { seq: number; at: number } & (
   | { kind: 'dead-lettered'; entryId: string; letterId: string; code: string }
   | { kind: 'rollback-detected'; previousEpoch: string; epoch: string; cursor: number; head: number }
   | { kind: 'storage-lost'; reason: string }
+  | { kind: 'corrupt-data'; collection: string; id: string; detail: string }
 );
 
 export interface FerryMetrics {

@@ -15,6 +15,7 @@ mod commit;
 mod cycle;
 mod priority;
 mod storage_lost;
+mod undo;
 
 use crate::error::CoreError;
 use crate::ids::{new_client_id, traceparent};
@@ -37,6 +38,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use undo::WriteUndo;
 
 /// Most push rounds in one cycle (conflict re-pushes can chain while others keep writing).
 const MAX_PUSH_ROUNDS: usize = 64;
@@ -92,6 +94,8 @@ pub struct Engine<S, T, A, C, E> {
     token: RefCell<Option<String>>,
     role: Cell<Role>,
     commits: CommitPipeline,
+    /// Before-images of local writes not yet durable (see `engine/undo.rs`).
+    undo: WriteUndo,
     events: RefCell<Vec<Event>>,
     outcomes: RefCell<OutcomeQueue>,
     metrics: RefCell<Metrics>,
@@ -129,6 +133,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             token: RefCell::new(None),
             role: Cell::new(role),
             commits: CommitPipeline::default(),
+            undo: WriteUndo::default(),
             events: RefCell::new(Vec::new()),
             outcomes: RefCell::new(OutcomeQueue::default()),
             metrics: RefCell::new(Metrics::default()),
@@ -260,6 +265,9 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         change: Change,
     ) -> Result<(Option<String>, WriteTicket), CoreError> {
         let now = self.clock.now_ms();
+        self.undo.note(collection, id, || {
+            self.replica.borrow().record_image(collection, id)
+        });
         let entry = self
             .replica
             .borrow_mut()
@@ -298,22 +306,29 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     /// failure the replica is reloaded from the store, so memory never shows what storage
     /// refused.
     async fn commit(&self) -> Result<(), CoreError> {
-        let (batch, events) = {
+        let (batch, events, undo_batch) = {
             let mut r = self.replica.borrow_mut();
             if !r.has_unsaved_changes() {
                 return Ok(());
             }
-            (r.take_writes(), r.take_events())
+            (r.take_writes(), r.take_events(), self.undo.seal())
         };
         let place = self.commits.enter();
         place.commit_turn().await?;
         let stored = match self.store.commit(&batch).await {
             // The batch is part of the replica the storage is re-created from.
-            Err(StoreError::Lost(reason)) => self.recreate_store(reason).await,
+            Err(StoreError::Lost(reason)) => match self.recreate_store(reason).await {
+                Ok(()) => Ok(()),
+                // Nothing stored to reload: take the writes back out of memory instead.
+                Err(error) => return Err(self.roll_back_unstorable(&place, undo_batch, error)),
+            },
             other => other,
         };
+        // Durable, or replaced by the reload below: the images are not needed either way.
+        self.undo.forget(undo_batch);
         match stored {
             Ok(()) => {
+                self.note_corrupt_data(&events);
                 self.outcomes.borrow_mut().record(&events);
                 let mut kept = self.events.borrow_mut();
                 if kept.len().saturating_add(events.len()) > MAX_UNDRAINED_EVENTS {
@@ -337,6 +352,25 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                 place.roll_back();
                 reloaded?;
                 Err(error.into())
+            }
+        }
+    }
+
+    /// Keeps the last repaired inconsistency of stored data in the sync state.
+    fn note_corrupt_data(&self, events: &[Event]) {
+        for event in events {
+            if let Event::CorruptData {
+                collection,
+                record_id,
+                detail,
+            } = event
+            {
+                self.state.borrow_mut().last_corrupt_data = Some(crate::state::CorruptSeen {
+                    at_ms: self.clock.now_ms(),
+                    collection: collection.clone(),
+                    record_id: record_id.clone(),
+                    detail: detail.clone(),
+                });
             }
         }
     }

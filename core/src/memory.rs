@@ -4,6 +4,7 @@
 use crate::outbox::OutboxEntry;
 use crate::ports::{Clock, Entropy, Store, StoreError};
 use crate::replica::{ConflictEntry, DeadLetter, LocalRecord, Meta, StoredState, WriteBatch};
+use crate::role::Role;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -34,6 +35,9 @@ pub struct MemoryStore {
     /// Commits to let through before `fail_next` applies (0: the very next one).
     fail_after: Rc<Cell<u64>>,
     commits: Rc<Cell<u64>>,
+    /// This handle's writer leads ([`Role::owns_bases`]): its commits skip keeping a newer
+    /// stored base, as the browser store's do. Per handle, not shared by clones.
+    bases_are_mine: Cell<bool>,
 }
 
 impl MemoryStore {
@@ -105,15 +109,60 @@ impl Store for MemoryStore {
         }
         let mut d = self.durable.borrow_mut();
         if let Some(meta) = &batch.meta {
-            d.meta = Some(meta.clone());
+            let mut meta = meta.clone();
+            if !self.bases_are_mine.get() {
+                keep_stored_clock(d.meta.as_ref(), &mut meta);
+            }
+            d.meta = Some(meta);
         }
-        apply(&mut d.records, &batch.records);
+        if self.bases_are_mine.get() {
+            apply(&mut d.records, &batch.records);
+        } else {
+            let records = keep_newer_bases(&d.records, &batch.records);
+            apply(&mut d.records, &records);
+        }
         apply(&mut d.outbox, &batch.outbox);
         apply(&mut d.conflicts, &batch.conflicts);
         apply(&mut d.dead_letters, &batch.dead_letters);
         self.commits.set(self.commits.get() + 1);
         Ok(())
     }
+
+    fn set_role(&self, role: Role) {
+        self.bases_are_mine.set(role.owns_bases());
+    }
+}
+
+/// The multi-tab commit contract for the meta row, as the browser store keeps it (see
+/// `src/store/commit.js`): a writer sharing the store never moves the stored seq or clock
+/// back (a follower tab's meta may be older than the leader's).
+fn keep_stored_clock(stored: Option<&Meta>, meta: &mut Meta) {
+    if let Some(stored) = stored.filter(|s| s.client_id == meta.client_id) {
+        meta.next_seq = meta.next_seq.max(stored.next_seq);
+        if stored.hlc > meta.hlc {
+            meta.hlc = stored.hlc.clone();
+        }
+    }
+}
+
+/// The multi-tab commit contract for records: a stored base newer than the one being written
+/// is kept (only the leader advances bases; a follower's row may carry an older one).
+fn keep_newer_bases(
+    stored: &BTreeMap<(String, String), LocalRecord>,
+    batch: &BTreeMap<(String, String), Option<LocalRecord>>,
+) -> BTreeMap<(String, String), Option<LocalRecord>> {
+    batch
+        .iter()
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            if let (Some(new), Some(old)) = (v.as_mut(), stored.get(k)) {
+                if old.version() > new.version() {
+                    new.base = old.base.clone();
+                }
+            }
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// A clock that moves only when told to. Clones share the time.

@@ -39,6 +39,13 @@ pub enum OutcomeEvent {
     },
     /// The local database was lost under the running replica (the browser layer reports it).
     StorageLost { reason: String },
+    /// Stored data was inconsistent (a record row missing under its outbox entries); the
+    /// record was rebuilt from the entries and resyncs from the server.
+    CorruptData {
+        collection: String,
+        record_id: String,
+        detail: String,
+    },
 }
 
 impl OutcomeEvent {
@@ -50,6 +57,7 @@ impl OutcomeEvent {
             OutcomeEvent::DeadLettered { .. } => "dead-lettered",
             OutcomeEvent::RollbackDetected { .. } => "rollback-detected",
             OutcomeEvent::StorageLost { .. } => "storage-lost",
+            OutcomeEvent::CorruptData { .. } => "corrupt-data",
         }
     }
 
@@ -82,6 +90,15 @@ impl OutcomeEvent {
                 entry_id: entry_id.clone(),
                 letter_id: letter_id.clone(),
                 code: code.clone(),
+            }),
+            Event::CorruptData {
+                collection,
+                record_id,
+                detail,
+            } => Some(OutcomeEvent::CorruptData {
+                collection: collection.clone(),
+                record_id: record_id.clone(),
+                detail: detail.clone(),
             }),
             _ => None,
         }

@@ -58,6 +58,15 @@ pub struct RollbackSeen {
     pub epoch: String,
 }
 
+/// The last inconsistency found in stored data (see `OutcomeEvent::CorruptData`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorruptSeen {
+    pub at_ms: u64,
+    pub collection: String,
+    pub record_id: String,
+    pub detail: String,
+}
+
 /// The machine's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncState {
@@ -70,6 +79,8 @@ pub struct SyncState {
     pub last_error_code: Option<String>,
     /// The last server rollback detected (kept after the repair, so the app can tell).
     pub last_rollback: Option<RollbackSeen>,
+    /// The last corrupt stored data found and repaired (kept, so the app can tell).
+    pub last_corrupt_data: Option<CorruptSeen>,
     /// The browser said the network is gone (a failed request alone does not say so).
     pub browser_offline: bool,
     /// No retry before this time: the server's `Retry-After`, which a nudge honours too.
@@ -90,6 +101,7 @@ impl Default for SyncState {
             last_error: None,
             last_error_code: None,
             last_rollback: None,
+            last_corrupt_data: None,
             browser_offline: false,
             not_before_ms: 0,
             backoff: Backoff::default(),

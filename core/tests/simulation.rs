@@ -37,7 +37,9 @@ fn seeded_simulation_keeps_every_guarantee() {
     let mut total = SimReport::default();
     let mut failures = Vec::new();
     for seed in first..first + seeds {
-        match run_seed(SimConfig::new(seed)) {
+        let mut config = SimConfig::new(seed);
+        config.follower_tabs = env_u64("FERRY_SIM_TABS") == Some(1);
+        match run_seed(config) {
             Ok(r) => total.absorb(&r),
             Err(message) => {
                 eprintln!(
@@ -73,8 +75,8 @@ fn seeded_simulation_keeps_every_guarantee() {
         f.requests, f.dropped_requests, f.dropped_responses, f.duplicates, f.delayed, f.server_errors, f.throttled, f.unauthorized
     );
     println!(
-        "  beyond the network: {} restores from an older backup, {} protocol-breaking answers, {} pushes refused as too large (413), {} clocks a day wrong, {} stores wiped (unacknowledged writes lost with them {}), {} sync cycles with a failing commit",
-        f.restores, f.protocol_breaks, f.too_large, f.skewed_clocks, f.store_wipes, total.lost_on_wipe, f.sync_storage_failures
+        "  beyond the network: {} restores from an older backup, {} protocol-breaking answers, {} pushes refused as too large (413), {} clocks a day wrong, {} stores wiped (unacknowledged writes lost with them {}), {} sync cycles with a failing commit, {} follower tabs opened, {} leader hand-overs",
+        f.restores, f.protocol_breaks, f.too_large, f.skewed_clocks, f.store_wipes, total.lost_on_wipe, f.sync_storage_failures, f.follower_tabs, f.leader_handovers
     );
     println!("  invariants checked after every run:");
     for inv in INVARIANTS {
@@ -92,7 +94,9 @@ fn replay() {
         println!("set FERRY_SIM_SEED=<seed> to replay one run; nothing to replay");
         return;
     };
-    let report = run(SimConfig::new(seed)).unwrap_or_else(|v| panic!("seed {seed} FAILED: {v}"));
+    let mut config = SimConfig::new(seed);
+    config.follower_tabs = env_u64("FERRY_SIM_TABS") == Some(1);
+    let report = run(config).unwrap_or_else(|v| panic!("seed {seed} FAILED: {v}"));
     println!("seed {seed} passed: {report:#?}");
 }
 

@@ -68,6 +68,11 @@ fn outcome_json(outcome: &OutcomeEvent) -> Value {
             json!({"kind": kind, "previousEpoch": previous_epoch, "epoch": epoch, "cursor": cursor, "head": head})
         }
         OutcomeEvent::StorageLost { reason } => json!({"kind": kind, "reason": reason}),
+        OutcomeEvent::CorruptData {
+            collection,
+            record_id,
+            detail,
+        } => json!({"kind": kind, "collection": collection, "id": record_id, "detail": detail}),
     }
 }
 

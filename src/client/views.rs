@@ -211,6 +211,7 @@ impl Client {
             "errorCode": s.last_error_code,
             "rollback": s.last_rollback.as_ref().map(|r| json!({"at": r.at_ms, "previousEpoch": r.previous_epoch, "epoch": r.epoch})),
             "storageLost": self.outcome_log.borrow().storage_lost,
+            "corruptData": s.last_corrupt_data.as_ref().map(|c| json!({"at": c.at_ms, "collection": c.collection, "id": c.record_id, "detail": c.detail})),
             "isLeader": self.is_leader(),
             "storage": *self.storage.borrow(),
             "progress": {"pulled": p.pulled, "pullEstimate": p.pull_estimate, "pushed": p.pushed, "pushTotal": p.push_total},

@@ -16,6 +16,8 @@
 //! then re-creates it from the replica ([`Store::recreate`]). `close` (the browser closed the
 //! connection) and `versionchange` (another tab upgrades or deletes the database) close the
 //! connection and tell the client, which asks the engine to check the identity at once.
+//! A connection closed without either event (clearing the site's data) is found dead by its
+//! next use, reopened and checked the same way (`reconnect.rs`).
 //!
 //! The store does not order commits itself: the engine's one commit pipeline
 //! (`ferry-core`'s `engine/commit.rs`) runs them one at a time, and never while a load
@@ -25,6 +27,7 @@
 mod load;
 pub use load::js_store_names_match;
 pub mod outbox_rows;
+mod reconnect;
 pub mod rows;
 pub mod schema;
 
@@ -201,11 +204,7 @@ impl IdbStore {
     /// Closes the connection; the next use reopens it.
     pub fn close(&self) {
         self.0.on_closed.borrow_mut().take();
-        if let Some(db) = self.0.db.borrow_mut().take() {
-            db.as_sys().set_onversionchange(None);
-            db.as_sys().set_onclose(None);
-            db.close();
-        }
+        self.drop_connection();
     }
 
     /// Whether the database still is the one the replica was loaded from.
@@ -308,22 +307,31 @@ impl IdbStore {
         }
         // Always in scope: the identity row is checked (or written) in every commit.
         scope.push(&META.into());
-        let db = self.db().await?;
-        let done = commit_batch(
-            db.as_sys(),
-            &scope,
-            &meta,
-            META,
-            RECORDS,
-            &records,
-            !self.0.bases_are_mine.get(),
-            &others,
-            &self.0.identity.borrow(),
-            new_identity,
-        );
-        JsFuture::from(done)
-            .await
-            .map_err(|e| js_store_error("commit", &e))?;
+        let keep_newer_bases = !self.0.bases_are_mine.get();
+        // A re-creation writes the identity instead of checking it: no verify on reconnect.
+        let verify = new_identity.is_none();
+        self.on_live_connection(verify, |db| {
+            // Built before the await, so no borrow of the identity lives across it.
+            let done = commit_batch(
+                db.as_sys(),
+                &scope,
+                &meta,
+                META,
+                RECORDS,
+                &records,
+                keep_newer_bases,
+                &others,
+                &self.0.identity.borrow(),
+                new_identity.clone(),
+            );
+            async move {
+                JsFuture::from(done)
+                    .await
+                    .map(drop)
+                    .map_err(|e| js_store_error("commit", &e))
+            }
+        })
+        .await?;
         self.0.outbox_rows.borrow_mut().apply(outbox);
         Ok(())
     }
@@ -355,14 +363,17 @@ async fn keyed<T: serde::Serialize>(
 
 impl Store for IdbStore {
     async fn load(&self) -> Result<StoredState, StoreError> {
-        let db = self.db().await?;
         let early = self.0.early_read.borrow_mut().take();
         let raw = match early {
             Some(raw) => {
                 self.0.loaded_early.set(true);
                 raw
             }
-            None => load::read(db.as_sys()).await?,
+            // The identity is checked below, on whichever connection read the rows.
+            None => {
+                self.on_live_connection(false, |db| async move { load::read(db.as_sys()).await })
+                    .await?
+            }
         };
         // A fresh database in place of the replica's own holds a fraction of the data at
         // best: never hand it to the engine as the truth.
@@ -389,8 +400,8 @@ impl Store for IdbStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        let db = self.db().await?;
-        self.verify(&db).await
+        self.on_live_connection(false, |db| async move { self.verify(&db).await })
+            .await
     }
 
     /// Writes everything the replica holds into whatever database is there now (a fresh one

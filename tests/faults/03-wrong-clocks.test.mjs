@@ -2,29 +2,17 @@
 //
 // A device 24 h ahead used to win every last-writer-wins decision against later edits and
 // drag every other device's clock 24 h ahead with its stamps.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, put, uniqueName, until } from './harness.mjs';
+import { faultSuite, openPage, put, uniqueName, until } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = faultSuite();
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 test('a device 24 h ahead does not win against a later edit', async () => {
-  const fast = await browser.newContext();
-  const right = await browser.newContext();
+  const fast = await suite.browser.newContext();
+  const right = await suite.browser.newContext();
   try {
     // The fast device's Date runs a day ahead.
     await fast.addInitScript((skew) => {
@@ -39,8 +27,8 @@ test('a device 24 h ahead does not win against a later edit', async () => {
         }
       };
     }, DAY_MS);
-    const f = await openPage(fast, server);
-    const r = await openPage(right, server);
+    const f = await openPage(fast, suite.server);
+    const r = await openPage(right, suite.server);
     await f.evaluate((n) => window.startFerry(n, { user: 'fast', live: false }), uniqueName('fast'));
     await r.evaluate((n) => window.startFerry(n, { user: 'right', live: false }), uniqueName('right'));
 
@@ -48,7 +36,7 @@ test('a device 24 h ahead does not win against a later edit', async () => {
     await put(r, 'tasks', { id, title: 'first' });
     await r.evaluate(() => window.ferry.syncNow());
     await until(r, () => window.lastState?.outboxDepth === 0 && window.lastState?.status === 'idle', null, 'synced');
-    // The fast device syncs once (calibrating against the server), then edits.
+    // The fast device syncs once (calibrating against the suite.server), then edits.
     await f.evaluate(() => window.ferry.syncNow());
     await until(f, (id) => window.ferry.get('tasks', id) !== undefined, id, 'the fast device has the task');
     await put(f, 'tasks', { id, title: 'earlier edit, fast clock' });
@@ -60,8 +48,8 @@ test('a device 24 h ahead does not win against a later edit', async () => {
     await until(r, () => window.lastState?.outboxDepth === 0 && window.lastState?.status === 'idle', null, 'right synced');
     await f.evaluate(() => window.ferry.syncNow());
     await until(f, (id) => window.ferry.get('tasks', id)?.title === 'later edit, right clock', id, 'the later edit wins on the fast device');
-    assert.equal((await server.record('tasks', id)).fields.title, 'later edit, right clock');
-    const stamp = (await server.record('tasks', id)).hlc;
+    assert.equal((await suite.server.record('tasks', id)).fields.title, 'later edit, right clock');
+    const stamp = (await suite.server.record('tasks', id)).hlc;
     const wall = Number(String(stamp).split('-')[0]);
     assert.ok(wall < Date.now() + 60_000 + 5_000, `the server holds no stamp beyond the drift bound: ${stamp}`);
   } finally {

@@ -2,28 +2,13 @@
 // limit) used to make one 4.6 MiB batch that the server refused with 413 for good, freezing
 // every later write into the same failing batch. Batches must be bounded by bytes, and a
 // refused batch must never block later writes.
-import { after, before, test } from 'node:test';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, uniqueName, until, untilServer } from './harness.mjs';
+import { test } from 'node:test';
+import { faultSuite, uniqueName, until, untilServer, withFerryTab } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = faultSuite();
 
 test('twenty 230 KiB records and a later small write all reach the server', async () => {
-  const context = await browser.newContext();
-  try {
-    const tab = await openPage(context, server);
-    await tab.evaluate((n) => window.startFerry(n, { live: false }), uniqueName('big'));
+  await withFerryTab(suite, 'big', { live: false }, async ({ context, tab }) => {
     await context.setOffline(true);
     const prefix = uniqueName('big');
     await tab.evaluate(async (p) => {
@@ -37,11 +22,9 @@ test('twenty 230 KiB records and a later small write all reach the server', asyn
     await tab.evaluate((id) => window.ferry.put('notes', { id, title: 'small, later' }), small);
     await tab.evaluate(() => window.ferry.syncNow());
     await untilServer(async () => {
-      const records = await server.records();
+      const records = await suite.server.records();
       return records.has(`notes/${small}`) && [...Array(20).keys()].every((i) => records.has(`notes/${prefix}-${i}`));
     }, 'every record reaches the server');
     await until(tab, () => window.lastState?.outboxDepth === 0 && window.lastState?.deadLetters === 0, null, 'nothing left behind');
-  } finally {
-    await context.close();
-  }
+  });
 });

@@ -2,32 +2,16 @@
 // does not advance, or HTML instead of JSON, must not make the client spin (it used to pull
 // ~265 times a second, forever) nor corrupt the replica: the client backs off with a typed
 // `protocol_error` (no raw HTML in `lastError`) and recovers once the server is fixed.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, put, uniqueName, until, untilServer } from './harness.mjs';
+import { faultSuite, put, uniqueName, until, untilServer, withFerryTab } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = faultSuite();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('a stuck cursor and an HTML answer back off with protocol_error and recover', async () => {
-  const context = await browser.newContext();
-  try {
-    const tab = await openPage(context, server);
-    const name = uniqueName('proxy');
-    await tab.evaluate((n) => window.startFerry(n, { live: false }), name);
+  await withFerryTab(suite, 'proxy', { live: false }, async ({ tab }) => {
     const before = uniqueName('before');
     await put(tab, 'notes', { id: before, title: 'synced before the proxy broke' });
     await until(tab, () => window.lastState?.outboxDepth === 0 && window.lastState?.status === 'idle', null, 'synced');
@@ -70,8 +54,6 @@ test('a stuck cursor and an HTML answer back off with protocol_error and recover
     await put(tab, 'notes', { id: after, title: 'after the fix' });
     await tab.evaluate(() => window.ferry.syncNow());
     await until(tab, () => window.lastState?.status === 'idle' && window.lastState?.outboxDepth === 0 && !window.lastState?.lastError, null, 'recovered');
-    await untilServer(async () => (await server.records()).has(`notes/${after}`), 'the write reaches the server');
-  } finally {
-    await context.close();
-  }
+    await untilServer(async () => (await suite.server.records()).has(`notes/${after}`), 'the write reaches the server');
+  });
 });

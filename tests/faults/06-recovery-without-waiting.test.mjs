@@ -1,29 +1,14 @@
 // Fault 6: recovery without waiting. After a server outage on a device that stayed online,
 // PROTOCOL.md promises that a local write (or a poke, or a visible tab) retries at once; the
 // client used to wait for its backoff timer instead (seconds to minutes).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, put, uniqueName, until, untilServer } from './harness.mjs';
+import { faultSuite, put, uniqueName, until, untilServer, withFerryTab } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = faultSuite();
 
 test('after an outage a local write syncs at once, not when the backoff timer fires', async () => {
-  const context = await browser.newContext();
-  try {
-    const tab = await openPage(context, server);
-    await tab.evaluate((n) => window.startFerry(n, { live: false }), uniqueName('outage'));
+  await withFerryTab(suite, 'outage', { live: false }, async ({ tab }) => {
     await put(tab, 'notes', { id: uniqueName('first'), title: 'first' });
     await until(tab, () => window.lastState?.outboxDepth === 0 && window.lastState?.status === 'idle', null, 'synced');
 
@@ -44,10 +29,8 @@ test('after an outage a local write syncs at once, not when the backoff timer fi
     const wroteAt = Date.now();
     const waitMs = (await tab.evaluate(() => window.lastState.nextRetryAt)) - wroteAt;
     await put(tab, 'notes', { id, title: 'after the outage' });
-    await untilServer(async () => (await server.records()).has(`notes/${id}`), 'the write reaches the server');
+    await untilServer(async () => (await suite.server.records()).has(`notes/${id}`), 'the write reaches the server');
     const took = Date.now() - wroteAt;
     assert.ok(took < 3_000, `a local write retried at once (took ${took} ms; the timer was due in ${waitMs} ms)`);
-  } finally {
-    await context.close();
-  }
+  });
 });

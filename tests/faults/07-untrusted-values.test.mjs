@@ -1,32 +1,16 @@
 // Fault 7: untrusted values never kill the module. A release build aborts on a panic, which
 // takes the whole engine down: a huge array from the app and a huge Retry-After from a proxy
 // must end as typed errors or a backoff, with the engine still writing and syncing after.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, put, uniqueName, until, untilServer } from './harness.mjs';
+import { faultSuite, put, uniqueName, until, untilServer, withFerryTab } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = faultSuite();
 
 test('a huge array and a huge Retry-After leave the engine working', async () => {
-  const context = await browser.newContext();
-  try {
-    const tab = await openPage(context, server);
+  await withFerryTab(suite, 'hostile', { live: false }, async ({ tab, name }) => {
     const errors = [];
     tab.on('pageerror', (e) => errors.push(String(e)));
-    const name = uniqueName('hostile');
-    await tab.evaluate((n) => window.startFerry(n, { live: false }), name);
 
     // put() reports failure by rejecting (a Promise method never throws).
     const code = await tab.evaluate(async () => {
@@ -58,8 +42,6 @@ test('a huge array and a huge Retry-After leave the engine working', async () =>
     await tab.reload();
     await tab.waitForFunction(() => window.ready === true);
     await tab.evaluate((n) => window.startFerry(n, { live: false }), name);
-    await untilServer(async () => (await server.records()).has(`notes/${id}-2`), 'the writes reach the server');
-  } finally {
-    await context.close();
-  }
+    await untilServer(async () => (await suite.server.records()).has(`notes/${id}-2`), 'the writes reach the server');
+  });
 });

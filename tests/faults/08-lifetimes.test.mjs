@@ -2,23 +2,11 @@
 // and dropped made every later write 4-5x slower. A query nobody subscribes to must cost
 // nothing per write (and be freed once collected). And the core's outcome events reach the
 // app as the `outcomes` observable: a change merged with another device's shows up there.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromiumWithGc, openPage, put, uniqueName, until } from './harness.mjs';
+import { faultSuite, openPage, put, uniqueName, until } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromiumWithGc();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = faultSuite({ gc: true });
 
 /** Milliseconds for `n` writes, each awaited (so each recomputes the live queries). */
 const timeWrites = (page, n, prefix) =>
@@ -32,9 +20,9 @@ const timeWrites = (page, n, prefix) =>
   );
 
 test('1,000 dropped queries do not slow writes down', async () => {
-  const context = await browser.newContext();
+  const context = await suite.browser.newContext();
   try {
-    const tab = await openPage(context, server);
+    const tab = await openPage(context, suite.server);
     await tab.evaluate((n) => window.startFerry(n, { live: false }), uniqueName('queries'));
     // One subscribed query, as an app has.
     await tab.evaluate(() => {
@@ -59,11 +47,11 @@ test('1,000 dropped queries do not slow writes down', async () => {
 });
 
 test('a change merged with another device shows up in the outcomes observable', async () => {
-  const alice = await browser.newContext();
-  const bob = await browser.newContext();
+  const alice = await suite.browser.newContext();
+  const bob = await suite.browser.newContext();
   try {
-    const a = await openPage(alice, server);
-    const b = await openPage(bob, server);
+    const a = await openPage(alice, suite.server);
+    const b = await openPage(bob, suite.server);
     await a.evaluate((n) => window.startFerry(n, { user: 'alice' }), uniqueName('alice'));
     await b.evaluate((n) => window.startFerry(n, { user: 'bob' }), uniqueName('bob'));
     await b.evaluate(() => {

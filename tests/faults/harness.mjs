@@ -10,7 +10,8 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
-import { CHROMIUM_ARGS, ROOT, Server } from '../engine-e2e/harness.mjs';
+import { after, before } from 'node:test';
+import { CHROMIUM_ARGS, ROOT, Server, ensurePackage, ensureServerBinary, launchChromium, openPage, uniqueName } from '../engine-e2e/harness.mjs';
 
 export * from '../engine-e2e/harness.mjs';
 
@@ -84,3 +85,40 @@ export async function launchChromiumWithGc() {
 
 export const put = (page, collection, record) =>
   page.evaluate(([c, r]) => window.ferry.put(c, r).then(() => true), [collection, record]);
+
+/**
+ * The set-up every fault file shares: registers `before`/`after` hooks that build what is
+ * needed, start a FaultServer and Chromium (`gc`: one whose pages may call `gc()`), and stop
+ * them after. Returns the object whose `server` and `browser` the hooks fill in.
+ */
+export function faultSuite({ gc = false } = {}) {
+  const suite = { server: undefined, browser: undefined };
+  before(async () => {
+    ensurePackage();
+    suite.server = await FaultServer.start(ensureServerBinary());
+    suite.browser = gc ? await launchChromiumWithGc() : await launchChromium();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.stop();
+  });
+  return suite;
+}
+
+/**
+ * Runs `body({context, tab, name, server})` with one tab of a fresh browser context open at
+ * the suite's server and Ferry started in it on a new database named after `prefix`
+ * (`options` as `window.startFerry` takes them); the context is closed after, whatever
+ * happened.
+ */
+export async function withFerryTab(suite, prefix, options, body) {
+  const context = await suite.browser.newContext();
+  try {
+    const tab = await openPage(context, suite.server);
+    const name = uniqueName(prefix);
+    await tab.evaluate(([n, o]) => window.startFerry(n, o), [name, options]);
+    return await body({ context, tab, name, server: suite.server });
+  } finally {
+    await context.close();
+  }
+}

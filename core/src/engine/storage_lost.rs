@@ -24,7 +24,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             let _ = r.take_writes();
             everything(&r)
         };
-        self.store.recreate(&everything).await
+        self.store.recreate(&everything).await?;
+        // The whole replica is durable now: no write of it needs taking back.
+        self.undo.forget_all();
+        Ok(())
     }
 
     /// Checks that the storage still is the replica's own, and re-creates it from the

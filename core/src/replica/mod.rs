@@ -15,6 +15,7 @@ mod priorities;
 mod rollback;
 mod sync;
 mod types;
+mod undo;
 mod writes;
 
 use crate::changes::Changes;
@@ -33,6 +34,7 @@ pub use migrate::{data_too_new, Migrated, MigrationRefusal};
 pub use rollback::Rollback;
 pub use sync::PushSummary;
 pub use types::*;
+pub use undo::RecordImage;
 pub use writes::Change;
 
 type Key = (String, String);

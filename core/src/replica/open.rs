@@ -101,8 +101,11 @@ impl Replica {
 
     /// Outbox entries whose record row is missing (storage lost it, or it was tampered with)
     /// get their record back as the entries describe it, so the writes stay visible and
-    /// nothing later panics on the missing row. The repaired rows are saved with the next
-    /// commit.
+    /// nothing later panics on the missing row; the entries are kept. The base the row held
+    /// is unknown, so the replica resyncs from the start, which brings the server's state of
+    /// the record back and rebases the entries on it. Each such record is reported as
+    /// [`Event::CorruptData`] (once the repair is durable). The repaired rows are saved with
+    /// the next commit.
     fn repair_missing_records(&mut self) {
         let missing: Vec<Key> = self
             .entries_by_record
@@ -110,6 +113,7 @@ impl Replica {
             .filter(|k| !self.records.contains_key(*k))
             .cloned()
             .collect();
+        let mut repaired = false;
         for k in missing {
             let entries = self.entries_of(&k);
             let hlc = entries
@@ -117,9 +121,18 @@ impl Replica {
                 .map(|e| e.hlc.clone())
                 .max()
                 .unwrap_or_default();
+            // An update means the record existed: its lost fields are unknown, but it was
+            // live (folding onto a tombstone made the edit look like an edit of a deleted
+            // record, which the resync then sent to the conflict inbox).
+            let start = match entries.first().map(|e| e.op) {
+                Some(crate::protocol::OpKind::Update) => {
+                    State::live(crate::protocol::Fields::new())
+                }
+                _ => State::tombstone(),
+            };
             let state = entries
                 .iter()
-                .fold(State::tombstone(), |s, e| apply_op(&s, e.op, &e.patch));
+                .fold(start, |s, e| apply_op(&s, e.op, &e.patch));
             self.records.insert(
                 k.clone(),
                 LocalRecord {
@@ -131,6 +144,19 @@ impl Replica {
                 },
             );
             self.touch_record(&k);
+            self.events.push(Event::CorruptData {
+                detail: format!(
+                    "the record row of {}/{} was missing though the outbox holds changes to it; \
+                     rebuilt from them, and resyncing from the server",
+                    k.0, k.1
+                ),
+                collection: k.0,
+                record_id: k.1,
+            });
+            repaired = true;
+        }
+        if repaired {
+            self.on_cursor_expired();
         }
     }
 }

@@ -176,6 +176,14 @@ pub enum Event {
     LetterDiscarded {
         letter_id: String,
     },
+    /// Stored data was inconsistent: the outbox has entries for `collection/record_id` but
+    /// its record row was missing. The record was rebuilt from the entries (which are kept)
+    /// and a full resync brings the server's state of it back (`replica/open.rs`).
+    CorruptData {
+        collection: String,
+        record_id: String,
+        detail: String,
+    },
 }
 
 /// How a policy settled a pending change.

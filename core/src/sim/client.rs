@@ -4,13 +4,14 @@
 use super::check::Violation;
 use super::fates::FateBook;
 use super::net::{SimTokens, SimTransport, World};
+use super::tabs::FollowerTab;
 use super::SimReport;
-use crate::engine::{block_on, CycleOutcome, Engine, WriteTicket};
+use crate::engine::{block_on, CycleOutcome, Engine, Role, WriteTicket};
 use crate::memory::{ManualClock, MemoryStore, SeededEntropy};
 use crate::policy::{Policy, State};
 use crate::ports::{Clock, StoreError};
 use crate::protocol::Fields;
-use crate::replica::{Change, Choice, ReplicaConfig};
+use crate::replica::{Change, Choice, Replica, ReplicaConfig};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -34,7 +35,7 @@ const WORDS: [&str; 12] = [
 
 pub struct SimClient {
     pub index: usize,
-    world: Rc<World>,
+    pub(super) world: Rc<World>,
     pub store: MemoryStore,
     pub clock: ManualClock,
     /// How wrong this device's clock is (its clock minus the true time), in ms.
@@ -48,9 +49,14 @@ pub struct SimClient {
     engine: Option<SimEngine>,
     pub fates: FateBook,
     /// Writes not yet known durable: (entry id, ticket).
-    pending: Vec<(String, WriteTicket)>,
+    pub(super) pending: Vec<(String, WriteTicket)>,
     last_cursor: u64,
     last_epoch: String,
+    /// The device's other tabs (see `tabs.rs`); `engine` is the leader's.
+    pub(super) followers: Vec<FollowerTab>,
+    /// Another tab committed since the leader last loaded the store.
+    pub(super) leader_stale: bool,
+    pub(super) tabs_opened: u64,
 }
 
 impl SimClient {
@@ -70,13 +76,26 @@ impl SimClient {
             pending: Vec::new(),
             last_cursor: 0,
             last_epoch: String::new(),
+            followers: Vec::new(),
+            leader_stale: false,
+            tabs_opened: 0,
         };
         c.start().expect("a fresh in-memory store opens");
         c
     }
 
     fn start(&mut self) -> Result<(), Violation> {
-        let config = ReplicaConfig::new(COLLECTIONS.iter().map(|(c, p)| (c.to_string(), *p)));
+        self.close_followers();
+        self.engine = Some(self.open_engine(Role::Leader, "")?);
+        Ok(())
+    }
+
+    /// An engine over this device's store: the leader tab's, or a follower's (`instance`
+    /// names its outbox entries apart).
+    pub(super) fn open_engine(&self, role: Role, instance: &str) -> Result<SimEngine, Violation> {
+        let mut config = ReplicaConfig::new(COLLECTIONS.iter().map(|(c, p)| (c.to_string(), *p)));
+        config.coalesce = role.coalesces();
+        config.instance = instance.to_owned();
         let transport = SimTransport {
             world: self.world.clone(),
             online: self.online.clone(),
@@ -94,8 +113,13 @@ impl SimClient {
             config,
         ))
         .map_err(|e| Violation::new(format!("client {} failed to open: {e}", self.index)))?;
+        Ok(engine)
+    }
+
+    /// A follower took over as the leader.
+    pub(super) fn replace_leader(&mut self, engine: SimEngine) {
         self.engine = Some(engine);
-        Ok(())
+        self.leader_stale = false;
     }
 
     pub fn engine(&self) -> &SimEngine {
@@ -144,7 +168,8 @@ impl SimClient {
     /// refused is never visible, and nothing stored is hidden.
     pub fn check_memory_matches_storage(&self) -> Result<(), Violation> {
         let engine = self.engine();
-        if engine.is_committing() || engine.replica().has_unsaved_changes() {
+        // A leader that has not reloaded another tab's commit yet shows less, not wrongly.
+        if self.leader_stale || engine.is_committing() || engine.replica().has_unsaved_changes() {
             return Ok(());
         }
         let stored = self.store.snapshot();
@@ -176,7 +201,7 @@ impl SimClient {
     }
 
     /// Moves writes to durable once their commit is done, or forgets rolled-back ones.
-    fn settle_writes(&mut self, report: &mut SimReport) -> Result<(), Violation> {
+    pub(super) fn settle_writes(&mut self, report: &mut SimReport) -> Result<(), Violation> {
         let engine = self.engine.as_ref().expect("running");
         let current = engine.ticket();
         let unsaved = engine.replica().has_unsaved_changes();
@@ -219,7 +244,7 @@ impl SimClient {
                 )));
             }
         }
-        if result.is_err() {
+        if result.is_err() && !self.leader_stale {
             // The engine rolled back to the stored state; the stored outbox must be intact.
             let stored = self.store.snapshot().outbox.len();
             if stored != self.engine().replica().outbox_depth() {
@@ -229,7 +254,8 @@ impl SimClient {
             }
         }
         self.check_memory_matches_storage()?;
-        self.settle_writes(report)
+        self.settle_writes(report)?;
+        self.leader_committed()
     }
 
     pub fn random_write(
@@ -237,25 +263,7 @@ impl SimClient {
         rng: &SeededEntropy,
         report: &mut SimReport,
     ) -> Result<(), Violation> {
-        let (collection, _) = COLLECTIONS[rng.below(3) as usize];
-        let id = format!("{collection}-{}", rng.below(SHARED_IDS));
-        let existing = self
-            .engine()
-            .replica()
-            .record(collection, &id)
-            .map(|r| r.state.clone())
-            .filter(|s| !s.deleted);
-        let change = match existing {
-            // Now and then a note too large for a server with a small byte limit.
-            None if collection == "notes" && rng.chance(3) => {
-                let mut fields = new_fields(collection, rng);
-                fields.insert("body".into(), json!(sentence(rng, 700)));
-                Change::Put(fields)
-            }
-            None => Change::Put(new_fields(collection, rng)),
-            Some(_) if rng.chance(8) => Change::Delete,
-            Some(state) => Change::Patch(edit(collection, &state.fields, rng)),
-        };
+        let (collection, id, change) = random_change(&self.engine().replica(), rng);
         report.writes += 1;
         if change == Change::Delete {
             self.world.watch.borrow_mut().deleted(collection, &id);
@@ -290,6 +298,7 @@ impl SimClient {
         self.settle_writes(report)?;
         self.check_cursor()?;
         self.check_memory_matches_storage()?;
+        self.leader_committed()?;
         Ok(outcome == CycleOutcome::Synced)
     }
 
@@ -403,6 +412,31 @@ impl SimClient {
         self.last_cursor = cursor;
         Ok(())
     }
+}
+
+/// What a person writes next in `replica`: a new record, an edit, now and then a delete.
+pub(super) fn random_change(
+    replica: &Replica,
+    rng: &SeededEntropy,
+) -> (&'static str, String, Change) {
+    let (collection, _) = COLLECTIONS[rng.below(3) as usize];
+    let id = format!("{collection}-{}", rng.below(SHARED_IDS));
+    let existing = replica
+        .record(collection, &id)
+        .map(|r| r.state.clone())
+        .filter(|s| !s.deleted);
+    let change = match existing {
+        // Now and then a note too large for a server with a small byte limit.
+        None if collection == "notes" && rng.chance(3) => {
+            let mut fields = new_fields(collection, rng);
+            fields.insert("body".into(), json!(sentence(rng, 700)));
+            Change::Put(fields)
+        }
+        None => Change::Put(new_fields(collection, rng)),
+        Some(_) if rng.chance(8) => Change::Delete,
+        Some(state) => Change::Patch(edit(collection, &state.fields, rng)),
+    };
+    (collection, id, change)
 }
 
 fn sentence(rng: &SeededEntropy, words: u64) -> String {

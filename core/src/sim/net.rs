@@ -55,6 +55,10 @@ pub struct FaultCounts {
     pub store_wipes: u64,
     /// Storage failures injected into a sync cycle's commits.
     pub sync_storage_failures: u64,
+    /// Follower tabs opened (see `sim/tabs.rs`).
+    pub follower_tabs: u64,
+    /// Leader tabs that closed or died, a follower taking over.
+    pub leader_handovers: u64,
 }
 
 impl FaultCounts {
@@ -74,6 +78,8 @@ impl FaultCounts {
         self.skewed_clocks += g.skewed_clocks;
         self.store_wipes += g.store_wipes;
         self.sync_storage_failures += g.sync_storage_failures;
+        self.follower_tabs += g.follower_tabs;
+        self.leader_handovers += g.leader_handovers;
     }
 }
 

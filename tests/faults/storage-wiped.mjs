@@ -1,38 +1,15 @@
-// Fault 2b: "clear site data" (DevTools protocol Storage.clearDataForOrigin) under a running
-// tab. NOT in npm run test:faults: on this branch the scenario did not finish (it waited past
-// the harness limit; not yet diagnosed: the browser may close the connection without a
-// `close` event, leaving the store on a dead connection that fails with InvalidStateError
-// rather than the identity check's StorageLostError). Run it by hand:
-//   node --test tests/faults/pending/
-// Fault 2: storage wiped under a running tab. Another tab deletes the database, or the user
-// clears the site's data, while a tab runs with synced and unsent writes. The tab must not
-// take its next write into a fresh, partial database: it re-creates the database from its
+// The scenario of faults 2 and 2b (storage wiped under a running tab), shared by both files:
+// a tab runs with synced and unsent writes, `wipe` takes its database away (another tab
+// deletes it, or the user clears the site's data), and the tab writes again. The tab must not
+// take that write into a fresh, partial database: it re-creates the database from its
 // replica, so after a reload every acknowledged write is still there (unsent ones too) and
 // later reaches the server, and the sync state says what happened (`storageLost`).
-import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FaultServer, ensurePackage, ensureServerBinary, launchChromium, openPage, put, uniqueName, until, untilServer } from '../harness.mjs';
+import { put, uniqueName, until, untilServer, withFerryTab } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  ensurePackage();
-  server = await FaultServer.start(ensureServerBinary());
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function scenario(wipe) {
-  const context = await browser.newContext();
-  try {
-    const name = uniqueName('wiped');
-    const tab = await openPage(context, server);
-    await tab.evaluate((n) => window.startFerry(n), name);
+/** Runs the scenario in `suite` (see `faultSuite`); `wipe(context, tab, name)` does the wiping. */
+export function storageWipedScenario(suite, wipe) {
+  return withFerryTab(suite, 'wiped', undefined, async ({ context, tab, name, server }) => {
     const synced = [];
     for (let i = 0; i < 30; i++) {
       synced.push(uniqueName('synced'));
@@ -66,15 +43,5 @@ async function scenario(wipe) {
       const records = await server.records();
       return [...unsent, last].every((id) => records.has(`notes/${id}`));
     }, 'the unsent writes reach the server');
-  } finally {
-    await context.close();
-  }
-}
-
-test('the user clears the site data under a running tab', async () => {
-  await scenario(async (context, tab) => {
-    const cdp = await context.newCDPSession(tab);
-    await cdp.send('Storage.clearDataForOrigin', { origin: server.url, storageTypes: 'indexeddb' });
-    await cdp.detach();
   });
-});
+}

@@ -1,0 +1,183 @@
+//! Storage lost under a running replica (`engine/storage_lost.rs`, `engine/undo.rs`): a
+//! write that finds the database gone is stored in a database re-created from the replica;
+//! when the re-creation fails too, the write is rejected with `storage_lost` and taken back
+//! out of memory, and everything written before stays (records and outbox), so a later
+//! re-creation stores exactly that.
+
+use ferry_core::engine::{block_on, Engine, WriteTicket};
+use ferry_core::error::ErrorCode;
+use ferry_core::memory::{LoopbackTransport, ManualClock, MemoryStore, SeededEntropy};
+use ferry_core::policy::Policy;
+use ferry_core::ports::{NoAuth, Store, StoreError};
+use ferry_core::replica::{Change, ReplicaConfig, StoredState, WriteBatch};
+use ferry_core::server::MemoryServer;
+use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// A memory store whose database can be "deleted" (every use fails with `Lost`) and whose
+/// re-creation can be refused.
+#[derive(Clone, Default)]
+struct LosingStore {
+    inner: MemoryStore,
+    lost: Rc<Cell<bool>>,
+    recreate_fails: Rc<Cell<bool>>,
+    recreations: Rc<Cell<u32>>,
+}
+
+fn lost() -> StoreError {
+    StoreError::Lost("deleted under the running replica".into())
+}
+
+impl Store for LosingStore {
+    async fn load(&self) -> Result<StoredState, StoreError> {
+        match self.lost.get() {
+            true => Err(lost()),
+            false => self.inner.load().await,
+        }
+    }
+
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        match self.lost.get() {
+            true => Err(lost()),
+            false => self.inner.commit(batch).await,
+        }
+    }
+
+    async fn recreate(&self, everything: &WriteBatch) -> Result<(), StoreError> {
+        if self.recreate_fails.get() {
+            return Err(StoreError::QuotaExceeded("storage refused outright".into()));
+        }
+        self.inner.wipe();
+        self.inner.commit(everything).await?;
+        self.lost.set(false);
+        self.recreations.set(self.recreations.get() + 1);
+        Ok(())
+    }
+}
+
+type Dev = Engine<LosingStore, LoopbackTransport, NoAuth, ManualClock, SeededEntropy>;
+
+fn device(store: &LosingStore) -> Dev {
+    let server = Rc::new(RefCell::new(MemoryServer::default()));
+    let config = ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]);
+    block_on(Engine::open(
+        store.clone(),
+        LoopbackTransport::new(server, "t"),
+        NoAuth,
+        ManualClock::new(1_700_000_000_000),
+        SeededEntropy::new(7),
+        config,
+    ))
+    .unwrap()
+}
+
+fn write(engine: &Dev, id: &str, change: Change) -> WriteTicket {
+    engine.write("notes", id, change).unwrap().1
+}
+
+fn fields(value: serde_json::Value) -> ferry_core::protocol::Fields {
+    value.as_object().cloned().unwrap()
+}
+
+fn title(engine: &Dev, id: &str) -> Option<String> {
+    let replica = engine.replica();
+    let record = replica.record("notes", id)?;
+    Some(record.state.fields.get("title")?.as_str()?.to_owned())
+}
+
+/// The outbox as (entry id, record id, patch), for comparing before and after.
+fn outbox(engine: &Dev) -> Vec<(String, String, String)> {
+    engine
+        .replica()
+        .outbox()
+        .map(|e| {
+            (
+                e.entry_id.clone(),
+                e.record_id.clone(),
+                serde_json::to_string(&e.patch).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_write_that_finds_the_storage_lost_is_stored_in_a_database_recreated_from_the_replica() {
+    let store = LosingStore::default();
+    let engine = device(&store);
+    let t = write(&engine, "a", Change::Put(fields(json!({"title": "a1"}))));
+    block_on(engine.flush(t)).unwrap();
+
+    store.lost.set(true);
+    let t = write(&engine, "b", Change::Put(fields(json!({"title": "b1"}))));
+    block_on(engine.flush(t)).unwrap();
+
+    assert_eq!(store.recreations.get(), 1);
+    let stored = store.inner.snapshot();
+    let ids: Vec<&str> = stored.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["a", "b"],
+        "the re-created database holds the whole replica"
+    );
+    assert_eq!(stored.outbox.len(), engine.replica().outbox_depth());
+}
+
+#[test]
+fn a_failed_recreate_rejects_the_write_and_takes_it_back_out_of_memory() {
+    let store = LosingStore::default();
+    let engine = device(&store);
+    let t = write(&engine, "a", Change::Put(fields(json!({"title": "a1"}))));
+    block_on(engine.flush(t)).unwrap();
+    let t = write(&engine, "x", Change::Put(fields(json!({"title": "x1"}))));
+    block_on(engine.flush(t)).unwrap();
+    let outbox_before = outbox(&engine);
+    engine.take_changed_collections();
+
+    // The database is deleted, and storage then refuses the re-creation.
+    store.lost.set(true);
+    store.recreate_fails.set(true);
+    write(&engine, "b", Change::Put(fields(json!({"title": "b1"}))));
+    let t = write(&engine, "a", Change::Patch(fields(json!({"title": "a2"}))));
+    let error = block_on(engine.flush(t)).unwrap_err();
+
+    assert_eq!(error.code, ErrorCode::StorageLost, "{error:?}");
+    assert_eq!(
+        title(&engine, "b"),
+        None,
+        "the new record is not left visible"
+    );
+    assert_eq!(
+        title(&engine, "a").as_deref(),
+        Some("a1"),
+        "the edit is taken back"
+    );
+    assert_eq!(title(&engine, "x").as_deref(), Some("x1"));
+    assert_eq!(
+        outbox(&engine),
+        outbox_before,
+        "the outbox is as it was before the refused writes"
+    );
+    assert!(
+        engine.take_changed_collections().contains("notes"),
+        "views of the collection recompute, so observables drop the refused writes"
+    );
+
+    // Storage comes back: the next write re-creates the database with exactly what the app
+    // was told is saved, plus the new write.
+    store.recreate_fails.set(false);
+    let t = write(&engine, "c", Change::Put(fields(json!({"title": "c1"}))));
+    block_on(engine.flush(t)).unwrap();
+    let stored = store.inner.snapshot();
+    let titles: Vec<(String, String)> = stored
+        .records
+        .iter()
+        .map(|r| {
+            let t = r.state.fields.get("title").and_then(|v| v.as_str());
+            (r.id.clone(), t.unwrap_or_default().to_owned())
+        })
+        .collect();
+    let expected = [("a", "a1"), ("c", "c1"), ("x", "x1")].map(|(i, t)| (i.into(), t.into()));
+    assert_eq!(titles, expected);
+    assert_eq!(stored.outbox.len(), engine.replica().outbox_depth());
+}
