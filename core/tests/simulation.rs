@@ -38,7 +38,7 @@ fn seeded_simulation_keeps_every_guarantee() {
     let mut failures = Vec::new();
     for seed in first..first + seeds {
         let mut config = SimConfig::new(seed);
-        config.follower_tabs = env_u64("FERRY_SIM_TABS") == Some(1);
+        config.follower_tabs = env_u64("FERRY_SIM_TABS") != Some(0);
         match run_seed(config) {
             Ok(r) => total.absorb(&r),
             Err(message) => {
@@ -95,7 +95,7 @@ fn replay() {
         return;
     };
     let mut config = SimConfig::new(seed);
-    config.follower_tabs = env_u64("FERRY_SIM_TABS") == Some(1);
+    config.follower_tabs = env_u64("FERRY_SIM_TABS") != Some(0);
     let report = run(config).unwrap_or_else(|v| panic!("seed {seed} FAILED: {v}"));
     println!("seed {seed} passed: {report:#?}");
 }

@@ -36,7 +36,7 @@ pub struct SimConfig {
     pub fault_percent: u64,
     /// Whether devices open follower tabs and hand leadership over (`tabs.rs`). Off by
     /// default for now: seed 33 finds an entry applied under two op ids with them (see
-    /// ARCHITECTURE.md, fault model); `FERRY_SIM_TABS=1` turns them on.
+    /// ARCHITECTURE.md, fault model); `FERRY_SIM_TABS=0` turns them off.
     pub follower_tabs: bool,
 }
 
