@@ -40,7 +40,7 @@ export interface CollectionOptions {
    * `prefix` on the next one, or whose `orderBy` is the next one, reads only the rows it returns.
    */
   indexes?: (string | string[])[];
-
+  /**
    * Critical writes go out first; while the network is poor (failures, 429/503, slow round
    * trips, save-data or a metered link) background writes wait until no critical write does.
    */
