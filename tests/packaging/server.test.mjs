@@ -77,7 +77,9 @@ test('a token the server refuses: auth-required with the refusal in lastError, n
       const s = window.ferry.syncState.getSnapshot();
       return s.status === 'auth-required' && s;
     }, null, 'the state is auth-required');
-    assert.match(state.lastError, /refused the credentials/);
+    // The server's typed 401 reaches the app: its code and its message (issue 14).
+    assert.equal(state.errorCode, 'token_invalid');
+    assert.match(state.lastError, /token_invalid: the token is invalid/);
     assert.equal(state.synced, false);
     const calls = await page.evaluate(() => window.tokenCalls);
     assert.ok(calls.includes(true), `a fresh token was asked for after the 401: ${JSON.stringify(calls)}`);
