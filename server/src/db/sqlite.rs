@@ -23,9 +23,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 impl Backend for Sqlite {
-    // No row lock: `BEGIN IMMEDIATE` already holds the database's one write lock.
-    const LOCK_TENANT: &'static str = "SELECT head FROM tenants WHERE tenant = $1";
-
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
