@@ -220,19 +220,15 @@ where
     ) -> Result<Option<String>, DbError> {
         self.user = Some(user.to_owned());
         let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for chunk in clients.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT client_id, user_id, last_seq FROM clients";
-            let (sql, args) = select_in::<B>(select, &self.tenant, None, "client_id", chunk)?;
-            for row in sqlx::query_with(&sql, args)
-                .persistent(false)
-                .fetch_all(&mut *self.tx)
-                .await?
-            {
-                let client: String = row.try_get("client_id")?;
-                let seq: i64 = row.try_get("last_seq")?;
-                self.seqs.insert(client.clone(), to_u64(seq));
-                known.insert(client, row.try_get("user_id")?);
-            }
+        let select = "SELECT client_id, user_id, last_seq FROM clients";
+        for row in self
+            .select_all_in(select, None, "client_id", clients)
+            .await?
+        {
+            let client: String = row.try_get("client_id")?;
+            let seq: i64 = row.try_get("last_seq")?;
+            self.seqs.insert(client.clone(), to_u64(seq));
+            known.insert(client, row.try_get("user_id")?);
         }
         for client in clients {
             match known.get(*client) {
@@ -370,6 +366,28 @@ where
         Ok(Some(self.head))
     }
 
+    /// Every row of `<select> WHERE tenant = … [AND also] AND key IN (keys)`, asked
+    /// [`PREFETCH_CHUNK`] keys at a time.
+    async fn select_all_in(
+        &mut self,
+        select: &str,
+        also: Option<(&str, &str)>,
+        key: &str,
+        keys: &[&str],
+    ) -> Result<Vec<B::Row>, DbError> {
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(PREFETCH_CHUNK) {
+            let (sql, args) = select_in::<B>(select, &self.tenant, also, key, chunk)?;
+            rows.extend(
+                sqlx::query_with(&sql, args)
+                    .persistent(false)
+                    .fetch_all(&mut *self.tx)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
     /// Upserts the unsent records, [`INSERT_CHUNK`] rows per statement. Each record appears
     /// once (its newest version): one statement may not upsert a row twice.
     async fn send_records(&mut self) -> Result<(), DbError> {
@@ -480,16 +498,9 @@ where
             .into_iter()
             .collect();
         let mut ops = HashMap::new();
-        for chunk in op_ids.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
-            let (sql, args) = select_in::<B>(select, &self.tenant, None, "op_id", chunk)?;
-            for row in sqlx::query_with(&sql, args)
-                .persistent(false)
-                .fetch_all(&mut *self.tx)
-                .await?
-            {
-                ops.insert(row.try_get::<String, _>("op_id")?, B::decode_op(&row)?);
-            }
+        let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
+        for row in self.select_all_in(select, None, "op_id", &op_ids).await? {
+            ops.insert(row.try_get::<String, _>("op_id")?, B::decode_op(&row)?);
         }
         self.ops = Some(ops);
 
@@ -506,49 +517,17 @@ where
                 self.records
                     .insert((collection.to_owned(), (*id).to_owned()), None);
             }
-            for chunk in ids.chunks(PREFETCH_CHUNK) {
-                let select =
-                    "SELECT collection, id, version, fields, deleted, hlc, readers FROM records";
-                let also = Some(("collection", collection));
-                let (sql, args) = select_in::<B>(select, &self.tenant, also, "id", chunk)?;
-                for row in sqlx::query_with(&sql, args)
-                    .persistent(false)
-                    .fetch_all(&mut *self.tx)
-                    .await?
-                {
-                    let record = B::decode_record(&row)?;
-                    let key = (record.collection.clone(), record.id.clone());
-                    self.readers.insert(key.clone(), row.try_get("readers")?);
-                    self.records.insert(key, Some(record));
-                }
+            let select =
+                "SELECT collection, id, version, fields, deleted, hlc, readers FROM records";
+            let also = Some(("collection", collection));
+            for row in self.select_all_in(select, also, "id", &ids).await? {
+                let record = B::decode_record(&row)?;
+                let key = (record.collection.clone(), record.id.clone());
+                self.readers.insert(key.clone(), row.try_get("readers")?);
+                self.records.insert(key, Some(record));
             }
         }
-
-        // Clients the binding already read are known.
-        let clients: Vec<&str> = req
-            .mutations
-            .iter()
-            .map(|m| m.client_id.as_str())
-            .filter(|c| !self.seqs.contains_key(*c))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for client in &clients {
-            self.seqs.insert((*client).to_owned(), 0);
-        }
-        for chunk in clients.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT client_id, last_seq FROM clients";
-            let (sql, args) = select_in::<B>(select, &self.tenant, None, "client_id", chunk)?;
-            for row in sqlx::query_with(&sql, args)
-                .persistent(false)
-                .fetch_all(&mut *self.tx)
-                .await?
-            {
-                let seq: i64 = row.try_get("last_seq")?;
-                self.seqs
-                    .insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
-            }
-        }
+        // The clients' last seqs were read by `bind_clients` (every client of the push).
         Ok(())
     }
 }
