@@ -164,6 +164,18 @@ impl TestServer {
         read(resp).await
     }
 
+    /// A pull with a query string of the test's own (`cursor=…&collections=…`).
+    pub async fn pull_query(&self, token: &str, query: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(format!("{}/v1/sync/changes?{query}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("pull request");
+        read(resp).await
+    }
+
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
