@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_error, batch, mutation, read, unique, Backend, TestServer};
+use common::{assert_error, batch, mutation, unique, Backend, TestServer};
 use ferry_server::data_version::DataVersions;
 use ferry_server::limiter::LimitConfig;
 use reqwest::StatusCode;
@@ -16,24 +16,6 @@ use std::collections::HashMap;
 
 on_both_backends!(an_older_data_version_is_refused_before_anything_is_applied);
 on_both_backends!(a_pull_naming_collections_pages_through_those_only);
-
-async fn push_as(
-    s: &TestServer,
-    token: &str,
-    key: &str,
-    body: &Value,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}/v1/sync/mutations", s.url))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    read(req.send().await.expect("push request")).await
-}
 
 async fn an_older_data_version_is_refused_before_anything_is_applied(backend: &Backend) {
     let strict = unique("strict");
@@ -60,7 +42,7 @@ async fn an_older_data_version_is_refused_before_anything_is_applied(backend: &B
         )],
     );
     for headers in [&[][..], &[("Ferry-Data-Version", "1")][..]] {
-        let (status, answer) = push_as(&s, &t, "k1", &body, headers).await;
+        let (status, answer) = s.push_with_headers(&t, "k1", &body, headers).await;
         assert_eq!(status, StatusCode::CONFLICT, "{answer}");
         assert_error(&answer, "upgrade_required");
     }
@@ -68,7 +50,9 @@ async fn an_older_data_version_is_refused_before_anything_is_applied(backend: &B
     assert_eq!(page["changes"], json!([]), "nothing was applied: {page}");
 
     // The same batch (same key, same body) goes through from a new enough client.
-    let (status, answer) = push_as(&s, &t, "k1", &body, &[("Ferry-Data-Version", "2")]).await;
+    let (status, answer) = s
+        .push_with_headers(&t, "k1", &body, &[("Ferry-Data-Version", "2")])
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["accepted"][0]["op_id"], "c1.1");
 
@@ -87,8 +71,9 @@ async fn an_older_data_version_is_refused_before_anything_is_applied(backend: &B
             json!({"amount": 1}),
         )],
     );
-    let (status, answer) =
-        push_as(&s, &other, "k2", &expense, &[("Ferry-Data-Version", "2")]).await;
+    let (status, answer) = s
+        .push_with_headers(&other, "k2", &expense, &[("Ferry-Data-Version", "2")])
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_error(&answer, "upgrade_required");
     let note = batch(
@@ -105,11 +90,13 @@ async fn an_older_data_version_is_refused_before_anything_is_applied(backend: &B
         )],
     );
     assert_eq!(
-        push_as(&s, &other, "k3", &note, &[]).await.0,
+        s.push_with_headers(&other, "k3", &note, &[]).await.0,
         StatusCode::OK
     );
 
-    let (status, answer) = push_as(&s, &t, "k4", &body, &[("Ferry-Data-Version", "two")]).await;
+    let (status, answer) = s
+        .push_with_headers(&t, "k4", &body, &[("Ferry-Data-Version", "two")])
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&answer, "invalid_request");
     s.shutdown().await;
@@ -148,7 +135,9 @@ async fn critical_pushes_get_through_when_background_ones_are_refused() {
     let mut background_ok = 0;
     loop {
         let (key, body, p) = push("background");
-        let (status, answer) = push_as(&s, &t, &key, &body, &[("Ferry-Priority", p)]).await;
+        let (status, answer) = s
+            .push_with_headers(&t, &key, &body, &[("Ferry-Priority", p)])
+            .await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_error(&answer, "rate_limited");
             break;
@@ -161,19 +150,23 @@ async fn critical_pushes_get_through_when_background_ones_are_refused() {
     // Critical pushes still go through: the other half was kept for them.
     for _ in 0..5 {
         let (key, body, p) = push("critical");
-        let (status, answer) = push_as(&s, &t, &key, &body, &[("Ferry-Priority", p)]).await;
+        let (status, answer) = s
+            .push_with_headers(&t, &key, &body, &[("Ferry-Priority", p)])
+            .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
     let (key, body, p) = push("critical");
     assert_eq!(
-        push_as(&s, &t, &key, &body, &[("Ferry-Priority", p)])
+        s.push_with_headers(&t, &key, &body, &[("Ferry-Priority", p)])
             .await
             .0,
         StatusCode::TOO_MANY_REQUESTS,
         "the tenant's whole share is spent"
     );
     let (key, body, _) = push("x");
-    let (status, answer) = push_as(&s, &t, &key, &body, &[("Ferry-Priority", "urgent")]).await;
+    let (status, answer) = s
+        .push_with_headers(&t, &key, &body, &[("Ferry-Priority", "urgent")])
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&answer, "invalid_request");
     s.shutdown().await;
