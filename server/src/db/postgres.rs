@@ -142,13 +142,16 @@ impl PgDb {
         cursor: u64,
         limit: u32,
         view: &View,
+        collections: &[String],
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let generation = self.hub.heads().generation();
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let page = pull_view::pull_in::<Postgres>(&mut tx, tenant, cursor, limit, view).await?;
+        let page =
+            pull_view::pull_in::<Postgres>(&mut tx, tenant, cursor, limit, view, collections)
+                .await?;
         tx.commit().await?;
         if let Ok(page) = &page {
             self.learn_head(tenant, page.head, generation);

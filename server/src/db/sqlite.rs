@@ -115,9 +115,11 @@ impl SqliteDb {
         cursor: u64,
         limit: u32,
         view: &View,
+        collections: &[String],
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let mut tx = self.reader.begin().await?;
-        let page = pull_view::pull_in::<Sqlite>(&mut tx, tenant, cursor, limit, view).await?;
+        let page =
+            pull_view::pull_in::<Sqlite>(&mut tx, tenant, cursor, limit, view, collections).await?;
         tx.commit().await?;
         Ok(page)
     }
