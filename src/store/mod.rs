@@ -469,7 +469,14 @@ pub fn js_store_error(what: &str, e: &JsValue) -> StoreError {
 fn store_error(name: &str, message: String) -> StoreError {
     match name {
         "QuotaExceededError" => StoreError::QuotaExceeded(message),
-        "InvalidStateError" | "TransactionInactiveError" => StoreError::Unavailable(message),
+        // `UnknownError`: what Chromium's transactions fail with when it force-closes the
+        // connection ("Connection is closing because of: Force close delete origin" when the
+        // site's data is cleared). Like a dead connection, it is answered by reopening and
+        // verifying the database (`reconnect.rs`), not by failing the write as storage
+        // trouble while the database is in fact gone.
+        "InvalidStateError" | "TransactionInactiveError" | "UnknownError" => {
+            StoreError::Unavailable(message)
+        }
         "StorageLostError" => StoreError::Lost(message),
         _ => StoreError::Other(message),
     }
