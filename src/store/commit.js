@@ -186,10 +186,37 @@ export function storeNames() {
 }
 
 /**
- * Everything stored, read in one readonly transaction: `{meta, records, outbox, conflicts,
- * deadLetters}` with the raw rows of each store.
+ * Everything stored, read in one readonly transaction: `{meta, identity, records, outbox,
+ * conflicts, deadLetters}` with the raw rows of each store.
  */
 export function readAll(db) {
+  return readRows(db, (records, out) => {
+    records.getAll().onsuccess = (e) => {
+      out.records = e.target.result;
+    };
+  });
+}
+
+/**
+ * What another tab's commit may have changed, in one readonly transaction: `readAll`'s shape,
+ * with `records` holding only the rows of `keys` (`[collection, id]` each) that exist.
+ *
+ * @param {IDBDatabase} db
+ * @param {Array<[string, string]>} keys
+ */
+export function readPart(db, keys) {
+  return readRows(db, (records, out) => {
+    out.records = [];
+    for (const key of keys) {
+      records.get(key).onsuccess = (e) => {
+        if (e.target.result !== undefined) out.records.push(e.target.result);
+      };
+    }
+  });
+}
+
+/** Reads the meta and identity rows and the pending-work stores whole, and the records as `readRecords` says. */
+function readRows(db, readRecords) {
   const stores = STORES;
   return new Promise((resolve, reject) => {
     let tx;
@@ -206,8 +233,8 @@ export function readAll(db) {
     tx.objectStore(stores.meta).get(IDENTITY_KEY).onsuccess = (e) => {
       out.identity = e.target.result ? e.target.result.id : null;
     };
+    readRecords(tx.objectStore(stores.records), out);
     for (const [field, name] of [
-      ['records', stores.records],
       ['outbox', stores.outbox],
       ['conflicts', stores.conflicts],
       ['deadLetters', stores.deadLetters],
