@@ -88,6 +88,8 @@ export async function benchScale({ site, serverTools, tmp, chromiumArgs, log, op
         page.setDefaultTimeout(opts.timeoutMs);
         page.on('pageerror', (e) => errors.push(String(e)));
         page.on('crash', () => errors.push('the page crashed'));
+        // FERRY_BENCH_CONSOLE=1: the pages' console in the bench's output (for debugging a run).
+        if (process.env.FERRY_BENCH_CONSOLE) page.on('console', (m) => console.log('[page]', m.text().slice(0, 300)));
         page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
         return page;
       };

@@ -160,3 +160,76 @@ fn a_reload_gives_way_to_unsaved_writes_and_to_a_commit_taken_meanwhile() {
     );
     assert!(store.inner.snapshot().records.iter().any(|r| r.id == "m"));
 }
+
+#[test]
+fn a_refresh_takes_in_the_named_records_of_another_writers_commit() {
+    let store = watched();
+    let follower = engine(&store, false, 1);
+    let leader = engine(&store, true, 2);
+    put(&leader, "a", "first");
+    put(&leader, "b", "first");
+    follower.take_committed();
+    let told = leader.take_committed();
+    assert!(block_on(follower.refresh(Role::Follower, &told)).unwrap());
+    assert_eq!(
+        follower.replica().record("notes", "a").unwrap().state,
+        leader.replica().record("notes", "a").unwrap().state
+    );
+    assert_eq!(
+        follower.replica().outbox_depth(),
+        2,
+        "the leader's entries are taken in"
+    );
+
+    put(&leader, "a", "second");
+    let told = leader.take_committed();
+    assert_eq!(
+        told,
+        ferry_core::engine::Committed::Keys([("notes".to_string(), "a".to_string())].into()),
+        "a commit names the records it wrote, no more"
+    );
+    assert!(block_on(follower.refresh(Role::Follower, &told)).unwrap());
+    let shown = follower
+        .replica()
+        .record("notes", "a")
+        .unwrap()
+        .state
+        .clone();
+    assert_eq!(
+        Some(&shown),
+        leader.replica().record("notes", "a").map(|r| &r.state)
+    );
+    assert!(!follower.replica().has_unsaved_changes());
+}
+
+#[test]
+fn a_refresh_behind_the_store_reads_everything_instead_of_inventing_a_record() {
+    // In the browser a tab announces a commit only after it finished, so another tab may
+    // take in an older notice from a store that already holds a newer commit: its outbox
+    // names a record the notice does not. Repairing that record from its entries (as a
+    // reopen does for a row truly missing) invented a record, left the follower with unsaved
+    // changes, and so busy for good: it never took in another notice.
+    let store = watched();
+    let follower = engine(&store, false, 1);
+    let leader = engine(&store, true, 2);
+    put(&leader, "a", "first");
+    let first = leader.take_committed();
+    put(&leader, "unannounced", "written after the notice");
+    assert!(block_on(follower.refresh(Role::Follower, &first)).unwrap());
+    let replica = follower.replica();
+    assert!(
+        !replica.has_unsaved_changes(),
+        "the follower is not left busy"
+    );
+    assert_eq!(
+        replica
+            .record("notes", "unannounced")
+            .map(|r| r.state.clone()),
+        leader
+            .replica()
+            .record("notes", "unannounced")
+            .map(|r| r.state.clone()),
+        "the record is what the store holds, not one rebuilt from its entries"
+    );
+    assert_eq!(replica.outbox_depth(), 2);
+}

@@ -89,8 +89,18 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         if self.is_busy_besides(place.has_followers()) {
             return Ok(false);
         }
-        self.replica.borrow_mut().refresh(stored, keys);
-        self.set_role(role);
+        if self.replica.borrow_mut().refresh(stored, keys) {
+            self.set_role(role);
+            return Ok(true);
+        }
+        // The store is ahead of what was announced (see `Replica::refresh`): read it all,
+        // still in this place of the pipeline.
+        let stored = self.store.load().await?;
+        if self.is_busy_besides(place.has_followers()) {
+            // A write came meanwhile: keep it; the next attempt reads again.
+            return Ok(false);
+        }
+        self.replace_replica(stored, role);
         Ok(true)
     }
 }

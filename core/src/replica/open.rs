@@ -106,7 +106,7 @@ impl Replica {
     /// the record back and rebases the entries on it. Each such record is reported as
     /// [`Event::CorruptData`] (once the repair is durable). The repaired rows are saved with
     /// the next commit.
-    pub(super) fn repair_missing_records(&mut self) {
+    fn repair_missing_records(&mut self) {
         let missing: Vec<Key> = self
             .entries_by_record
             .keys()

@@ -19,7 +19,14 @@ impl Replica {
     /// conflicts and dead letters whole, and of the records those of `keys` that exist (a
     /// key without a stored record was deleted). Only for a replica without unsaved
     /// changes, like a reopen.
-    pub fn refresh(&mut self, stored: StoredState, keys: &BTreeSet<(String, String)>) {
+    ///
+    /// Returns false when the outbox read names a record this replica does not hold: the
+    /// store moved on past the notice (the other writer committed again and has not said so
+    /// yet — in the browser a tab announces a commit only after it finished, and a sync cycle
+    /// only at its end). The caller then reloads everything; repairing the record from its
+    /// entries, as a reopen does for a row truly missing, would invent a record and leave
+    /// unsaved changes behind.
+    pub fn refresh(&mut self, stored: StoredState, keys: &BTreeSet<(String, String)>) -> bool {
         let (latest, own) = super::open::latest_stamp(
             &stored
                 .meta
@@ -79,6 +86,8 @@ impl Replica {
         self.resync_seen.clear();
         // What was read is what the store holds: nothing to save.
         self.dirty = Dirty::default();
-        self.repair_missing_records();
+        self.entries_by_record
+            .keys()
+            .all(|k| self.records.contains_key(k))
     }
 }
