@@ -43,6 +43,23 @@ impl Drop for ListenTask {
     }
 }
 
+/// Every statement is prepared and cached per connection, the push's `IN (…)` lists too; with
+/// the default plan cache PostgreSQL may switch a prepared statement to a generic plan after
+/// five executions, which once made the prefetch 2x slower with 3 s stalls (ARCHITECTURE.md,
+/// "The prefetch on PostgreSQL"). This keeps every execution planned with its values, as an
+/// unprepared statement is, while saving the parse round trip. An engine without the setting
+/// (PostgreSQL before 12) keeps its default: slower perhaps, never wrong.
+async fn custom_plans_only(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor as _;
+    if let Err(e) = conn
+        .execute("SET plan_cache_mode = force_custom_plan")
+        .await
+    {
+        tracing::warn!(error = %e, "plan_cache_mode not set; prepared statements may use generic plans");
+    }
+    Ok(())
+}
+
 /// How long a conditional pull waits for its NOTIFY barrier before it asks the database.
 const BARRIER_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -72,6 +89,7 @@ impl PgDb {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(db.acquire_timeout)
+            .after_connect(|conn, _| Box::pin(custom_plans_only(conn)))
             .connect_with(options)
             .await?;
         let mut tx = pool.begin().await?;

@@ -43,8 +43,9 @@ pub(crate) struct Applied<B: Database> {
     pub(crate) advanced: Option<u64>,
 }
 
-/// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.
-pub(super) const PREFETCH_CHUNK: usize = 500;
+/// Keys per `IN (…)` list: well under SQLite's limit on bound parameters. A power of two,
+/// so a full chunk is one of [`select_in`]'s list lengths.
+pub(super) const PREFETCH_CHUNK: usize = 512;
 
 /// Rows per multi-row `INSERT` (at 9 columns, 3,600 parameters: well under SQLite's 32,766
 /// and PostgreSQL's 65,535).
@@ -120,29 +121,34 @@ where
 
 /// `<select> WHERE tenant = ? [AND <column> = ?] AND <key> IN (?, …)` and its arguments.
 ///
+/// The list is padded to the next power of two by repeating its last key (which changes
+/// nothing an `IN` matches), so a statement's text takes one of ten lengths instead of one
+/// per batch size, and the driver's per-connection statement cache keeps each prepared
+/// (ARCHITECTURE.md, "Push statements").
+///
 /// Each placeholder is written by the driver's arguments after its value is added, as sqlx's
 /// `QueryBuilder` writes them (`?` on SQLite, `$n` on PostgreSQL). Not `QueryBuilder` itself:
 /// its `build()` lends the arguments for the builder's own lifetime, which generic code cannot
 /// shorten, so the builder could not be dropped after the query ran; here they move into it.
 pub(super) fn select_in<'a, B: Database>(
     select: &str,
-    tenant: &str,
-    also: Option<(&str, &str)>,
+    tenant: &'a str,
+    also: Option<(&str, &'a str)>,
     key: &str,
-    keys: &[&str],
+    keys: &[&'a str],
 ) -> Result<(String, B::Arguments<'a>), DbError>
 where
-    String: Encode<'a, B> + Type<B>,
+    &'a str: Encode<'a, B> + Type<B>,
 {
     fn bind<'a, B: Database>(
         sql: &mut String,
         args: &mut B::Arguments<'a>,
-        value: &str,
+        value: &'a str,
     ) -> Result<(), sqlx::Error>
     where
-        String: Encode<'a, B> + Type<B>,
+        &'a str: Encode<'a, B> + Type<B>,
     {
-        args.add(value.to_owned()).map_err(sqlx::Error::Encode)?;
+        args.add(value).map_err(sqlx::Error::Encode)?;
         args.format_placeholder(sql)
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))
     }
@@ -151,11 +157,17 @@ where
     sql.push_str(" WHERE tenant = ");
     bind::<B>(&mut sql, &mut args, tenant)?;
     if let Some((column, value)) = also {
-        sql.push_str(&format!(" AND {column} = "));
+        sql.push_str(" AND ");
+        sql.push_str(column);
+        sql.push_str(" = ");
         bind::<B>(&mut sql, &mut args, value)?;
     }
-    sql.push_str(&format!(" AND {key} IN ("));
-    for (i, k) in keys.iter().enumerate() {
+    sql.push_str(" AND ");
+    sql.push_str(key);
+    sql.push_str(" IN (");
+    let last = keys.last().copied().unwrap_or_default();
+    let padded = keys.iter().copied().chain(std::iter::repeat(last));
+    for (i, k) in padded.take(keys.len().next_power_of_two()).enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
@@ -367,7 +379,8 @@ where
     }
 
     /// Every row of `<select> WHERE tenant = … [AND also] AND key IN (keys)`, asked
-    /// [`PREFETCH_CHUNK`] keys at a time.
+    /// [`PREFETCH_CHUNK`] keys at a time, each statement prepared and cached per connection
+    /// (its text is one of ten, see [`select_in`]).
     async fn select_all_in(
         &mut self,
         select: &str,
@@ -380,7 +393,6 @@ where
             let (sql, args) = select_in::<B>(select, &self.tenant, also, key, chunk)?;
             rows.extend(
                 sqlx::query_with(&sql, args)
-                    .persistent(false)
                     .fetch_all(&mut *self.tx)
                     .await?,
             );
@@ -388,8 +400,12 @@ where
         Ok(rows)
     }
 
-    /// Runs `<head> (…), (…) <tail>` over `rows`, [`INSERT_CHUNK`] rows per statement
-    /// (unprepared: the text changes with the row count).
+    /// Runs `<head> (…), (…) <tail>` over `rows`, [`INSERT_CHUNK`] rows per statement,
+    /// prepared and cached per connection like every other statement: the text depends only
+    /// on the row count, so a steady push size reuses one prepared statement, and the
+    /// driver's cache (100 statements per connection, least recently used out) bounds how
+    /// many varied sizes keep. Unprepared, SQLite compiled each of them anew on every push,
+    /// and PostgreSQL took an extra round trip (parse, then bind) under the tenant's lock.
     async fn insert_chunks(
         &mut self,
         head: &str,
@@ -398,10 +414,7 @@ where
     ) -> Result<(), DbError> {
         for chunk in rows.chunks(INSERT_CHUNK) {
             let (sql, args) = insert_rows::<B>(head, chunk, tail)?;
-            sqlx::query_with(&sql, args)
-                .persistent(false)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query_with(&sql, args).execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -492,11 +505,11 @@ where
         Ok(CompactReport { removed, horizon })
     }
 
-    // The IN-list statements run unprepared (`persistent(false)`): their text changes with
-    // the batch's size, and PostgreSQL, after five executions of a prepared one, may switch
-    // to a generic plan that made pushes 2x slower at 8 clients, with stalls of 3 s
-    // (ARCHITECTURE.md, "The prefetch on PostgreSQL"). Unprepared, each is planned with
-    // its values.
+    // The IN-list statements are prepared and cached. On PostgreSQL, prepared IN lists once
+    // made pushes 2x slower at 8 clients, with stalls of 3 s, when the server switched to a
+    // generic plan after five executions (ARCHITECTURE.md, "The prefetch on PostgreSQL"):
+    // the pool's connections run `plan_cache_mode = force_custom_plan` (postgres.rs), so
+    // each execution is still planned with its values, as an unprepared statement was.
     /// Loads what the apply rules will look up for `req` into the transaction's maps: one
     /// statement per table (records: per collection) instead of three lookups per mutation.
     pub(crate) async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
