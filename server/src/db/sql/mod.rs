@@ -24,7 +24,9 @@
 //! carry the same `where` clause.
 
 use super::{CompactReport, DbError, Push, PushOutcome};
-use ferry_core::apply::{process_push_within, ApplyTx, Bounds, PushError, StoredOp, StoredOutcome};
+use ferry_core::apply::{
+    process_digested_push, ApplyTx, Bounds, PushError, StoredOp, StoredOutcome,
+};
 use ferry_core::protocol::{Mutation, PushRequest, PushResponse, Record};
 use sqlx::database::HasStatementCache;
 use sqlx::{

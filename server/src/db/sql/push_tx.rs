@@ -305,7 +305,7 @@ where
         tx: sqlx::Transaction<'static, B>,
         push: &Push<'_>,
     ) -> Result<Result<Applied<B>, PushOutcome>, DbError> {
-        let (tenant, req) = (push.tenant, push.req);
+        let (tenant, req) = (push.tenant, push.req.req());
         let mut ptx = PushTx::lock(tx, tenant).await?;
         ptx.rules = Some(push.rules.clone());
         if !ptx
@@ -321,7 +321,7 @@ where
         }
         ptx.prefetch(req).await?;
         let bounds = Bounds::at(ptx.now_ms);
-        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
+        match process_digested_push(&mut ptx, push.req, push.rules, &bounds).await {
             Ok(response) => {
                 let advanced = ptx.finish().await?;
                 Ok(Ok(Applied {
