@@ -24,10 +24,13 @@ where
     q.sql().to_owned()
 }
 
+/// An optional `(column, value)` filter, the keys of the `IN` list, and the keys as the
+/// statement lists them (padded to a power of two).
+type Case<'a> = (Option<(&'a str, &'a str)>, &'a [&'a str], &'a [&'a str]);
+
 #[test]
 fn select_in_writes_the_statements_query_builder_wrote() {
-    // (filter, keys, the keys as the statement lists them: padded to a power of two)
-    let cases: [(Option<(&str, &str)>, &[&str], &[&str]); 4] = [
+    let cases: [Case; 4] = [
         (None, &["a"], &["a"]),
         (None, &["a", "b", "c"], &["a", "b", "c", "c"]),
         (Some(("collection", "todos")), &["a", "b"], &["a", "b"]),
