@@ -26,6 +26,10 @@ impl Backend for Postgres {
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }
+
+    /// With `id IN (…)`, PostgreSQL may scan every record of the tenant's collection and
+    /// filter the ids (see `push_tx::records_by_key`).
+    const RECORDS_BY_KEY: bool = true;
 }
 
 /// Any lock id works, as long as every Ferry process uses the same one.

@@ -66,6 +66,10 @@ where
     /// How many rows a statement changed (sqlx has no driver-independent accessor).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
+    /// Whether the push's prefetch looks records up one primary key at a time
+    /// ([`push_tx::records_by_key`]) rather than with one `id IN (…)` list.
+    const RECORDS_BY_KEY: bool = false;
+
     /// The tenant's (head, horizon); (0, 0) for a tenant that never pushed.
     async fn head_of(conn: &mut Self::Connection, tenant: &str) -> Result<(u64, u64), DbError> {
         let row = sqlx::query("SELECT head, horizon FROM tenants WHERE tenant = $1")

@@ -1,6 +1,6 @@
 //! Unit tests of the statement builder.
 
-use super::push_tx::select_in;
+use super::push_tx::{records_by_key, select_in};
 use sqlx::{Arguments as _, Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 
 /// The prefetch statement as `QueryBuilder` wrote it before the SQL became generic.
@@ -81,4 +81,18 @@ fn select_in_lists_take_ten_lengths() {
         })
         .collect();
     assert_eq!(texts.len(), 10);
+}
+
+/// PostgreSQL's record prefetch: one whole-key lookup per id, the list padded like `IN` lists.
+#[test]
+fn records_by_key_looks_up_each_id_on_the_whole_key() {
+    let (sql, args) = records_by_key::<Postgres>("id, version", "t1", "notes", &["a", "b", "c"])
+        .expect("postgres statement");
+    assert_eq!(
+        sql,
+        "SELECT id, version FROM unnest(ARRAY[$1, $2, $3, $4]::text[]) AS k(wanted) \
+         CROSS JOIN LATERAL (SELECT id, version FROM records WHERE tenant = $5 \
+         AND collection = $6 AND id = k.wanted OFFSET 0) r"
+    );
+    assert_eq!(args.len(), 6);
 }
