@@ -27,9 +27,9 @@ impl Backend for Postgres {
         result.rows_affected()
     }
 
-    /// With `id IN (…)`, PostgreSQL may scan every record of the tenant's collection and
-    /// filter the ids (see `push_tx::records_by_key`).
-    const RECORDS_BY_KEY: bool = true;
+    /// With `IN (…)`, PostgreSQL may scan every row of the tenant (or of its collection) and
+    /// filter the keys (see `push_tx::by_key`).
+    const LOOKUPS_BY_KEY: bool = true;
 }
 
 /// Any lock id works, as long as every Ferry process uses the same one.

@@ -66,9 +66,9 @@ where
     /// How many rows a statement changed (sqlx has no driver-independent accessor).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
-    /// Whether the push's prefetch looks records up one primary key at a time
-    /// ([`push_tx::records_by_key`]) rather than with one `id IN (…)` list.
-    const RECORDS_BY_KEY: bool = false;
+    /// Whether the push's prefetch looks rows up one primary key at a time
+    /// ([`push_tx::by_key`]) rather than with one `IN (…)` list.
+    const LOOKUPS_BY_KEY: bool = false;
 
     /// The tenant's (head, horizon); (0, 0) for a tenant that never pushed.
     async fn head_of(conn: &mut Self::Connection, tenant: &str) -> Result<(u64, u64), DbError> {

@@ -177,22 +177,25 @@ where
     Ok((sql, args))
 }
 
-/// The records of `collection` with the given ids, one primary-key lookup per id:
-/// `unnest(ARRAY[…]) CROSS JOIN LATERAL (… WHERE tenant = … AND collection = … AND id = k.id
-/// OFFSET 0)` (PostgreSQL only; the list padded as in [`select_in`]).
+/// `SELECT <columns>` of the rows of `<table>` with the given keys, one primary-key lookup
+/// per key: `unnest(ARRAY[…]) CROSS JOIN LATERAL (SELECT … FROM <table> WHERE tenant = …
+/// [AND <also> = …] AND <key> = k.wanted OFFSET 0)` (PostgreSQL only; the list padded as in
+/// [`select_in`]).
 ///
-/// Why: with `id IN (…)` PostgreSQL chose, whenever its statistics said a tenant's collection
-/// held few rows (a table not yet analysed, or grown since), an index scan on (tenant,
-/// collection) that filters the ids — reading every record of the collection on every push,
-/// under the tenant's lock: 11 ms per push at 24,000 records, growing with the collection, and
-/// the push rate fell to 1,500–2,000 mutations/s while the driver did 9,000–20,000. The
-/// lateral subquery (kept apart by `OFFSET 0`) can only be an index lookup on the whole key:
-/// 0.2 ms for the same push, whatever the statistics say.
-pub(super) fn records_by_key<'a, B: Database>(
+/// Why: with `<key> IN (…)` PostgreSQL chose, whenever its statistics said the tenant (or
+/// the tenant's collection) held few rows — a table not yet analysed, or grown since — a scan
+/// of every row of the tenant (collection) that filters the keys, on every push, under the
+/// tenant's lock: 11 ms (records, 24,000 rows) and 30 ms (ops, 47,000 rows, 64 keys) per push,
+/// growing with the tenant. The push rate fell to 1,500–2,000 mutations/s while the driver
+/// did 9,000–20,000. The lateral subquery (kept apart by `OFFSET 0`) can only be an index
+/// lookup on the whole key: 0.2 ms for the same records, whatever the statistics say.
+pub(super) fn by_key<'a, B: Database>(
     columns: &str,
+    table: &str,
     tenant: &'a str,
-    collection: &'a str,
-    ids: &[&'a str],
+    also: Option<(&str, &'a str)>,
+    key: &str,
+    keys: &[&'a str],
 ) -> Result<(String, B::Arguments<'a>), DbError>
 where
     &'a str: Encode<'a, B> + Type<B>,
@@ -204,21 +207,29 @@ where
         args.format_placeholder(sql)
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))
     };
-    let last = ids.last().copied().unwrap_or_default();
-    let padded = ids.iter().copied().chain(std::iter::repeat(last));
-    for (i, id) in padded.take(ids.len().next_power_of_two()).enumerate() {
+    let last = keys.last().copied().unwrap_or_default();
+    let padded = keys.iter().copied().chain(std::iter::repeat(last));
+    for (i, k) in padded.take(keys.len().next_power_of_two()).enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
-        bind(&mut sql, id)?;
+        bind(&mut sql, k)?;
     }
     sql.push_str("]::text[]) AS k(wanted) CROSS JOIN LATERAL (SELECT ");
     sql.push_str(columns);
-    sql.push_str(" FROM records WHERE tenant = ");
+    sql.push_str(" FROM ");
+    sql.push_str(table);
+    sql.push_str(" WHERE tenant = ");
     bind(&mut sql, tenant)?;
-    sql.push_str(" AND collection = ");
-    bind(&mut sql, collection)?;
-    sql.push_str(" AND id = k.wanted OFFSET 0) r");
+    if let Some((column, value)) = also {
+        sql.push_str(" AND ");
+        sql.push_str(column);
+        sql.push_str(" = ");
+        bind(&mut sql, value)?;
+    }
+    sql.push_str(" AND ");
+    sql.push_str(key);
+    sql.push_str(" = k.wanted OFFSET 0) r");
     Ok((sql, args))
 }
 
@@ -277,9 +288,9 @@ where
     ) -> Result<Option<String>, DbError> {
         self.user = Some(user.to_owned());
         let mut known: HashMap<String, Option<String>> = HashMap::new();
-        let select = "SELECT client_id, user_id, last_seq FROM clients";
+        let columns = "client_id, user_id, last_seq";
         for row in self
-            .select_all_in(select, None, "client_id", clients)
+            .select_all_in(columns, "clients", None, "client_id", clients)
             .await?
         {
             let client: String = row.try_get("client_id")?;
@@ -423,19 +434,26 @@ where
         Ok(Some(self.head))
     }
 
-    /// Every row of `<select> WHERE tenant = … [AND also] AND key IN (keys)`, asked
+    /// `<columns>` of every row of `<table>` with `tenant`, `also` and one of `keys`, asked
     /// [`PREFETCH_CHUNK`] keys at a time, each statement prepared and cached per connection
-    /// (its text is one of ten, see [`select_in`]).
+    /// (its text is one of ten, see [`select_in`]): one `IN (…)` list, or on PostgreSQL one
+    /// whole-key lookup per key ([`by_key`]). A padded key may come back more than once.
     async fn select_all_in(
         &mut self,
-        select: &str,
+        columns: &str,
+        table: &str,
         also: Option<(&str, &str)>,
         key: &str,
         keys: &[&str],
     ) -> Result<Vec<B::Row>, DbError> {
         let mut rows = Vec::new();
+        let select = format!("SELECT {columns} FROM {table}");
         for chunk in keys.chunks(PREFETCH_CHUNK) {
-            let (sql, args) = select_in::<B>(select, &self.tenant, also, key, chunk)?;
+            let (sql, args) = if B::LOOKUPS_BY_KEY {
+                by_key::<B>(columns, table, &self.tenant, also, key, chunk)?
+            } else {
+                select_in::<B>(&select, &self.tenant, also, key, chunk)?
+            };
             rows.extend(
                 sqlx::query_with(&sql, args)
                     .fetch_all(&mut *self.tx)
@@ -566,8 +584,11 @@ where
             .into_iter()
             .collect();
         let mut ops = HashMap::new();
-        let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
-        for row in self.select_all_in(select, None, "op_id", &op_ids).await? {
+        let columns = "op_id, digest, outcome, version, code, message";
+        for row in self
+            .select_all_in(columns, "ops", None, "op_id", &op_ids)
+            .await?
+        {
             ops.insert(row.try_get::<String, _>("op_id")?, B::decode_op(&row)?);
         }
         self.ops = Some(ops);
@@ -586,23 +607,10 @@ where
                     .insert((collection.to_owned(), (*id).to_owned()), None);
             }
             let columns = "collection, id, version, fields, deleted, hlc, readers";
-            let rows = if B::RECORDS_BY_KEY {
-                let mut rows = Vec::new();
-                for chunk in ids.chunks(PREFETCH_CHUNK) {
-                    let (sql, args) =
-                        records_by_key::<B>(columns, &self.tenant, collection, chunk)?;
-                    rows.extend(
-                        sqlx::query_with(&sql, args)
-                            .fetch_all(&mut *self.tx)
-                            .await?,
-                    );
-                }
-                rows
-            } else {
-                let select = format!("SELECT {columns} FROM records");
-                let also = Some(("collection", collection));
-                self.select_all_in(&select, also, "id", &ids).await?
-            };
+            let also = Some(("collection", collection));
+            let rows = self
+                .select_all_in(columns, "records", also, "id", &ids)
+                .await?;
             for row in rows {
                 let record = B::decode_record(&row)?;
                 let key = (record.collection.clone(), record.id.clone());

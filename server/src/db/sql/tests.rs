@@ -1,6 +1,6 @@
 //! Unit tests of the statement builder.
 
-use super::push_tx::{records_by_key, select_in};
+use super::push_tx::{by_key, select_in};
 use sqlx::{Arguments as _, Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 
 /// The prefetch statement as `QueryBuilder` wrote it before the SQL became generic.
@@ -83,11 +83,18 @@ fn select_in_lists_take_ten_lengths() {
     assert_eq!(texts.len(), 10);
 }
 
-/// PostgreSQL's record prefetch: one whole-key lookup per id, the list padded like `IN` lists.
+/// PostgreSQL's prefetch: one whole-key lookup per key, the list padded like `IN` lists.
 #[test]
-fn records_by_key_looks_up_each_id_on_the_whole_key() {
-    let (sql, args) = records_by_key::<Postgres>("id, version", "t1", "notes", &["a", "b", "c"])
-        .expect("postgres statement");
+fn by_key_looks_up_each_key_on_the_whole_key() {
+    let (sql, args) = by_key::<Postgres>(
+        "id, version",
+        "records",
+        "t1",
+        Some(("collection", "notes")),
+        "id",
+        &["a", "b", "c"],
+    )
+    .expect("postgres statement");
     assert_eq!(
         sql,
         "SELECT id, version FROM unnest(ARRAY[$1, $2, $3, $4]::text[]) AS k(wanted) \
@@ -95,4 +102,12 @@ fn records_by_key_looks_up_each_id_on_the_whole_key() {
          AND collection = $6 AND id = k.wanted OFFSET 0) r"
     );
     assert_eq!(args.len(), 6);
+    let (sql, args) = by_key::<Postgres>("op_id", "ops", "t1", None, "op_id", &["a"])
+        .expect("postgres statement");
+    assert_eq!(
+        sql,
+        "SELECT op_id FROM unnest(ARRAY[$1]::text[]) AS k(wanted) CROSS JOIN LATERAL \
+         (SELECT op_id FROM ops WHERE tenant = $2 AND op_id = k.wanted OFFSET 0) r"
+    );
+    assert_eq!(args.len(), 2);
 }
