@@ -4,6 +4,12 @@ use clap::Parser;
 use ferry_server::config::Cli;
 use std::io::IsTerminal;
 
+/// mimalloc instead of the system allocator: a push allocates a few times per mutation
+/// (decoding, the apply rules, the statements' arguments, the answer), and glibc's malloc and
+/// free were 15 % of the server's CPU samples under push load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()

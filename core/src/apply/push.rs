@@ -67,10 +67,44 @@ pub async fn process_push_within<T: ApplyTx, V: Validator + ?Sized>(
     validator: &V,
     bounds: &Bounds,
 ) -> Result<PushResponse, PushError<T::Error>> {
+    process_digested_push(tx, &DigestedPush::new(req), validator, bounds).await
+}
+
+/// A push with each mutation's [`Mutation::body_digest`] computed, which the apply rules
+/// compare with stored ops and store. Computing it means encoding every mutation, so a server
+/// builds this before it takes the tenant's lock, which pushes of the tenant wait for.
+#[derive(Debug)]
+pub struct DigestedPush<'a> {
+    req: &'a PushRequest,
+    /// `digests[i]` is `req.mutations[i].body_digest()`.
+    digests: Vec<u64>,
+}
+
+impl<'a> DigestedPush<'a> {
+    pub fn new(req: &'a PushRequest) -> Self {
+        DigestedPush {
+            req,
+            digests: req.mutations.iter().map(Mutation::body_digest).collect(),
+        }
+    }
+
+    pub fn req(&self) -> &'a PushRequest {
+        self.req
+    }
+}
+
+/// [`process_push_within`] for a push whose digests were computed beforehand.
+pub async fn process_digested_push<T: ApplyTx, V: Validator + ?Sized>(
+    tx: &mut T,
+    push: &DigestedPush<'_>,
+    validator: &V,
+    bounds: &Bounds,
+) -> Result<PushResponse, PushError<T::Error>> {
+    let req = push.req;
     let mut known = Vec::with_capacity(req.mutations.len());
-    for m in &req.mutations {
+    for (m, &digest) in req.mutations.iter().zip(&push.digests) {
         let stored = tx.stored_op(&m.op_id).await?;
-        if stored.as_ref().is_some_and(|s| s.digest != m.body_digest()) {
+        if stored.as_ref().is_some_and(|s| s.digest != digest) {
             return Err(PushError::BodyMismatch {
                 op_id: m.op_id.clone(),
             });
@@ -79,14 +113,13 @@ pub async fn process_push_within<T: ApplyTx, V: Validator + ?Sized>(
     }
     let mut resp = PushResponse::default();
     let mut halted: Vec<&str> = Vec::new();
-    for (m, stored) in req.mutations.iter().zip(known) {
+    for ((m, stored), &digest) in req.mutations.iter().zip(known).zip(&push.digests) {
         if halted.contains(&m.client_id.as_str()) {
             resp.rejected.push(not_attempted(m));
             continue;
         }
         let last_seq = tx.client_last_seq(&m.client_id).await?;
         let current = tx.record(&m.collection, &m.record_id).await?;
-        let digest = m.body_digest();
         let decision = decide_within(
             m,
             stored.as_ref(),

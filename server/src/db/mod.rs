@@ -18,8 +18,8 @@ pub mod sqlite;
 use crate::hub::Hub;
 use crate::permissions_filter::View;
 use crate::validation::Rules;
-use ferry_core::apply::PullError;
-use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
+use ferry_core::apply::{DigestedPush, PullError};
+use ferry_core::protocol::{PullResponse, PushResponse};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -94,15 +94,17 @@ pub struct Push<'a> {
     pub user: &'a str,
     pub idempotency_key: &'a str,
     pub body_digest: &'a str,
-    pub req: &'a PushRequest,
+    /// The request, with its mutations' digests computed before the tenant's lock is taken.
+    pub req: &'a DigestedPush<'a>,
     pub rules: &'a Rules,
 }
 
 impl Push<'_> {
     /// Every client id the push writes as (each mutation's, and the sender's).
     pub fn clients(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = std::iter::once(self.req.client_id.as_str())
-            .chain(self.req.mutations.iter().map(|m| m.client_id.as_str()))
+        let req = self.req.req();
+        let mut ids: Vec<&str> = std::iter::once(req.client_id.as_str())
+            .chain(req.mutations.iter().map(|m| m.client_id.as_str()))
             .collect();
         ids.sort_unstable();
         ids.dedup();

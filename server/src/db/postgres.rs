@@ -26,6 +26,10 @@ impl Backend for Postgres {
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }
+
+    /// With `IN (…)`, PostgreSQL may scan every row of the tenant (or of its collection) and
+    /// filter the keys (see `push_tx::by_key`).
+    const LOOKUPS_BY_KEY: bool = true;
 }
 
 /// Any lock id works, as long as every Ferry process uses the same one.
@@ -41,6 +45,23 @@ impl Drop for ListenTask {
             task.abort();
         }
     }
+}
+
+/// Every statement is prepared and cached per connection, the push's `IN (…)` lists too; with
+/// the default plan cache PostgreSQL may switch a prepared statement to a generic plan after
+/// five executions, which once made the prefetch 2x slower with 3 s stalls (ARCHITECTURE.md,
+/// "The prefetch on PostgreSQL"). This keeps every execution planned with its values, as an
+/// unprepared statement is, while saving the parse round trip. An engine without the setting
+/// (PostgreSQL before 12) keeps its default: slower perhaps, never wrong.
+async fn custom_plans_only(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor as _;
+    if let Err(e) = conn
+        .execute("SET plan_cache_mode = force_custom_plan")
+        .await
+    {
+        tracing::warn!(error = %e, "plan_cache_mode not set; prepared statements may use generic plans");
+    }
+    Ok(())
 }
 
 /// How long a conditional pull waits for its NOTIFY barrier before it asks the database.
@@ -72,6 +93,7 @@ impl PgDb {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(db.acquire_timeout)
+            .after_connect(|conn, _| Box::pin(custom_plans_only(conn)))
             .connect_with(options)
             .await?;
         let mut tx = pool.begin().await?;

@@ -10,6 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use ferry_core::apply::DigestedPush;
 use ferry_core::protocol::{limits, validate_id, PushRequest, PushResponse, ServerLimits};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -127,12 +128,14 @@ pub async fn push(
     state.data_versions.check(&headers, &claims.tenant, &req)?;
     let digest = body_digest(&req);
     let rules = state.rules.for_user(&claims);
+    // Each mutation's digest, computed here rather than under the tenant's lock.
+    let digested = DigestedPush::new(&req);
     let push = Push {
         tenant: &claims.tenant,
         user: &claims.user,
         idempotency_key: key,
         body_digest: &digest,
-        req: &req,
+        req: &digested,
         rules: &rules,
     };
     match state.db.push(&push).await? {

@@ -24,7 +24,9 @@
 //! carry the same `where` clause.
 
 use super::{CompactReport, DbError, Push, PushOutcome};
-use ferry_core::apply::{process_push_within, ApplyTx, Bounds, PushError, StoredOp, StoredOutcome};
+use ferry_core::apply::{
+    process_digested_push, ApplyTx, Bounds, PushError, StoredOp, StoredOutcome,
+};
 use ferry_core::protocol::{Mutation, PushRequest, PushResponse, Record};
 use sqlx::database::HasStatementCache;
 use sqlx::{
@@ -63,6 +65,10 @@ where
 {
     /// How many rows a statement changed (sqlx has no driver-independent accessor).
     fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Whether the push's prefetch looks rows up one primary key at a time
+    /// ([`push_tx::by_key`]) rather than with one `IN (…)` list.
+    const LOOKUPS_BY_KEY: bool = false;
 
     /// The tenant's (head, horizon); (0, 0) for a tenant that never pushed.
     async fn head_of(conn: &mut Self::Connection, tenant: &str) -> Result<(u64, u64), DbError> {

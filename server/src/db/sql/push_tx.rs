@@ -43,8 +43,9 @@ pub(crate) struct Applied<B: Database> {
     pub(crate) advanced: Option<u64>,
 }
 
-/// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.
-pub(super) const PREFETCH_CHUNK: usize = 500;
+/// Keys per `IN (…)` list: well under SQLite's limit on bound parameters. A power of two,
+/// so a full chunk is one of [`select_in`]'s list lengths.
+pub(super) const PREFETCH_CHUNK: usize = 512;
 
 /// Rows per multi-row `INSERT` (at 9 columns, 3,600 parameters: well under SQLite's 32,766
 /// and PostgreSQL's 65,535).
@@ -120,29 +121,34 @@ where
 
 /// `<select> WHERE tenant = ? [AND <column> = ?] AND <key> IN (?, …)` and its arguments.
 ///
+/// The list is padded to the next power of two by repeating its last key (which changes
+/// nothing an `IN` matches), so a statement's text takes one of ten lengths instead of one
+/// per batch size, and the driver's per-connection statement cache keeps each prepared
+/// (ARCHITECTURE.md, "Push statements").
+///
 /// Each placeholder is written by the driver's arguments after its value is added, as sqlx's
 /// `QueryBuilder` writes them (`?` on SQLite, `$n` on PostgreSQL). Not `QueryBuilder` itself:
 /// its `build()` lends the arguments for the builder's own lifetime, which generic code cannot
 /// shorten, so the builder could not be dropped after the query ran; here they move into it.
 pub(super) fn select_in<'a, B: Database>(
     select: &str,
-    tenant: &str,
-    also: Option<(&str, &str)>,
+    tenant: &'a str,
+    also: Option<(&str, &'a str)>,
     key: &str,
-    keys: &[&str],
+    keys: &[&'a str],
 ) -> Result<(String, B::Arguments<'a>), DbError>
 where
-    String: Encode<'a, B> + Type<B>,
+    &'a str: Encode<'a, B> + Type<B>,
 {
     fn bind<'a, B: Database>(
         sql: &mut String,
         args: &mut B::Arguments<'a>,
-        value: &str,
+        value: &'a str,
     ) -> Result<(), sqlx::Error>
     where
-        String: Encode<'a, B> + Type<B>,
+        &'a str: Encode<'a, B> + Type<B>,
     {
-        args.add(value.to_owned()).map_err(sqlx::Error::Encode)?;
+        args.add(value).map_err(sqlx::Error::Encode)?;
         args.format_placeholder(sql)
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))
     }
@@ -151,17 +157,79 @@ where
     sql.push_str(" WHERE tenant = ");
     bind::<B>(&mut sql, &mut args, tenant)?;
     if let Some((column, value)) = also {
-        sql.push_str(&format!(" AND {column} = "));
+        sql.push_str(" AND ");
+        sql.push_str(column);
+        sql.push_str(" = ");
         bind::<B>(&mut sql, &mut args, value)?;
     }
-    sql.push_str(&format!(" AND {key} IN ("));
-    for (i, k) in keys.iter().enumerate() {
+    sql.push_str(" AND ");
+    sql.push_str(key);
+    sql.push_str(" IN (");
+    let last = keys.last().copied().unwrap_or_default();
+    let padded = keys.iter().copied().chain(std::iter::repeat(last));
+    for (i, k) in padded.take(keys.len().next_power_of_two()).enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
         bind::<B>(&mut sql, &mut args, k)?;
     }
     sql.push(')');
+    Ok((sql, args))
+}
+
+/// `SELECT <columns>` of the rows of `<table>` with the given keys, one primary-key lookup
+/// per key: `unnest(ARRAY[…]) CROSS JOIN LATERAL (SELECT … FROM <table> WHERE tenant = …
+/// [AND <also> = …] AND <key> = k.wanted OFFSET 0)` (PostgreSQL only; the list padded as in
+/// [`select_in`]).
+///
+/// Why: with `<key> IN (…)` PostgreSQL chose, whenever its statistics said the tenant (or
+/// the tenant's collection) held few rows — a table not yet analysed, or grown since — a scan
+/// of every row of the tenant (collection) that filters the keys, on every push, under the
+/// tenant's lock: 11 ms (records, 24,000 rows) and 30 ms (ops, 47,000 rows, 64 keys) per push,
+/// growing with the tenant. The push rate fell to 1,500–2,000 mutations/s while the driver
+/// did 9,000–20,000. The lateral subquery (kept apart by `OFFSET 0`) can only be an index
+/// lookup on the whole key: 0.2 ms for the same records, whatever the statistics say.
+pub(super) fn by_key<'a, B: Database>(
+    columns: &str,
+    table: &str,
+    tenant: &'a str,
+    also: Option<(&str, &'a str)>,
+    key: &str,
+    keys: &[&'a str],
+) -> Result<(String, B::Arguments<'a>), DbError>
+where
+    &'a str: Encode<'a, B> + Type<B>,
+{
+    let mut sql = format!("SELECT {columns} FROM unnest(ARRAY[");
+    let mut args = B::Arguments::default();
+    let mut bind = |sql: &mut String, value: &'a str| -> Result<(), sqlx::Error> {
+        args.add(value).map_err(sqlx::Error::Encode)?;
+        args.format_placeholder(sql)
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+    };
+    let last = keys.last().copied().unwrap_or_default();
+    let padded = keys.iter().copied().chain(std::iter::repeat(last));
+    for (i, k) in padded.take(keys.len().next_power_of_two()).enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        bind(&mut sql, k)?;
+    }
+    sql.push_str("]::text[]) AS k(wanted) CROSS JOIN LATERAL (SELECT ");
+    sql.push_str(columns);
+    sql.push_str(" FROM ");
+    sql.push_str(table);
+    sql.push_str(" WHERE tenant = ");
+    bind(&mut sql, tenant)?;
+    if let Some((column, value)) = also {
+        sql.push_str(" AND ");
+        sql.push_str(column);
+        sql.push_str(" = ");
+        bind(&mut sql, value)?;
+    }
+    sql.push_str(" AND ");
+    sql.push_str(key);
+    sql.push_str(" = k.wanted OFFSET 0) r");
     Ok((sql, args))
 }
 
@@ -220,9 +288,9 @@ where
     ) -> Result<Option<String>, DbError> {
         self.user = Some(user.to_owned());
         let mut known: HashMap<String, Option<String>> = HashMap::new();
-        let select = "SELECT client_id, user_id, last_seq FROM clients";
+        let columns = "client_id, user_id, last_seq";
         for row in self
-            .select_all_in(select, None, "client_id", clients)
+            .select_all_in(columns, "clients", None, "client_id", clients)
             .await?
         {
             let client: String = row.try_get("client_id")?;
@@ -293,7 +361,7 @@ where
         tx: sqlx::Transaction<'static, B>,
         push: &Push<'_>,
     ) -> Result<Result<Applied<B>, PushOutcome>, DbError> {
-        let (tenant, req) = (push.tenant, push.req);
+        let (tenant, req) = (push.tenant, push.req.req());
         let mut ptx = PushTx::lock(tx, tenant).await?;
         ptx.rules = Some(push.rules.clone());
         if !ptx
@@ -309,7 +377,7 @@ where
         }
         ptx.prefetch(req).await?;
         let bounds = Bounds::at(ptx.now_ms);
-        match process_push_within(&mut ptx, req, push.rules, &bounds).await {
+        match process_digested_push(&mut ptx, push.req, push.rules, &bounds).await {
             Ok(response) => {
                 let advanced = ptx.finish().await?;
                 Ok(Ok(Applied {
@@ -366,21 +434,28 @@ where
         Ok(Some(self.head))
     }
 
-    /// Every row of `<select> WHERE tenant = … [AND also] AND key IN (keys)`, asked
-    /// [`PREFETCH_CHUNK`] keys at a time.
+    /// `<columns>` of every row of `<table>` with `tenant`, `also` and one of `keys`, asked
+    /// [`PREFETCH_CHUNK`] keys at a time, each statement prepared and cached per connection
+    /// (its text is one of ten, see [`select_in`]): one `IN (…)` list, or on PostgreSQL one
+    /// whole-key lookup per key ([`by_key`]). A padded key may come back more than once.
     async fn select_all_in(
         &mut self,
-        select: &str,
+        columns: &str,
+        table: &str,
         also: Option<(&str, &str)>,
         key: &str,
         keys: &[&str],
     ) -> Result<Vec<B::Row>, DbError> {
         let mut rows = Vec::new();
+        let select = format!("SELECT {columns} FROM {table}");
         for chunk in keys.chunks(PREFETCH_CHUNK) {
-            let (sql, args) = select_in::<B>(select, &self.tenant, also, key, chunk)?;
+            let (sql, args) = if B::LOOKUPS_BY_KEY {
+                by_key::<B>(columns, table, &self.tenant, also, key, chunk)?
+            } else {
+                select_in::<B>(&select, &self.tenant, also, key, chunk)?
+            };
             rows.extend(
                 sqlx::query_with(&sql, args)
-                    .persistent(false)
                     .fetch_all(&mut *self.tx)
                     .await?,
             );
@@ -388,8 +463,12 @@ where
         Ok(rows)
     }
 
-    /// Runs `<head> (…), (…) <tail>` over `rows`, [`INSERT_CHUNK`] rows per statement
-    /// (unprepared: the text changes with the row count).
+    /// Runs `<head> (…), (…) <tail>` over `rows`, [`INSERT_CHUNK`] rows per statement,
+    /// prepared and cached per connection like every other statement: the text depends only
+    /// on the row count, so a steady push size reuses one prepared statement, and the
+    /// driver's cache (100 statements per connection, least recently used out) bounds how
+    /// many varied sizes keep. Unprepared, SQLite compiled each of them anew on every push,
+    /// and PostgreSQL took an extra round trip (parse, then bind) under the tenant's lock.
     async fn insert_chunks(
         &mut self,
         head: &str,
@@ -398,10 +477,7 @@ where
     ) -> Result<(), DbError> {
         for chunk in rows.chunks(INSERT_CHUNK) {
             let (sql, args) = insert_rows::<B>(head, chunk, tail)?;
-            sqlx::query_with(&sql, args)
-                .persistent(false)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query_with(&sql, args).execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -492,11 +568,11 @@ where
         Ok(CompactReport { removed, horizon })
     }
 
-    // The IN-list statements run unprepared (`persistent(false)`): their text changes with
-    // the batch's size, and PostgreSQL, after five executions of a prepared one, may switch
-    // to a generic plan that made pushes 2x slower at 8 clients, with stalls of 3 s
-    // (ARCHITECTURE.md, "The prefetch on PostgreSQL"). Unprepared, each is planned with
-    // its values.
+    // The IN-list statements are prepared and cached. On PostgreSQL, prepared IN lists once
+    // made pushes 2x slower at 8 clients, with stalls of 3 s, when the server switched to a
+    // generic plan after five executions (ARCHITECTURE.md, "The prefetch on PostgreSQL"):
+    // the pool's connections run `plan_cache_mode = force_custom_plan` (postgres.rs), so
+    // each execution is still planned with its values, as an unprepared statement was.
     /// Loads what the apply rules will look up for `req` into the transaction's maps: one
     /// statement per table (records: per collection) instead of three lookups per mutation.
     pub(crate) async fn prefetch(&mut self, req: &PushRequest) -> Result<(), DbError> {
@@ -508,8 +584,11 @@ where
             .into_iter()
             .collect();
         let mut ops = HashMap::new();
-        let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
-        for row in self.select_all_in(select, None, "op_id", &op_ids).await? {
+        let columns = "op_id, digest, outcome, version, code, message";
+        for row in self
+            .select_all_in(columns, "ops", None, "op_id", &op_ids)
+            .await?
+        {
             ops.insert(row.try_get::<String, _>("op_id")?, B::decode_op(&row)?);
         }
         self.ops = Some(ops);
@@ -527,10 +606,12 @@ where
                 self.records
                     .insert((collection.to_owned(), (*id).to_owned()), None);
             }
-            let select =
-                "SELECT collection, id, version, fields, deleted, hlc, readers FROM records";
+            let columns = "collection, id, version, fields, deleted, hlc, readers";
             let also = Some(("collection", collection));
-            for row in self.select_all_in(select, also, "id", &ids).await? {
+            let rows = self
+                .select_all_in(columns, "records", also, "id", &ids)
+                .await?;
+            for row in rows {
                 let record = B::decode_record(&row)?;
                 let key = (record.collection.clone(), record.id.clone());
                 self.readers.insert(key.clone(), row.try_get("readers")?);
