@@ -89,12 +89,28 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         if self.is_busy_besides(place.has_followers()) {
             return Ok(false);
         }
-        if self.replica.borrow_mut().refresh(stored, keys) {
+        let missing = self.replica.borrow_mut().refresh(stored, keys);
+        if missing.is_empty() {
             self.set_role(role);
             return Ok(true);
         }
-        // The store is ahead of what was announced (see `Replica::refresh`): read it all,
-        // still in this place of the pipeline.
+        // The store is ahead of what was announced (see `Replica::refresh`): read the records
+        // its outbox names too, still in this place of the pipeline. A write that came
+        // meanwhile is unsaved in memory: it stays, and the next attempt reads again.
+        let stored = self.store.load_part(&missing).await?;
+        if self.is_busy_besides(place.has_followers()) {
+            return Ok(false);
+        }
+        let still_missing = self
+            .replica
+            .borrow_mut()
+            .take_in_records(stored.records, &missing);
+        if still_missing.is_empty() {
+            self.set_role(role);
+            return Ok(true);
+        }
+        // Entries whose record row is not stored at all: reopen from everything, which
+        // repairs them as any load does.
         let stored = self.store.load().await?;
         if self.is_busy_besides(place.has_followers()) {
             // A write came meanwhile: keep it; the next attempt reads again.

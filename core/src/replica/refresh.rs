@@ -20,13 +20,17 @@ impl Replica {
     /// key without a stored record was deleted). Only for a replica without unsaved
     /// changes, like a reopen.
     ///
-    /// Returns false when the outbox read names a record this replica does not hold: the
-    /// store moved on past the notice (the other writer committed again and has not said so
-    /// yet — in the browser a tab announces a commit only after it finished, and a sync cycle
-    /// only at its end). The caller then reloads everything; repairing the record from its
-    /// entries, as a reopen does for a row truly missing, would invent a record and leave
-    /// unsaved changes behind.
-    pub fn refresh(&mut self, stored: StoredState, keys: &BTreeSet<(String, String)>) -> bool {
+    /// Returns the records the outbox read names that this replica does not hold: the store
+    /// moved on past the notice (the other writer committed again and has not said so yet —
+    /// in the browser a tab announces a commit only after it finished, and a sync cycle only
+    /// at its end). The caller reads those records too ([`Replica::take_in_records`]);
+    /// repairing them from their entries, as a reopen does for a row truly missing, would
+    /// invent records and leave unsaved changes behind.
+    pub fn refresh(
+        &mut self,
+        stored: StoredState,
+        keys: &BTreeSet<(String, String)>,
+    ) -> BTreeSet<(String, String)> {
         let (latest, own) = super::open::latest_stamp(
             &stored
                 .meta
@@ -48,16 +52,7 @@ impl Replica {
             meta.hlc.counter = at.1;
             self.meta = meta;
         }
-        for k in keys {
-            self.records.remove(k);
-            self.touch_record(k);
-        }
-        for record in stored.records {
-            let k = key(&record.collection, &record.id);
-            if keys.contains(&k) {
-                self.records.insert(k, record);
-            }
-        }
+        self.replace_records(stored.records, keys);
         // Records whose pending entries came or went change how they show (pending or not).
         let pending_before: Vec<Key> = self.entries_by_record.keys().cloned().collect();
         self.outbox.clear();
@@ -86,8 +81,39 @@ impl Replica {
         self.resync_seen.clear();
         // What was read is what the store holds: nothing to save.
         self.dirty = Dirty::default();
+        self.records_missing_for_entries()
+    }
+
+    /// Takes in the stored records of `keys` (those without one were deleted) after a
+    /// [`Replica::refresh`] found them missing; returns those still missing.
+    pub fn take_in_records(
+        &mut self,
+        records: Vec<LocalRecord>,
+        keys: &BTreeSet<(String, String)>,
+    ) -> BTreeSet<(String, String)> {
+        self.replace_records(records, keys);
+        self.dirty.records.clear();
+        self.records_missing_for_entries()
+    }
+
+    fn replace_records(&mut self, records: Vec<LocalRecord>, keys: &BTreeSet<(String, String)>) {
+        for k in keys {
+            self.records.remove(k);
+            self.touch_record(k);
+        }
+        for record in records {
+            let k = key(&record.collection, &record.id);
+            if keys.contains(&k) {
+                self.records.insert(k, record);
+            }
+        }
+    }
+
+    fn records_missing_for_entries(&self) -> BTreeSet<(String, String)> {
         self.entries_by_record
             .keys()
-            .all(|k| self.records.contains_key(k))
+            .filter(|k| !self.records.contains_key(*k))
+            .cloned()
+            .collect()
     }
 }
