@@ -34,8 +34,8 @@ impl fmt::Display for Violation {
 }
 
 /// The invariants, in the words the run prints.
-pub const INVARIANTS: [&str; 12] = [
-    "every client's records equal the server's (conflicts wait in the inbox with both sides)",
+pub const INVARIANTS: [&str; 13] = [
+    "every client's records equal the server's records its user may read, and it holds no other (conflicts wait in the inbox with both sides)",
     "no durable local write is lost: each is applied, settled by policy, in the inbox or a dead letter",
     "no acknowledged write vanishes: each was applied in the server's history, or in one a restore threw away",
     "no op is applied twice within one history",
@@ -47,6 +47,7 @@ pub const INVARIANTS: [&str; 12] = [
     "a device with a right clock is never dragged ahead by another's wrong clock",
     "live queries that follow each step's change set through declared indexes equal a brute-force answer over the device's records",
     "every follower tab, reloaded after the heal, shows what its device's leader tab shows",
+    "no device ever stores a record its user could not read at that moment (users with owner, shared-with and manager reads; removals when readability is lost)",
 ];
 
 /// The ops of one history: none twice, each client's in seq order.
@@ -246,9 +247,30 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
                 replica.outbox_depth()
             )));
         }
-        // Records equal the server's.
+        // Records equal the server's, as far as the device's user may read them (partial
+        // sync, `perms.rs`): exactly the readable set, and tombstones of what it held.
+        let user = super::perms::user_of(c.index);
         for server_rec in tenant.records() {
             let local = replica.record(&server_rec.collection, &server_rec.id);
+            if !super::perms::may_read_record(user, server_rec) {
+                // A local tombstone without a live base (a refused create of an id someone
+                // else owns, undone) holds nothing of the record.
+                let held = local
+                    .filter(|l| !l.state.deleted || l.base.as_ref().is_some_and(|b| !b.deleted));
+                if let Some(held) = held {
+                    return Err(Violation::new(format!(
+                        "client {} ({}) holds {}/{}, which its user may not read: local {:?}, server v{} {:?}",
+                        c.index,
+                        user.name,
+                        server_rec.collection,
+                        server_rec.id,
+                        (held.version(), &held.state),
+                        server_rec.version,
+                        State::of(server_rec)
+                    )));
+                }
+                continue;
+            }
             let same = local.is_some_and(|l| {
                 l.state == State::of(server_rec) && l.version() == server_rec.version
             });

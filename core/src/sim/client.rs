@@ -99,6 +99,7 @@ impl SimClient {
         let transport = SimTransport {
             world: self.world.clone(),
             online: self.online.clone(),
+            user: super::perms::user_of(self.index),
         };
         let tokens = SimTokens {
             world: self.world.clone(),
@@ -448,11 +449,23 @@ fn sentence(rng: &SeededEntropy, words: u64) -> String {
 
 fn new_fields(collection: &str, rng: &SeededEntropy) -> Fields {
     let v = match collection {
-        "notes" => json!({"title": sentence(rng, 2), "body": sentence(rng, 8)}),
+        "notes" => {
+            json!({"title": sentence(rng, 2), "body": sentence(rng, 8), "shared_with": share_list(rng)})
+        }
         "tasks" => json!({"title": sentence(rng, 3), "done": rng.chance(50)}),
         _ => json!({"amount": amount(rng), "note": sentence(rng, 3)}),
     };
     v.as_object().cloned().unwrap_or_default()
+}
+
+/// Whom a note is shared with: nobody half the time, else some of the users (`perms.rs`).
+fn share_list(rng: &SeededEntropy) -> Value {
+    let names: Vec<&str> = super::perms::USERS
+        .iter()
+        .map(|u| u.name)
+        .filter(|_| rng.chance(40))
+        .collect();
+    json!(names)
 }
 
 fn amount(rng: &SeededEntropy) -> f64 {
@@ -467,6 +480,11 @@ fn amount(rng: &SeededEntropy) -> f64 {
 /// A small edit of one field, the way a person edits: a word replaced or added.
 fn edit(collection: &str, fields: &Fields, rng: &SeededEntropy) -> Fields {
     let mut patch = Fields::new();
+    // Shared notes are shared further or unshared (also by a user unsharing themself).
+    if collection == "notes" && rng.chance(25) {
+        patch.insert("shared_with".into(), share_list(rng));
+        return patch;
+    }
     match (collection, rng.below(2)) {
         ("tasks", 0) => {
             let done = fields.get("done").and_then(Value::as_bool).unwrap_or(false);
