@@ -112,6 +112,8 @@ test('each device stores exactly what its user may read; unsharing removes; a re
     await put(alice.page, 'notes', { id: sharedId, title: SHARED, shared_with: ['bob'] });
     await put(alice.page, 'expenses', { id: expenseId, label: EXPENSE, amount: 30 });
     await settle(alice.page, 'alice pushed her three records');
+    // The server set the owner on create; alice's own device takes it from the pull too.
+    await until(alice.page, (id) => window.ferry.get('notes', id)?.owner === 'alice', privateId, 'alice sees herself as the owner');
 
     // Bob's device gets the shared note; carol's gets the expense (she is a manager).
     const seen = await until(bob.page, (id) => window.ferry.get('notes', id), sharedId, 'bob has the shared note');
