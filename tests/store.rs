@@ -84,6 +84,33 @@ async fn writes_of_one_tick_share_one_transaction() {
 }
 
 #[wasm_bindgen_test]
+async fn meta_never_takes_the_data_version_back() {
+    let store = IdbStore::open(&unique_name("data-version"), None)
+        .await
+        .unwrap();
+    let e = engine(store.clone()).await;
+    ferry_core::ports::Store::set_role(&store, ferry_core::role::Role::Follower);
+    // A tab that migrated the data to version 3 commits its meta…
+    let mut newer = e.replica().meta().clone();
+    newer.data_version = 3;
+    let batch = |meta: &ferry_core::replica::Meta| ferry_core::replica::WriteBatch {
+        meta: Some(meta.clone()),
+        ..Default::default()
+    };
+    store.commit(&batch(&newer)).await.unwrap();
+    assert_eq!(store.load().await.unwrap().meta.unwrap().data_version, 3);
+    // …then a tab opened before the migration commits its own, still at version 1 (a write
+    // moved its seq on): the stored data version stays 3, the rest of the row is the tab's.
+    let mut older = newer.clone();
+    older.data_version = 1;
+    older.next_seq = newer.next_seq + 5;
+    store.commit(&batch(&older)).await.unwrap();
+    let stored = store.load().await.unwrap().meta.unwrap();
+    assert_eq!(stored.data_version, 3, "the data version went back");
+    assert_eq!(stored.next_seq, newer.next_seq + 5);
+}
+
+#[wasm_bindgen_test]
 async fn meta_keeps_the_larger_seq_and_records_never_lose_a_newer_base() {
     let store = IdbStore::open(&unique_name("contract"), None)
         .await

@@ -4,6 +4,7 @@
 import { init, Ferry } from 'ferry';
 import { expose, coldStartIfAsked, makeRecord } from './common.js';
 import { installTrace } from './idb-trace.js';
+import { when } from './promises.js';
 
 if (new URLSearchParams(location.search).has('trace')) installTrace();
 
@@ -36,23 +37,6 @@ async function openFerry({ base = location.origin, live = false } = {}) {
   ferry = await opening;
   marks.openMs = performance.now() - t0;
   return ferry;
-}
-
-/** Resolves with the first value of an observable that satisfies `pred` (and its time). */
-function when(observable, pred) {
-  return new Promise((resolve) => {
-    let unsub = null;
-    let done = false;
-    unsub = observable.subscribe((v) => {
-      if (!done && pred(v)) {
-        done = true;
-        const t = performance.now();
-        queueMicrotask(() => unsub && unsub());
-        resolve({ value: v, t });
-      }
-    });
-    if (done && unsub) unsub();
-  });
 }
 
 let offlineDrain = null;

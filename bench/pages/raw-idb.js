@@ -7,6 +7,7 @@
 // every request before issuing the next — to tell that pattern's cost from the engine's.
 import { expose, coldStartIfAsked } from './common.js';
 import { installTrace } from './idb-trace.js';
+import { done, req2p } from './promises.js';
 
 if (new URLSearchParams(location.search).has('trace')) installTrace();
 
@@ -14,17 +15,6 @@ export function rawIdb(variant) {
   const scriptStart = performance.now();
   let db;
   let batchKey = 0;
-  const req2p = (req) =>
-    new Promise((resolve, reject) => {
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-  const done = (tx) =>
-    new Promise((resolve, reject) => {
-      tx.oncomplete = () => resolve();
-      tx.onerror = () => reject(tx.error);
-      tx.onabort = () => reject(tx.error || new Error('aborted'));
-    });
   const range = (tag) => IDBKeyRange.bound(`${tag}-`, `${tag}-\uffff`);
 
   async function writeFerryLike(recs, entries) {

@@ -7,6 +7,7 @@ import { Ferry } from 'ferry';
 // of the wasm memory, which the browser's JS heap figure leaves out).
 import wasmModule from 'ferry-wasm';
 import { exposeScale, firstPageIfAsked, PAGE } from './scale-common.js';
+import { when } from './promises.js';
 
 const COLLECTIONS = { notes: { policy: 'merge-fields', indexes: ['n'] } };
 let ferry;
@@ -15,23 +16,6 @@ let token = null;
 async function openFerry() {
   ferry = await Ferry.open({ name: 'scale', url: `${location.origin}/v1`, getToken: () => token, collections: COLLECTIONS });
   return ferry;
-}
-
-/** Resolves with the first value of an observable that satisfies `pred`, and when. */
-function when(observable, pred) {
-  return new Promise((resolve) => {
-    let unsub = null;
-    let done = false;
-    unsub = observable.subscribe((v) => {
-      if (!done && pred(v)) {
-        done = true;
-        const t = performance.now();
-        queueMicrotask(() => unsub && unsub());
-        resolve({ value: v, t });
-      }
-    });
-    if (done && unsub) unsub();
-  });
 }
 
 const live = (options) => (onRows) => ferry.query('notes', options).subscribe(onRows);

@@ -4,19 +4,9 @@
 // count of 50) or the whole list (index getAll); other tabs learn of a commit through a
 // BroadcastChannel message and re-read the same way.
 import { exposeScale, firstPageIfAsked, outboxEntry, PAGE } from './scale-common.js';
+import { done, req2p } from './promises.js';
 
 let db;
-const req2p = (req) =>
-  new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-const done = (tx) =>
-  new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error || new Error('aborted'));
-  });
 const readByN = (limit) => req2p(db.transaction('notes', 'readonly').objectStore('notes').index('n').getAll(null, limit));
 
 // Local listeners (this tab's live queries) and other tabs' commits.

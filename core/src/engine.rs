@@ -12,6 +12,7 @@
 
 mod checks;
 mod commit;
+mod critical_first;
 mod cycle;
 mod priority;
 mod storage_lost;

@@ -264,13 +264,16 @@ impl crate::ports::Transport for LoopbackTransport {
         &self,
         cursor: u64,
         limit: u32,
-        _: &crate::ports::RequestMeta,
+        meta: &crate::ports::RequestMeta,
     ) -> Result<crate::protocol::PullResponse, crate::ports::TransportError> {
         use crate::ports::TransportError;
         if !self.online.get() {
             return Err(TransportError::Network("offline".into()));
         }
-        let page = self.server.borrow().pull(&self.tenant, cursor, limit);
+        let page =
+            self.server
+                .borrow()
+                .pull_filtered(&self.tenant, cursor, limit, &meta.collections);
         page.map_err(|_| TransportError::CursorExpired)
     }
 }

@@ -91,6 +91,9 @@ pub struct RequestMeta {
     pub data_version: u32,
     /// A push's most urgent collection priority (`Ferry-Priority`); `None` on pulls.
     pub priority: Option<crate::priority::Priority>,
+    /// Pull only: the page holds only these collections (`collections=`, PROTOCOL.md §4);
+    /// empty: every collection. A first sync's critical-first pass names its critical ones.
+    pub collections: Vec<String>,
 }
 
 /// Why a request failed.

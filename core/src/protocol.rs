@@ -25,6 +25,8 @@ pub mod limits {
     pub const MAX_PUSH_BYTES: usize = 4 * 1024 * 1024;
     /// Largest page a pull may ask for.
     pub const MAX_PULL_LIMIT: u32 = 1_000;
+    /// Most collections one pull may name (`collections=`, PROTOCOL.md §4).
+    pub const MAX_PULL_COLLECTIONS: usize = 32;
     /// Versions, sequence numbers and cursors stay exact as JavaScript numbers.
     pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
     /// How far ahead of the server's clock a stamp's wall time may be, in milliseconds.
@@ -318,6 +320,42 @@ pub fn validate_collection(field: &str, value: &str) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The `collections=` of a pull (PROTOCOL.md §4): comma-separated collection names, at
+/// most [`limits::MAX_PULL_COLLECTIONS`], returned sorted without repeats. Empty names and
+/// an empty list are refused: a pull of every collection leaves the parameter out.
+pub fn parse_pull_collections(text: &str) -> Result<Vec<String>, WireError> {
+    let mut names = Vec::new();
+    for name in text.split(',') {
+        if name.is_empty() {
+            return Err(invalid(
+                "collections",
+                "is a comma-separated list of collection names, without empty names",
+            ));
+        }
+        validate_collection("collections", name)?;
+        names.push(name.to_owned());
+        if names.len() > limits::MAX_PULL_COLLECTIONS {
+            return Err(invalid(
+                "collections",
+                format!("names at most {} collections", limits::MAX_PULL_COLLECTIONS),
+            ));
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The `&collections=…` part of a pull's query string (nothing when none are named). The
+/// names are valid collection names (`[a-z0-9_-]`), which need no percent-encoding.
+pub fn pull_collections_param(collections: &[String]) -> String {
+    if collections.is_empty() {
+        String::new()
+    } else {
+        format!("&collections={}", collections.join(","))
+    }
+}
+
 fn validate_number(field: &str, value: u64) -> Result<(), WireError> {
     if value > limits::MAX_SAFE_INTEGER {
         return Err(invalid(field, "is larger than 2^53 - 1"));
@@ -465,5 +503,43 @@ impl ErrorBody {
                 message: message.into(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod pull_collections_tests {
+    use super::*;
+
+    #[test]
+    fn collections_are_parsed_sorted_without_repeats() {
+        assert_eq!(
+            parse_pull_collections("tasks,alerts,tasks").unwrap(),
+            vec!["alerts".to_string(), "tasks".to_string()]
+        );
+    }
+
+    #[test]
+    fn bad_collection_lists_are_refused_with_the_field_named() {
+        for bad in ["", "a,,b", "Tasks", "tasks,", "a b", "1st"] {
+            match parse_pull_collections(bad) {
+                Err(WireError::Invalid { field, .. }) => {
+                    assert_eq!(field, "collections", "{bad:?}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let many = (0..=limits::MAX_PULL_COLLECTIONS)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(parse_pull_collections(&many).is_err());
+        let enough = (0..limits::MAX_PULL_COLLECTIONS)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            parse_pull_collections(&enough).unwrap().len(),
+            limits::MAX_PULL_COLLECTIONS
+        );
     }
 }

@@ -66,9 +66,22 @@ impl TenantState {
 
     /// The changes after `cursor`, oldest first, at most `limit` of them.
     pub fn pull(&self, cursor: u64, limit: u32) -> Result<PullResponse, PullError> {
+        self.pull_filtered(cursor, limit, &[])
+    }
+
+    /// A pull of only the named collections (none named: all), as `collections=` asks
+    /// (PROTOCOL.md §4): the log in order with the other collections' rows passed over.
+    pub fn pull_filtered(
+        &self,
+        cursor: u64,
+        limit: u32,
+        collections: &[String],
+    ) -> Result<PullResponse, PullError> {
         let page = crate::apply::PullPage::new(cursor, limit);
         page.check(self.horizon)?;
-        let mut after = self.log.range(cursor + 1..);
+        let mut after = self.log.range(cursor + 1..).filter(|(_, (collection, _))| {
+            collections.is_empty() || collections.contains(collection)
+        });
         let changes: Vec<Record> = after
             .by_ref()
             .take(page.limit as usize)
@@ -201,8 +214,19 @@ impl MemoryServer {
     }
 
     pub fn pull(&self, tenant: &str, cursor: u64, limit: u32) -> Result<PullResponse, PullError> {
+        self.pull_filtered(tenant, cursor, limit, &[])
+    }
+
+    /// [`TenantState::pull_filtered`] of a tenant.
+    pub fn pull_filtered(
+        &self,
+        tenant: &str,
+        cursor: u64,
+        limit: u32,
+        collections: &[String],
+    ) -> Result<PullResponse, PullError> {
         match self.tenants.get(tenant) {
-            Some(t) => t.pull(cursor, limit),
+            Some(t) => t.pull_filtered(cursor, limit, collections),
             None => Ok(PullResponse::default()),
         }
     }

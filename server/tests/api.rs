@@ -15,6 +15,7 @@ on_both_backends!(
     concurrent_copies_apply_once,
     stale_base_is_a_conflict,
     one_push_sees_its_own_writes,
+    a_push_longer_than_one_statement_stores_every_row,
 );
 
 async fn push_then_pull(backend: &Backend) {
@@ -384,5 +385,63 @@ async fn one_push_sees_its_own_writes(backend: &Backend) {
     assert_eq!(resp["accepted"], json!([{"op_id": "d", "version": 3}]));
     let (_, page) = s.pull(&t, 0, 100).await;
     assert_eq!(page["changes"][0]["fields"], json!({"title": "four"}));
+    s.shutdown().await;
+}
+
+/// A push's records and ops are written as multi-row statements of at most 400 rows: a push of
+/// 450 mutations (two statements per table, the second one partial) stores every record and
+/// every op, so a replay under a new key is answered from the stored ops.
+async fn a_push_longer_than_one_statement_stores_every_row(backend: &Backend) {
+    let s = TestServer::start(backend).await;
+    let t = s.token(&unique("t"), "alice");
+    let n = 450u64;
+    let mutations = (1..=n)
+        .map(|i| {
+            let id = format!("n{i:04}");
+            mutation(
+                &format!("op{i}"),
+                "c1",
+                i,
+                "notes",
+                &id,
+                "create",
+                0,
+                json!({"i": i}),
+            )
+        })
+        .collect();
+    let body = batch("c1", mutations);
+    let (status, first) = s.push(&t, "k1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["accepted"].as_array().map(Vec::len), Some(n as usize));
+
+    let mut stored = std::collections::BTreeMap::new();
+    let mut cursor = 0;
+    loop {
+        let (status, page) = s.pull(&t, cursor, 1000).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for change in page["changes"].as_array().expect("changes") {
+            stored.insert(
+                change["id"].as_str().expect("id").to_owned(),
+                (change["version"].as_u64(), change["fields"]["i"].as_u64()),
+            );
+        }
+        cursor = page["cursor"].as_u64().expect("cursor");
+        if page["has_more"] != json!(true) {
+            break;
+        }
+    }
+    assert_eq!(stored.len(), n as usize);
+    for i in 1..=n {
+        assert_eq!(
+            stored[&format!("n{i:04}")],
+            (Some(i), Some(i)),
+            "record n{i:04}"
+        );
+    }
+
+    let (status, again) = s.push(&t, "k2", &body).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["accepted"], first["accepted"], "every op was stored");
     s.shutdown().await;
 }

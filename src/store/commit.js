@@ -7,7 +7,8 @@
 //
 // The multi-tab commit contract (see src/store/mod.rs) is kept inside the transaction by
 // compare-and-put in the read's `onsuccess` — still within the transaction, nothing awaited:
-// - meta: the larger stored `seq` and `hlc` are kept when the stored row is the same replica's;
+// - meta: the larger stored `seq`, `hlc` and `dv` (app data version) are kept when the stored
+//   row is the same replica's;
 // - records: a stored base newer (`bv`) than the one being written is kept.
 // And the database is the one the replica was loaded from: every commit first reads the
 // database's identity row and aborts with a `StorageLostError` when it is missing or another
@@ -83,6 +84,9 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ke
           if (stored && stored.cid !== undefined && stored.cid === meta.cid) {
             if (stored.seq > meta.seq) meta.seq = stored.seq;
             if (stored.hlc > meta.hlc) meta.hlc = stored.hlc;
+            // The app data version never goes back: a tab opened before another one migrated
+            // the data still holds the older version in memory.
+            if (stored.dv > meta.dv) meta.dv = stored.dv;
           }
           store.put(meta);
           readDone();

@@ -4,7 +4,7 @@
 //! |-------|-----|
 //! | `records` | `{c, i, bv, b, s}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` (no `s`: the record is its base) |
 //! | `outbox` | `{e, v}`: entry id and the entry |
-//! | `meta` | `{k: "replica", cid, seq, hlc, v}`: client id, next seq and clock (plain) and the meta |
+//! | `meta` | `{k: "replica", cid, seq, hlc, dv, v}`: client id, next seq, clock and data version (plain) and the meta |
 //! | `conflicts`, `dead_letters` | `{k, v}` |
 //!
 //! `b`, `s` and `v` are JSON text, or with encryption at rest sealed bytes (`Uint8Array`)
@@ -250,14 +250,17 @@ fn record_aads(collection: &str, id: &str) -> (String, String) {
     )
 }
 
-/// The meta row (plain JSON; see the module docs). `cid`, `seq` and `hlc` are repeated
-/// as plain fields so the commit can keep the larger stored ones without decoding `v`.
+/// The meta row (plain JSON; see the module docs). `cid`, `seq`, `hlc` and `dv` (the app
+/// data version) are repeated as plain fields so the commit can keep the larger stored ones
+/// without decoding `v`: a tab opened before another migrated the data must not write its
+/// older data version back.
 pub fn meta_row(meta: &Meta) -> Object {
     let row = Object::new();
     set(&row, "k", &META_KEY.into());
     set(&row, "cid", &meta.client_id.as_str().into());
     set(&row, "seq", &JsValue::from_f64(meta.next_seq as f64));
     set(&row, "hlc", &meta.hlc.to_string().into());
+    set(&row, "dv", &JsValue::from_f64(f64::from(meta.data_version)));
     set(
         &row,
         "v",
@@ -266,8 +269,8 @@ pub fn meta_row(meta: &Meta) -> Object {
     row
 }
 
-/// Reads the meta row; the plain `seq` and `hlc` win over `v`'s, since the commit may have
-/// raised them (another tab had moved them on).
+/// Reads the meta row; the plain `seq`, `hlc` and `dv` win over `v`'s when larger, since
+/// the commit may have kept them (another tab had moved them on).
 pub fn read_meta(row: &JsValue) -> Result<Meta, StoreError> {
     let text = get(row, "v")
         .as_string()
@@ -276,6 +279,9 @@ pub fn read_meta(row: &JsValue) -> Result<Meta, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("the meta row does not decode: {e}")))?;
     if let Some(seq) = get(row, "seq").as_f64() {
         meta.next_seq = meta.next_seq.max(seq as u64);
+    }
+    if let Some(dv) = get(row, "dv").as_f64() {
+        meta.data_version = meta.data_version.max(dv as u32);
     }
     if let Some(hlc) = get(row, "hlc").as_string() {
         let stored = Hlc::parse(&hlc)

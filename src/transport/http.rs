@@ -261,8 +261,9 @@ impl Transport for FetchTransport {
             .send(
                 "GET",
                 &format!(
-                    "/sync/changes?cursor={cursor}&limit={limit}{}",
-                    view_param(&meta.view)
+                    "/sync/changes?cursor={cursor}&limit={limit}{}{}",
+                    view_param(&meta.view),
+                    ferry_core::protocol::pull_collections_param(&meta.collections)
                 ),
                 None,
                 meta,

@@ -135,10 +135,17 @@ impl FakeServer {
                     .find_map(|p| p.strip_prefix(&format!("{k}=")))
                     .and_then(|v| v.parse::<u64>().ok())
             };
-            match state.server.pull(
+            // `collections=` as ferry-server reads it (a first sync's critical-first pass).
+            let collections = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("collections="))
+                .map(|v| ferry_core::protocol::parse_pull_collections(v).expect("valid names"))
+                .unwrap_or_default();
+            match state.server.pull_filtered(
                 TENANT,
                 param("cursor").unwrap_or(0),
                 param("limit").unwrap_or(100) as u32,
+                &collections,
             ) {
                 Ok(page) => (200, serde_json::to_string(&page).unwrap()),
                 Err(PullError::CursorExpired { .. }) => (

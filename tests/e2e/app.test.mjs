@@ -364,6 +364,80 @@ describe('Ferry Field, end to end', { concurrency: false }, () => {
     }
   });
 
+  it('writes left in the outbox when the app closes reach the server from its service worker (Background Sync)', T, async () => {
+    const dana = await openDevice(browser, server.url, 'dana', { serviceWorkers: 'allow', viewport: { width: 390, height: 844 } });
+    const p = dana.page;
+    const context = dana.context;
+    try {
+      await p.evaluate(async () => {
+        await navigator.serviceWorker.ready;
+        if (!navigator.serviceWorker.controller) {
+          await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+        }
+      });
+      // The page named the signed-in person to the worker (www/sw.js keeps it in a cache).
+      await eventually(async () => assert.equal(await p.evaluate(async () => {
+        const hit = await (await caches.open('ferry-field-session')).match('/__ferry-field-session');
+        return hit ? (await hit.json()).user : null;
+      }), 'dana'));
+      await syncSettled(p);
+
+      // The network goes; two notes are written and wait in the outbox.
+      await context.setOffline(true);
+      await eventually(async () => assert.equal(await p.getByTestId('sync-badge').getAttribute('data-status'), 'offline'));
+      const titles = ['Left in the outbox (1)', 'Left in the outbox (2)'];
+      for (const title of titles) {
+        await p.getByTestId('note-title').fill(title);
+        await p.getByTestId('note-add').click();
+        await p.getByTestId('note-card').filter({ hasText: title }).waitFor();
+      }
+      assert.equal(await p.getByTestId('outbox-depth').textContent(), '2');
+      // The page registered the Background Sync tag while writes wait.
+      await eventually(async () => assert.equal(await p.evaluate(() => window.ferry.backgroundSync?.status), 'sync'));
+      await screenshot(p, '11-closing-with-writes-pending');
+      const notesOnServer = async () => [...(await server.records()).values()]
+        .filter((r) => r.collection === 'notes' && titles.includes(r.fields.title));
+      assert.deepEqual(await notesOnServer(), []);
+
+      // A blank page (not the app) to drive the DevTools protocol from; then the app closes.
+      const driver = await context.newPage();
+      const cdp = await context.newCDPSession(driver);
+      const registrations = new Map();
+      cdp.on('ServiceWorker.workerRegistrationUpdated', ({ registrations: list }) => {
+        for (const r of list) if (!r.isDeleted) registrations.set(r.scopeURL, r.registrationId);
+      });
+      await cdp.send('ServiceWorker.enable');
+      const registrationId = await eventually(async () => {
+        const id = registrations.get(`${server.url}/`);
+        assert.ok(id, 'the registration is known');
+        return id;
+      });
+      await p.close({ runBeforeUnload: false });
+      assert.deepEqual(context.pages().map((page) => page.url()), ['about:blank'], 'no page of the app is open');
+
+      // The network is back; the browser fires the registered tag (here through the protocol,
+      // as Chromium does when it sees the connection return) and the worker pushes.
+      await context.setOffline(false);
+      await cdp.send('ServiceWorker.dispatchSyncEvent', { origin: server.url, registrationId, tag: 'ferry-sync', lastChance: false });
+      await eventually(async () => assert.equal((await notesOnServer()).length, titles.length), { timeout: 60_000 });
+      // Exactly once each, with what was typed.
+      assert.deepEqual((await notesOnServer()).map((r) => r.fields.title).sort(), [...titles].sort());
+      assert.deepEqual(context.pages().map((page) => page.url()), ['about:blank'], 'still no page of the app');
+
+      // Opened again, the app has nothing left to send.
+      const again = await context.newPage();
+      await again.goto('/');
+      await appReady(again);
+      for (const title of titles) await again.getByTestId('note-card').filter({ hasText: title }).waitFor();
+      await eventually(async () => assert.equal(await again.getByTestId('sync-badge').getAttribute('data-status'), 'synced'));
+      assert.equal(await again.getByTestId('outbox-depth').textContent(), '0');
+      await screenshot(again, '12-reopened-after-background-sync');
+    } finally {
+      if (dana.errors.length) console.log(`page errors on dana's device:\n  ${dana.errors.join('\n  ')}`);
+      await context.close();
+    }
+  });
+
   it('the app is an installable PWA (manifest, icons)', T, async () => {
     const context = await browser.newContext({ baseURL: server.url });
     const page = await context.newPage();

@@ -22,7 +22,7 @@ if (process.env.FERRY_E2E_SKIP_BUILD === '1') {
   run('npm', ['run', 'build:app']);
   if (!process.env.FERRY_SERVER_BIN) run('cargo', ['build', '--release', '-p', 'ferry-server']);
 }
-for (const f of ['www/dist/index.html', 'www/dist/sw.js', 'www/dist/manifest.webmanifest']) {
+for (const f of ['www/dist/index.html', 'www/dist/sw.js', 'www/dist/ferry/sw.js', 'www/dist/manifest.webmanifest']) {
   if (!existsSync(`${ROOT}/${f}`)) {
     console.error(`e2e: ${f} is missing (run npm run build:app)`);
     process.exit(1);

@@ -104,8 +104,11 @@ async function start(session) {
     getToken: tokenProvider(session),
     collections: COLLECTION_POLICIES,
     fetch: switchableFetch,
+    // Writes left when the tab closes go out from the service worker (www/sw.js).
+    backgroundSync: true,
   });
   window.ferry = ferry;
+  tellServiceWorker(session);
   // The switch survived a reload: tell the engine at once.
   if (isOffline()) setOffline(true, ferry);
   mountApp(ferry, session);
@@ -166,6 +169,8 @@ function mountApp(ferry, session) {
       await ferry.close();
     } catch { /* closing anyway */ }
     clearSession();
+    // Before the reload: the worker must forget the session (and its token) for sure.
+    await tellServiceWorker(null);
     location.reload();
   };
 
@@ -252,8 +257,27 @@ function registerServiceWorker() {
     controlled = true;
   });
   window.addEventListener('load', () => {
-    navigator.serviceWorker.register('/sw.js').catch((err) => console.warn('service worker not registered', err));
+    // A module worker: it imports Ferry's flush (ferry-sync/sw) for sync with the app closed.
+    navigator.serviceWorker
+      // updateViaCache 'none': an update fetches sw.js and its ferry/ imports past the HTTP
+      // cache, so the worker's modules are always the release's (see www/sw.js).
+      .register('/sw.js', { type: 'module', updateViaCache: 'none' })
+      .catch((err) => console.warn('service worker not registered', err));
   });
+}
+
+/**
+ * Names the signed-in person (null: nobody) to the service worker, which pushes their outbox
+ * with the app closed. Resolves once the message is posted (or after a second without a
+ * worker); never rejects (no worker: no sync with the app closed, the fallback of flushing on
+ * hide and on the next open holds).
+ */
+function tellServiceWorker(session) {
+  if (!('serviceWorker' in navigator)) return Promise.resolve();
+  const message = { type: 'ferry-field-session', session: session && { user: session.user, token: session.token, collections: COLLECTION_POLICIES } };
+  const posted = navigator.serviceWorker.ready.then((reg) => reg.active?.postMessage(message)).catch(() => {});
+  // `ready` never settles when the worker failed to register: do not hold a sign-out for it.
+  return Promise.race([posted, new Promise((resolve) => setTimeout(resolve, 1000))]);
 }
 
 async function main() {

@@ -117,7 +117,8 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
-        let mut rolled_back = false;
+        // A first sync takes the critical collections first (critical_first.rs).
+        let mut rolled_back = self.pull_critical_first(trace).await?;
         loop {
             let (cursor, limit, validator, view) = {
                 let r = self.replica.borrow();
@@ -168,7 +169,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         }
     }
 
-    fn meta(&self, trace: &str, idempotency_key: String) -> RequestMeta {
+    pub(super) fn meta(&self, trace: &str, idempotency_key: String) -> RequestMeta {
         RequestMeta {
             idempotency_key,
             traceparent: trace.to_owned(),
@@ -177,11 +178,12 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             view: String::new(),
             data_version: self.replica.borrow().data_version(),
             priority: None,
+            collections: Vec::new(),
         }
     }
 
     /// Sends a request; on a 401 asks the app for a fresh token and tries once more.
-    async fn request(
+    pub(super) async fn request(
         &self,
         req: Request<'_>,
         mut meta: RequestMeta,
@@ -264,17 +266,17 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     }
 }
 
-enum Request<'a> {
+pub(super) enum Request<'a> {
     Push(&'a PushRequest),
     Pull(u64, u32),
 }
 
-enum Response {
+pub(super) enum Response {
     Push(PushResponse),
     Pull(PullResponse),
 }
 
-fn storage_failure(e: CoreError) -> (Failure, String) {
+pub(super) fn storage_failure(e: CoreError) -> (Failure, String) {
     (
         Failure::Retryable {
             retry_after_ms: None,

@@ -407,9 +407,70 @@ impl Replica {
             self.meta.resyncing = true;
             self.resync_seen.clear();
         }
+        self.fold_changes(page, now_ms, self.meta.resyncing);
+        if !page.view.is_empty() && page.view != self.meta.view {
+            self.meta.view = page.view.clone();
+        }
+        if page.cursor > self.meta.cursor {
+            self.meta.cursor = page.cursor;
+        }
+        if !page.has_more {
+            self.meta.last_synced_at_ms = Some(now_ms);
+            if self.meta.restoring {
+                self.finish_restore(now_ms);
+            }
+            if self.meta.resyncing {
+                self.finish_resync();
+            }
+        }
+        self.touch_meta();
+    }
+
+    /// Folds a page of a first sync's critical-first pass (`collections=`, PROTOCOL.md §4):
+    /// its records and removals like any page, but the cursor, the resync's bookkeeping and
+    /// `last_synced_at` stay as they are. The pass is only a head start: the full pass from 0
+    /// that follows sees every record again (those already folded are skipped by version),
+    /// so the one cursor and the drop-what-was-not-seen rule keep their meaning. Not for a
+    /// replica restoring after a server rollback (the restore is the full pass's job).
+    pub fn on_priority_page(&mut self, page: &PullResponse, now_ms: u64) {
+        debug_assert!(
+            !self.meta.restoring,
+            "no critical-first pass while restoring"
+        );
+        self.fold_changes(page, now_ms, false);
+        self.touch_meta();
+    }
+
+    /// Whether a pull from here would be a first sync's pass from 0 that may take the
+    /// critical collections first: the cursor is 0, no restore runs, and the config has
+    /// critical collections and others. Returns the critical collections, sorted.
+    pub fn critical_first(&self) -> Option<Vec<String>> {
+        if self.meta.cursor != 0 || self.meta.restoring {
+            return None;
+        }
+        let critical: Vec<String> = self
+            .config
+            .collections
+            .keys()
+            .filter(|c| self.config.priority(c) == crate::priority::Priority::Critical)
+            .cloned()
+            .collect();
+        let others = self.config.collections.len() - critical.len();
+        // A name the server would refuse in `collections=` would fail every first sync: no
+        // head start then, the full pass alone (as without critical collections).
+        let nameable = critical
+            .iter()
+            .all(|c| crate::protocol::validate_collection("collections", c).is_ok());
+        let fits = critical.len() <= crate::protocol::limits::MAX_PULL_COLLECTIONS;
+        (!critical.is_empty() && others > 0 && nameable && fits).then_some(critical)
+    }
+
+    /// The records and removals of a page, folded into the replica (`track_resync`: they
+    /// count as seen by the pass from 0 in progress).
+    fn fold_changes(&mut self, page: &PullResponse, now_ms: u64, track_resync: bool) {
         for server in &page.changes {
             let k = key(&server.collection, &server.id);
-            if self.meta.resyncing {
+            if track_resync {
                 self.resync_seen.insert(k.clone());
             }
             if self.meta.restoring {
@@ -449,22 +510,6 @@ impl Replica {
         for revoked in &page.revoked {
             self.revoke(revoked, now_ms);
         }
-        if !page.view.is_empty() && page.view != self.meta.view {
-            self.meta.view = page.view.clone();
-        }
-        if page.cursor > self.meta.cursor {
-            self.meta.cursor = page.cursor;
-        }
-        if !page.has_more {
-            self.meta.last_synced_at_ms = Some(now_ms);
-            if self.meta.restoring {
-                self.finish_restore(now_ms);
-            }
-            if self.meta.resyncing {
-                self.finish_resync();
-            }
-        }
-        self.touch_meta();
     }
 
     /// A record the user may no longer read (partial sync, PROTOCOL.md §8): its copy goes,

@@ -96,6 +96,11 @@ impl SimClient {
         let mut config = ReplicaConfig::new(COLLECTIONS.iter().map(|(c, p)| (c.to_string(), *p)));
         config.coalesce = role.coalesces();
         config.instance = instance.to_owned();
+        // One critical collection, so every first sync and every restart from cursor 0 runs
+        // the critical-first pass (and pushes order by priority) under the simulated faults.
+        config
+            .priorities
+            .insert("tasks".into(), crate::priority::Priority::Critical);
         let transport = SimTransport {
             world: self.world.clone(),
             online: self.online.clone(),

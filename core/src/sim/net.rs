@@ -390,7 +390,10 @@ impl Transport for SimTransport {
         if let Some(broken) = w.broken_pull(cursor) {
             return broken;
         }
-        let page = w.server.borrow().pull(&w.tenant, cursor, limit);
+        let page = w
+            .server
+            .borrow()
+            .pull_filtered(&w.tenant, cursor, limit, &meta.collections);
         let page = page.map_err(|PullError::CursorExpired { .. }| TransportError::CursorExpired)?;
         let (page, hidden) = w.readers.borrow().filter(self.user, page);
         {

@@ -201,17 +201,23 @@ impl Db {
         Ok(fresh)
     }
 
-    /// One page of changes after `cursor`, as `view`'s user sees it (partial sync).
+    /// One page of changes after `cursor`, as `view`'s user sees it (partial sync), of the
+    /// named collections only (none named: all).
     pub async fn pull(
         &self,
         tenant: &str,
         cursor: u64,
         limit: u32,
         view: &View,
+        collections: &[String],
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         match self {
-            Db::Sqlite(db) => db.pull(tenant, cursor, limit, view).await,
-            Db::Postgres(db) => db.gate.run(db.pull(tenant, cursor, limit, view)).await,
+            Db::Sqlite(db) => db.pull(tenant, cursor, limit, view, collections).await,
+            Db::Postgres(db) => {
+                db.gate
+                    .run(db.pull(tenant, cursor, limit, view, collections))
+                    .await
+            }
         }
     }
 

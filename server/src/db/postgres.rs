@@ -1,6 +1,6 @@
 //! PostgreSQL: for production and scale-out (many server processes on one database).
 //!
-//! A push locks its tenant's row (`SELECT ... FOR UPDATE`) first, so pushes of one tenant
+//! A push locks its tenant's row first (an upsert of it that returns the head), so pushes of one tenant
 //! serialise across every process while other tenants proceed in parallel; the change log
 //! positions are the tenant's own counter, never a global sequence. A push that advances the
 //! cursor sends `pg_notify` inside its transaction (delivered on commit), and every process
@@ -23,8 +23,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 impl Backend for Postgres {
-    const LOCK_TENANT: &'static str = "SELECT head FROM tenants WHERE tenant = $1 FOR UPDATE";
-
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }
@@ -144,13 +142,16 @@ impl PgDb {
         cursor: u64,
         limit: u32,
         view: &View,
+        collections: &[String],
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let generation = self.hub.heads().generation();
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let page = pull_view::pull_in::<Postgres>(&mut tx, tenant, cursor, limit, view).await?;
+        let page =
+            pull_view::pull_in::<Postgres>(&mut tx, tenant, cursor, limit, view, collections)
+                .await?;
         tx.commit().await?;
         if let Ok(page) = &page {
             self.learn_head(tenant, page.head, generation);

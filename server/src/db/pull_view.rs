@@ -8,6 +8,10 @@
 //! positions are passed, never lost; under a filtering view, when the scan reaches the end
 //! of the log the cursor is the head read in the same snapshot (every position up to it was
 //! seen). A view that reads everything answers exactly as before partial sync.
+//!
+//! A pull that names collections (a first sync's critical-first pass) adds
+//! `collection IN (…)` to the scan: rows of other collections are passed over like hidden
+//! ones, and the page's cursor is a position in the same log, meaningful for that filter.
 
 use super::sql::Backend;
 use super::DbError;
@@ -27,14 +31,27 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// One page of changes after `cursor` as `view`'s user sees it; run it inside one read
-/// snapshot.
+/// `AND collection IN ($first, …)` for a pull that names collections (PROTOCOL.md §4), or
+/// nothing. Only placeholders go into the text: the names are bound, never spliced.
+fn collection_filter(collections: &[String], first: usize) -> String {
+    if collections.is_empty() {
+        return String::new();
+    }
+    let placeholders: Vec<String> = (first..first + collections.len())
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(" AND collection IN ({})", placeholders.join(", "))
+}
+
+/// One page of changes after `cursor` as `view`'s user sees it (of `collections` only, when
+/// any are named); run it inside one read snapshot.
 pub(crate) async fn pull_in<B: Backend>(
     conn: &mut B::Connection,
     tenant: &str,
     cursor: u64,
     limit: u32,
     view: &View,
+    collections: &[String],
 ) -> Result<Result<PullResponse, PullError>, DbError>
 where
     for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
@@ -62,16 +79,20 @@ where
     // Rows past the page's end that the user would receive (an estimate: only the rest of
     // the last window is looked at, and nothing hidden is ever counted).
     let mut ahead = 0u64;
+    let page_sql = format!(
+        "SELECT collection, id, version, fields, deleted, hlc, readers FROM records
+             WHERE tenant = $1 AND version > $2{} ORDER BY version LIMIT $3",
+        collection_filter(collections, 4)
+    );
     'scan: for _ in 0..MAX_SCAN_WINDOWS {
-        let rows = sqlx::query(
-            "SELECT collection, id, version, fields, deleted, hlc, readers FROM records
-                 WHERE tenant = $1 AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(tenant)
-        .bind(to_i64(scanned_to))
-        .bind(to_i64(limit as u64))
-        .fetch_all(&mut *conn)
-        .await?;
+        let mut query = sqlx::query(&page_sql)
+            .bind(tenant)
+            .bind(to_i64(scanned_to))
+            .bind(to_i64(limit as u64));
+        for name in collections {
+            query = query.bind(name.as_str());
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
         let window_full = rows.len() == limit;
         for row in &rows {
             let record = B::decode_record(row)?;
@@ -106,13 +127,17 @@ where
         (false, _) => 0,
         // Everything is readable: the exact count reveals nothing.
         (true, true) => {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM records WHERE tenant = $1 AND version > $2",
-            )
-            .bind(tenant)
-            .bind(to_i64(scanned_to))
-            .fetch_one(&mut *conn)
-            .await?;
+            let count_sql = format!(
+                "SELECT COUNT(*) FROM records WHERE tenant = $1 AND version > $2{}",
+                collection_filter(collections, 3)
+            );
+            let mut query = sqlx::query_scalar(&count_sql)
+                .bind(tenant)
+                .bind(to_i64(scanned_to));
+            for name in collections {
+                query = query.bind(name.as_str());
+            }
+            let n: i64 = query.fetch_one(&mut *conn).await?;
             to_u64(n)
         }
         (true, false) => ahead.max(1),

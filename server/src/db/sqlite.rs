@@ -23,9 +23,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 impl Backend for Sqlite {
-    // No row lock: `BEGIN IMMEDIATE` already holds the database's one write lock.
-    const LOCK_TENANT: &'static str = "SELECT head FROM tenants WHERE tenant = $1";
-
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
@@ -118,9 +115,11 @@ impl SqliteDb {
         cursor: u64,
         limit: u32,
         view: &View,
+        collections: &[String],
     ) -> Result<Result<PullResponse, PullError>, DbError> {
         let mut tx = self.reader.begin().await?;
-        let page = pull_view::pull_in::<Sqlite>(&mut tx, tenant, cursor, limit, view).await?;
+        let page =
+            pull_view::pull_in::<Sqlite>(&mut tx, tenant, cursor, limit, view, collections).await?;
         tx.commit().await?;
         Ok(page)
     }

@@ -1,5 +1,6 @@
-//! `GET /v1/sync/changes?cursor=C&limit=N`: the newest state of every record changed after
-//! the cursor, oldest change first, one page at a time; 410 when the cursor is older than the
+//! `GET /v1/sync/changes?cursor=C&limit=N[&collections=a,b]`: the newest state of every
+//! record changed after the cursor (of the named collections only, when named), oldest
+//! change first, one page at a time; 410 when the cursor is older than the
 //! tenant's compaction horizon. Each page shows only what the user may read
 //! ([`crate::permissions_filter`]). A conditional pull (`If-None-Match` naming the server's
 //! epoch and the request's cursor) is answered `304` when the tenant's head is that cursor
@@ -17,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_core::apply::PullError;
 use ferry_core::conditional::{parse_pull_etag, pull_etag};
-use ferry_core::protocol::{limits, ServerLimits};
+use ferry_core::protocol::{limits, parse_pull_collections, ServerLimits};
 use serde::Deserialize;
 
 /// The page size when the request names none.
@@ -31,6 +32,8 @@ pub struct PullQuery {
     pub limit: Option<String>,
     /// The view fingerprint the device's records were pulled under (partial sync).
     pub view: Option<String>,
+    /// Only these collections, comma-separated (a first sync's critical-first pass).
+    pub collections: Option<String>,
 }
 
 /// A non-negative decimal number; `Err(true)` when it is all digits but too large.
@@ -97,6 +100,10 @@ pub async fn pull(
         },
     }
     .clamp(1, limits::MAX_PULL_LIMIT);
+    let collections = match q.collections.as_deref() {
+        None => Vec::new(),
+        Some(text) => parse_pull_collections(text)?,
+    };
     let _permit = state.limiter.acquire(&claims.tenant)?;
     let view = View::new(&state.rules, &claims);
     let fingerprint = view.fingerprint();
@@ -113,7 +120,11 @@ pub async fn pull(
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag.clone())]).into_response());
         }
     }
-    match state.db.pull(&claims.tenant, cursor, limit, &view).await? {
+    match state
+        .db
+        .pull(&claims.tenant, cursor, limit, &view, &collections)
+        .await?
+    {
         Ok(mut page) => {
             page.epoch = epoch.to_owned();
             page.server_time = now_ms();

@@ -152,16 +152,28 @@ impl TestServer {
 
     /// POSTs a push body with an Idempotency-Key.
     pub async fn push(&self, token: &str, key: &str, body: &Value) -> (StatusCode, Value) {
-        let resp = self
+        self.push_with_headers(token, key, body, &[]).await
+    }
+
+    /// [`TestServer::push`] with more request headers (`Ferry-Data-Version`,
+    /// `Ferry-Priority`, …).
+    pub async fn push_with_headers(
+        &self,
+        token: &str,
+        key: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = self
             .http
             .post(format!("{}/v1/sync/mutations", self.url))
             .bearer_auth(token)
             .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await
-            .expect("push request");
-        read(resp).await
+            .json(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        read(req.send().await.expect("push request")).await
     }
 
     pub async fn pull(&self, token: &str, cursor: u64, limit: u32) -> (StatusCode, Value) {
@@ -171,6 +183,18 @@ impl TestServer {
                 "{}/v1/sync/changes?cursor={cursor}&limit={limit}",
                 self.url
             ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("pull request");
+        read(resp).await
+    }
+
+    /// A pull with a query string of the test's own (`cursor=…&collections=…`).
+    pub async fn pull_query(&self, token: &str, query: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(format!("{}/v1/sync/changes?{query}", self.url))
             .bearer_auth(token)
             .send()
             .await

@@ -110,8 +110,9 @@ impl Transport for HttpTransport {
             format!("&view={}", meta.view)
         };
         let request = self.http.get(format!(
-            "{}/v1/sync/changes?cursor={cursor}&limit={limit}{view}",
-            self.base
+            "{}/v1/sync/changes?cursor={cursor}&limit={limit}{view}{}",
+            self.base,
+            ferry_core::protocol::pull_collections_param(&meta.collections)
         ));
         let Some(body) = self.send(request, meta).await? else {
             self.not_modified.fetch_add(1, Ordering::Relaxed);

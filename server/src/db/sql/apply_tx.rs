@@ -1,6 +1,7 @@
 //! [`PushTx`] as the core's [`ApplyTx`]: the apply rules' reads and writes, answered from
 //! the transaction's caches where it can.
 
+use super::push_tx::{UnsentOp, UnsentRecord};
 use super::*;
 use crate::permissions_filter::next_readers;
 
@@ -23,6 +24,8 @@ where
         if let Some(ops) = &self.ops {
             return Ok(ops.get(op_id).cloned());
         }
+        // Without a prefetch, the table must also hold the ops this transaction stored.
+        self.send_ops().await?;
         let row = sqlx::query(
             "SELECT digest, outcome, version, code, message FROM ops WHERE tenant = $1 AND op_id = $2",
         )
@@ -83,24 +86,17 @@ where
             let stored = self.readers.get(&key).cloned().flatten();
             next_readers(rules, previous.as_ref(), stored.as_deref(), record)
         });
-        sqlx::query(
-            "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc, readers)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (tenant, collection, id) DO UPDATE SET
-                       version = excluded.version, fields = excluded.fields,
-                       deleted = excluded.deleted, hlc = excluded.hlc,
-                       readers = excluded.readers",
-        )
-        .bind(&self.tenant)
-        .bind(&record.collection)
-        .bind(&record.id)
-        .bind(to_i64(self.head))
-        .bind(fields)
-        .bind(record.deleted)
-        .bind(record.hlc.to_string())
-        .bind(readers.as_deref())
-        .execute(&mut *self.tx)
-        .await?;
+        // Sent by `finish`, with the push's other records in a few statements.
+        self.unsent_records.insert(
+            key.clone(),
+            UnsentRecord {
+                version: to_i64(self.head),
+                fields,
+                deleted: record.deleted,
+                hlc: record.hlc.to_string(),
+                readers: readers.clone(),
+            },
+        );
         self.readers.insert(key, readers);
         let stored = Record {
             version: self.head,
@@ -127,21 +123,15 @@ where
                 Some(message.as_str()),
             ),
         };
-        sqlx::query(
-            "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&self.tenant)
-        .bind(&m.op_id)
-        .bind(digest as i64)
-        .bind(kind)
-        .bind(version)
-        .bind(code)
-        .bind(message)
-        .bind(self.user.as_deref())
-        .bind(to_i64(self.now_ms))
-        .execute(&mut *self.tx)
-        .await?;
+        // Sent by `finish`, with the push's other ops in a few statements.
+        self.unsent_ops.push(UnsentOp {
+            op_id: m.op_id.clone(),
+            digest: digest as i64,
+            outcome: kind,
+            version,
+            code: code.map(str::to_owned),
+            message: message.map(str::to_owned),
+        });
         if let Some(ops) = &mut self.ops {
             ops.insert(
                 m.op_id.clone(),

@@ -24,6 +24,11 @@ pub(crate) struct PushTx<B: Database> {
     pub(super) seqs: HashMap<String, u64>,
     /// Last seqs raised by this transaction, written by [`PushTx::finish`].
     pub(super) raised_seqs: BTreeMap<String, u64>,
+    /// Records written by this transaction, not yet sent (the newest version per record):
+    /// [`PushTx::finish`] sends them in multi-row statements.
+    pub(super) unsent_records: BTreeMap<(String, String), UnsentRecord>,
+    /// Ops stored by this transaction, not yet sent (see `unsent_records`).
+    pub(super) unsent_ops: Vec<UnsentOp>,
     /// The pushing user, stored with each op.
     pub(crate) user: Option<String>,
     /// When the transaction began (ms since the Unix epoch), stored with each op and key.
@@ -40,6 +45,78 @@ pub(crate) struct Applied<B: Database> {
 
 /// Keys per `IN (…)` list: well under SQLite's limit on bound parameters.
 pub(super) const PREFETCH_CHUNK: usize = 500;
+
+/// Rows per multi-row `INSERT` (at 9 columns, 3,600 parameters: well under SQLite's 32,766
+/// and PostgreSQL's 65,535).
+pub(super) const INSERT_CHUNK: usize = 400;
+
+/// A record row as [`PushTx::finish`] will write it.
+pub(super) struct UnsentRecord {
+    pub(super) version: i64,
+    pub(super) fields: String,
+    pub(super) deleted: bool,
+    pub(super) hlc: String,
+    pub(super) readers: Option<String>,
+}
+
+/// An op row as [`PushTx::finish`] will write it.
+pub(super) struct UnsentOp {
+    pub(super) op_id: String,
+    pub(super) digest: i64,
+    pub(super) outcome: &'static str,
+    pub(super) version: Option<i64>,
+    pub(super) code: Option<String>,
+    pub(super) message: Option<String>,
+}
+
+/// One value of a multi-row `INSERT`, borrowed from the unsent rows.
+pub(super) enum Param<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+/// `<head> (…), (…) <tail>` with one parenthesised group of placeholders per row, and its
+/// arguments (placeholders written by the driver, as in [`select_in`]).
+pub(super) fn insert_rows<'a, B: Database>(
+    head: &str,
+    rows: &[Vec<Param<'a>>],
+    tail: &str,
+) -> Result<(String, B::Arguments<'a>), DbError>
+where
+    &'a str: Encode<'a, B> + Type<B>,
+    Option<&'a str>: Encode<'a, B>,
+    i64: Encode<'a, B> + Type<B>,
+    Option<i64>: Encode<'a, B>,
+    bool: Encode<'a, B> + Type<B>,
+{
+    let mut sql = head.to_owned();
+    let mut args = B::Arguments::default();
+    for (r, row) in rows.iter().enumerate() {
+        sql.push_str(if r == 0 { " (" } else { ", (" });
+        for (i, value) in row.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            match *value {
+                Param::Text(v) => args.add(v),
+                Param::OptText(v) => args.add(v),
+                Param::Int(v) => args.add(v),
+                Param::OptInt(v) => args.add(v),
+                Param::Bool(v) => args.add(v),
+            }
+            .map_err(sqlx::Error::Encode)?;
+            args.format_placeholder(&mut sql)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    Ok((sql, args))
+}
 
 /// `<select> WHERE tenant = ? [AND <column> = ?] AND <key> IN (?, …)` and its arguments.
 ///
@@ -101,19 +178,20 @@ where
     for<'a> &'a str: ColumnIndex<B::Row>,
     usize: ColumnIndex<B::Row>,
 {
-    /// Creates the tenant row if needed and locks it; pushes of a tenant serialise here.
+    /// Creates the tenant row if needed and locks it, in one statement (an upsert that
+    /// touches the row takes its row lock on PostgreSQL; on SQLite `BEGIN IMMEDIATE` already
+    /// holds the write lock); pushes of a tenant serialise here.
     pub(crate) async fn lock(
         mut tx: sqlx::Transaction<'static, B>,
         tenant: &str,
     ) -> Result<Self, DbError> {
-        sqlx::query("INSERT INTO tenants (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING")
-            .bind(tenant)
-            .execute(&mut *tx)
-            .await?;
-        let head: i64 = sqlx::query_scalar(B::LOCK_TENANT)
-            .bind(tenant)
-            .fetch_one(&mut *tx)
-            .await?;
+        let head: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (tenant) VALUES ($1)
+             ON CONFLICT (tenant) DO UPDATE SET head = tenants.head RETURNING head",
+        )
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?;
         Ok(PushTx {
             tx,
             tenant: tenant.to_owned(),
@@ -125,28 +203,35 @@ where
             rules: None,
             seqs: HashMap::new(),
             raised_seqs: BTreeMap::new(),
+            unsent_records: BTreeMap::new(),
+            unsent_ops: Vec::new(),
             user: None,
             now_ms: crate::db::now_ms(),
         })
     }
 
     /// Binds each client id to the pushing user on its first use; returns a client id
-    /// already bound to another user (the push is then refused before any effect).
+    /// already bound to another user (the push is then refused before any effect). The one
+    /// read also loads the clients' last seqs for the apply rules.
     pub(crate) async fn bind_clients(
         &mut self,
         user: &str,
         clients: &[&str],
     ) -> Result<Option<String>, DbError> {
         self.user = Some(user.to_owned());
+        let mut known: HashMap<String, Option<String>> = HashMap::new();
+        let select = "SELECT client_id, user_id, last_seq FROM clients";
+        for row in self
+            .select_all_in(select, None, "client_id", clients)
+            .await?
+        {
+            let client: String = row.try_get("client_id")?;
+            let seq: i64 = row.try_get("last_seq")?;
+            self.seqs.insert(client.clone(), to_u64(seq));
+            known.insert(client, row.try_get("user_id")?);
+        }
         for client in clients {
-            let row: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT user_id FROM clients WHERE tenant = $1 AND client_id = $2",
-            )
-            .bind(&self.tenant)
-            .bind(*client)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            match row {
+            match known.get(*client) {
                 Some(Some(owner)) if owner == user => {}
                 Some(Some(_)) => return Ok(Some((*client).to_owned())),
                 Some(None) => {
@@ -168,6 +253,7 @@ where
                     .bind(user)
                     .execute(&mut *self.tx)
                     .await?;
+                    self.seqs.insert((*client).to_owned(), 0);
                 }
             }
         }
@@ -175,27 +261,29 @@ where
     }
 
     /// Claims an idempotency key for a body digest: `false` if it was claimed by another body.
+    /// The insert comes first: a new key (the usual case) costs one statement.
     pub(crate) async fn claim_key(&mut self, key: &str, digest: &str) -> Result<bool, DbError> {
-        let known: Option<String> = sqlx::query_scalar(
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (tenant, idem_key, body_digest, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, idem_key) DO NOTHING",
+        )
+        .bind(&self.tenant)
+        .bind(key)
+        .bind(digest)
+        .bind(to_i64(self.now_ms))
+        .execute(&mut *self.tx)
+        .await?;
+        if B::rows_affected(&inserted) == 1 {
+            return Ok(true);
+        }
+        let known: String = sqlx::query_scalar(
             "SELECT body_digest FROM idempotency_keys WHERE tenant = $1 AND idem_key = $2",
         )
         .bind(&self.tenant)
         .bind(key)
-        .fetch_optional(&mut *self.tx)
+        .fetch_one(&mut *self.tx)
         .await?;
-        match known {
-            Some(known) => Ok(known == digest),
-            None => {
-                sqlx::query("INSERT INTO idempotency_keys (tenant, idem_key, body_digest, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(&self.tenant)
-                    .bind(key)
-                    .bind(digest)
-                    .bind(to_i64(self.now_ms))
-                    .execute(&mut *self.tx)
-                    .await?;
-                Ok(true)
-            }
-        }
+        Ok(known == digest)
     }
 
     /// Runs `push` in `tx` up to its commit. A refused push is rolled back and its outcome
@@ -250,9 +338,12 @@ where
         Ok(report)
     }
 
-    /// Writes what the push left in memory — the clients' raised last seqs and the
-    /// advanced head — before the commit; returns the head if it moved.
+    /// Writes what the push left in memory — its records and ops (a few multi-row
+    /// statements instead of two statements per mutation), the clients' raised last seqs and
+    /// the advanced head — before the commit; returns the head if it moved.
     pub(crate) async fn finish(&mut self) -> Result<Option<u64>, DbError> {
+        self.send_records().await?;
+        self.send_ops().await?;
         for (client, seq) in std::mem::take(&mut self.raised_seqs) {
             sqlx::query(
                 "INSERT INTO clients (tenant, client_id, last_seq) VALUES ($1, $2, $3)
@@ -273,6 +364,98 @@ where
             .execute(&mut *self.tx)
             .await?;
         Ok(Some(self.head))
+    }
+
+    /// Every row of `<select> WHERE tenant = … [AND also] AND key IN (keys)`, asked
+    /// [`PREFETCH_CHUNK`] keys at a time.
+    async fn select_all_in(
+        &mut self,
+        select: &str,
+        also: Option<(&str, &str)>,
+        key: &str,
+        keys: &[&str],
+    ) -> Result<Vec<B::Row>, DbError> {
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(PREFETCH_CHUNK) {
+            let (sql, args) = select_in::<B>(select, &self.tenant, also, key, chunk)?;
+            rows.extend(
+                sqlx::query_with(&sql, args)
+                    .persistent(false)
+                    .fetch_all(&mut *self.tx)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Upserts the unsent records, [`INSERT_CHUNK`] rows per statement. Each record appears
+    /// once (its newest version): one statement may not upsert a row twice.
+    async fn send_records(&mut self) -> Result<(), DbError> {
+        let unsent = std::mem::take(&mut self.unsent_records);
+        let rows: Vec<Vec<Param>> = unsent
+            .iter()
+            .map(|((collection, id), r)| {
+                vec![
+                    Param::Text(&self.tenant),
+                    Param::Text(collection),
+                    Param::Text(id),
+                    Param::Int(r.version),
+                    Param::Text(&r.fields),
+                    Param::Bool(r.deleted),
+                    Param::Text(&r.hlc),
+                    Param::OptText(r.readers.as_deref()),
+                ]
+            })
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let (sql, args) = insert_rows::<B>(
+                "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc, readers) VALUES",
+                chunk,
+                "ON CONFLICT (tenant, collection, id) DO UPDATE SET
+                   version = excluded.version, fields = excluded.fields,
+                   deleted = excluded.deleted, hlc = excluded.hlc,
+                   readers = excluded.readers",
+            )?;
+            sqlx::query_with(&sql, args)
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the unsent ops, [`INSERT_CHUNK`] rows per statement.
+    pub(super) async fn send_ops(&mut self) -> Result<(), DbError> {
+        let unsent = std::mem::take(&mut self.unsent_ops);
+        let now = to_i64(self.now_ms);
+        let rows: Vec<Vec<Param>> = unsent
+            .iter()
+            .map(|op| {
+                vec![
+                    Param::Text(&self.tenant),
+                    Param::Text(&op.op_id),
+                    Param::Int(op.digest),
+                    Param::Text(op.outcome),
+                    Param::OptInt(op.version),
+                    Param::OptText(op.code.as_deref()),
+                    Param::OptText(op.message.as_deref()),
+                    Param::OptText(self.user.as_deref()),
+                    Param::Int(now),
+                ]
+            })
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let (sql, args) = insert_rows::<B>(
+                "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at) VALUES",
+                chunk,
+                "",
+            )?;
+            sqlx::query_with(&sql, args)
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Drops tombstones logged at or before `upto` and raises the horizon.
@@ -315,16 +498,9 @@ where
             .into_iter()
             .collect();
         let mut ops = HashMap::new();
-        for chunk in op_ids.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
-            let (sql, args) = select_in::<B>(select, &self.tenant, None, "op_id", chunk)?;
-            for row in sqlx::query_with(&sql, args)
-                .persistent(false)
-                .fetch_all(&mut *self.tx)
-                .await?
-            {
-                ops.insert(row.try_get::<String, _>("op_id")?, B::decode_op(&row)?);
-            }
+        let select = "SELECT op_id, digest, outcome, version, code, message FROM ops";
+        for row in self.select_all_in(select, None, "op_id", &op_ids).await? {
+            ops.insert(row.try_get::<String, _>("op_id")?, B::decode_op(&row)?);
         }
         self.ops = Some(ops);
 
@@ -341,47 +517,17 @@ where
                 self.records
                     .insert((collection.to_owned(), (*id).to_owned()), None);
             }
-            for chunk in ids.chunks(PREFETCH_CHUNK) {
-                let select =
-                    "SELECT collection, id, version, fields, deleted, hlc, readers FROM records";
-                let also = Some(("collection", collection));
-                let (sql, args) = select_in::<B>(select, &self.tenant, also, "id", chunk)?;
-                for row in sqlx::query_with(&sql, args)
-                    .persistent(false)
-                    .fetch_all(&mut *self.tx)
-                    .await?
-                {
-                    let record = B::decode_record(&row)?;
-                    let key = (record.collection.clone(), record.id.clone());
-                    self.readers.insert(key.clone(), row.try_get("readers")?);
-                    self.records.insert(key, Some(record));
-                }
+            let select =
+                "SELECT collection, id, version, fields, deleted, hlc, readers FROM records";
+            let also = Some(("collection", collection));
+            for row in self.select_all_in(select, also, "id", &ids).await? {
+                let record = B::decode_record(&row)?;
+                let key = (record.collection.clone(), record.id.clone());
+                self.readers.insert(key.clone(), row.try_get("readers")?);
+                self.records.insert(key, Some(record));
             }
         }
-
-        let clients: Vec<&str> = req
-            .mutations
-            .iter()
-            .map(|m| m.client_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for client in &clients {
-            self.seqs.insert((*client).to_owned(), 0);
-        }
-        for chunk in clients.chunks(PREFETCH_CHUNK) {
-            let select = "SELECT client_id, last_seq FROM clients";
-            let (sql, args) = select_in::<B>(select, &self.tenant, None, "client_id", chunk)?;
-            for row in sqlx::query_with(&sql, args)
-                .persistent(false)
-                .fetch_all(&mut *self.tx)
-                .await?
-            {
-                let seq: i64 = row.try_get("last_seq")?;
-                self.seqs
-                    .insert(row.try_get::<String, _>("client_id")?, to_u64(seq));
-            }
-        }
+        // The clients' last seqs were read by `bind_clients` (every client of the push).
         Ok(())
     }
 }
