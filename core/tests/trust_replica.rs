@@ -377,3 +377,53 @@ fn a_write_refused_as_clock_ahead_goes_out_again_with_the_calibrated_stamp() {
     a.on_push_response(&resp, NOW + ahead);
     assert_eq!(a.outbox_depth(), 0);
 }
+
+#[test]
+fn a_conflict_answered_from_a_restored_history_keeps_the_acknowledged_edit() {
+    // A push answered by a server restored from an older backup conflicts: the server's state
+    // is older than what this device had acknowledged, not a later write to merge with. The
+    // device must push what it holds (its acknowledged edit and its new one), not merge the
+    // backup's values in as if someone had written them.
+    let mut server = MemoryServer::default();
+    server.tenant_mut("t").set_epoch("h1");
+    let mut a = replica("a");
+    a.write(
+        "notes",
+        "n",
+        Change::Put(fields(json!({"v": 1, "w": 1}))),
+        NOW,
+    )
+    .unwrap();
+    sync(&mut a, &mut server, NOW);
+    let backup = server.tenant("t").unwrap().clone();
+    a.write(
+        "notes",
+        "n",
+        Change::Patch(fields(json!({"v": 2}))),
+        NOW + 1,
+    )
+    .unwrap();
+    sync(&mut a, &mut server, NOW + 1);
+    assert_eq!(a.outbox_depth(), 0, "v = 2 was acknowledged");
+
+    server.restore("t", backup, "h2");
+    a.write(
+        "notes",
+        "n",
+        Change::Patch(fields(json!({"w": 3}))),
+        NOW + 2,
+    )
+    .unwrap();
+    assert_eq!(sync(&mut a, &mut server, NOW + 2), ["h2"]);
+    sync(&mut a, &mut server, NOW + 3);
+
+    let on_server = server.tenant("t").unwrap().record("notes", "n").cloned();
+    assert_eq!(
+        on_server.map(|r| serde_json::Value::Object(r.fields)),
+        Some(json!({"v": 2, "w": 3})),
+        "the acknowledged v = 2 came back with the new w = 3"
+    );
+    assert_eq!(view(&a, "notes", "n"), Some(json!({"v": 2, "w": 3})));
+    assert_eq!(a.outbox_depth(), 0);
+    assert!(!a.is_restoring());
+}

@@ -137,7 +137,13 @@ impl Replica {
         }
     }
 
-    fn rebase_and_repush(&mut self, k: &Key, base: Option<Record>, entry_hlc: Hlc, now_ms: u64) {
+    pub(super) fn rebase_and_repush(
+        &mut self,
+        k: &Key,
+        base: Option<Record>,
+        entry_hlc: Hlc,
+        now_ms: u64,
+    ) {
         if let Some(rec) = self.records.get_mut(k) {
             rec.base = base;
         }

@@ -126,6 +126,33 @@ impl Replica {
             };
             summary.conflicts += 1;
             let k = key(&entry.collection, &entry.record_id);
+            // An answer from a history that lost this device's acknowledged write (a restored
+            // server, detected by this push's answer or by a version lower than the one this
+            // device holds): the server's state is not a later write to merge with. As in a
+            // repair resync, rebase on it and push what this device holds, if that is later.
+            let held = self.records.get(&k).and_then(|r| r.base.as_ref());
+            let older_history = held.is_some_and(|b| b.version > c.server.version);
+            let held_later = held.is_some_and(|b| b.hlc >= c.server.hlc);
+            if (self.meta.restoring || older_history) && held_later {
+                let unsent = self.entries_of(&k).into_iter().find(|e| !e.is_sent());
+                let entry_hlc = unsent
+                    .map_or(entry.hlc.clone(), |e| e.hlc.clone().max(entry.hlc.clone()))
+                    .max(c.server.hlc.clone());
+                self.rebase_and_repush(&k, Some(c.server.clone()), entry_hlc, now_ms);
+                let into = self
+                    .entries_of(&k)
+                    .into_iter()
+                    .find(|e| !e.is_sent())
+                    .map(|e| e.entry_id.clone());
+                self.events.push(Event::Settled {
+                    entry_id: entry.entry_id,
+                    collection: k.0.clone(),
+                    record_id: k.1.clone(),
+                    outcome: Outcome::Kept,
+                    into,
+                });
+                continue;
+            }
             let mut pending = vec![entry];
             pending.extend(self.take_entries(&k));
             self.settle(&k, c.server.clone(), pending, now_ms);
