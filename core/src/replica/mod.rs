@@ -12,6 +12,7 @@ mod limits;
 mod migrate;
 mod open;
 mod priorities;
+mod pull;
 mod rollback;
 mod sync;
 mod types;

@@ -137,18 +137,20 @@ impl Replica {
         }
     }
 
+    /// Rebases `k` on `base` and queues what this device holds over it; returns the entry
+    /// that carries it (`None`: nothing differs).
     pub(super) fn rebase_and_repush(
         &mut self,
         k: &Key,
         base: Option<Record>,
         entry_hlc: Hlc,
         now_ms: u64,
-    ) {
+    ) -> Option<String> {
         if let Some(rec) = self.records.get_mut(k) {
             rec.base = base;
         }
         self.touch_record(k);
         let id_hlc = self.tick(now_ms);
-        self.reconcile_entry(k, &entry_hlc, id_hlc, now_ms, false);
+        self.reconcile_entry(k, &entry_hlc, id_hlc, now_ms, false)
     }
 }

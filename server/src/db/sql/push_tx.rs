@@ -388,15 +388,34 @@ where
         Ok(rows)
     }
 
+    /// Runs `<head> (…), (…) <tail>` over `rows`, [`INSERT_CHUNK`] rows per statement
+    /// (unprepared: the text changes with the row count).
+    async fn insert_chunks(
+        &mut self,
+        head: &str,
+        rows: &[Vec<Param<'_>>],
+        tail: &str,
+    ) -> Result<(), DbError> {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let (sql, args) = insert_rows::<B>(head, chunk, tail)?;
+            sqlx::query_with(&sql, args)
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Upserts the unsent records, [`INSERT_CHUNK`] rows per statement. Each record appears
     /// once (its newest version): one statement may not upsert a row twice.
     async fn send_records(&mut self) -> Result<(), DbError> {
         let unsent = std::mem::take(&mut self.unsent_records);
+        let tenant = self.tenant.clone();
         let rows: Vec<Vec<Param>> = unsent
             .iter()
             .map(|((collection, id), r)| {
                 vec![
-                    Param::Text(&self.tenant),
+                    Param::Text(&tenant),
                     Param::Text(collection),
                     Param::Text(id),
                     Param::Int(r.version),
@@ -407,54 +426,45 @@ where
                 ]
             })
             .collect();
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let (sql, args) = insert_rows::<B>(
-                "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc, readers) VALUES",
-                chunk,
-                "ON CONFLICT (tenant, collection, id) DO UPDATE SET
-                   version = excluded.version, fields = excluded.fields,
-                   deleted = excluded.deleted, hlc = excluded.hlc,
-                   readers = excluded.readers",
-            )?;
-            sqlx::query_with(&sql, args)
-                .persistent(false)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        self.insert_chunks(
+            "INSERT INTO records (tenant, collection, id, version, fields, deleted, hlc, readers) VALUES",
+            &rows,
+            "ON CONFLICT (tenant, collection, id) DO UPDATE SET
+               version = excluded.version, fields = excluded.fields,
+               deleted = excluded.deleted, hlc = excluded.hlc,
+               readers = excluded.readers",
+        )
+        .await?;
         Ok(())
     }
 
     /// Inserts the unsent ops, [`INSERT_CHUNK`] rows per statement.
     pub(super) async fn send_ops(&mut self) -> Result<(), DbError> {
         let unsent = std::mem::take(&mut self.unsent_ops);
+        let (tenant, user) = (self.tenant.clone(), self.user.clone());
         let now = to_i64(self.now_ms);
         let rows: Vec<Vec<Param>> = unsent
             .iter()
             .map(|op| {
                 vec![
-                    Param::Text(&self.tenant),
+                    Param::Text(&tenant),
                     Param::Text(&op.op_id),
                     Param::Int(op.digest),
                     Param::Text(op.outcome),
                     Param::OptInt(op.version),
                     Param::OptText(op.code.as_deref()),
                     Param::OptText(op.message.as_deref()),
-                    Param::OptText(self.user.as_deref()),
+                    Param::OptText(user.as_deref()),
                     Param::Int(now),
                 ]
             })
             .collect();
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let (sql, args) = insert_rows::<B>(
-                "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at) VALUES",
-                chunk,
-                "",
-            )?;
-            sqlx::query_with(&sql, args)
-                .persistent(false)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        self.insert_chunks(
+            "INSERT INTO ops (tenant, op_id, digest, outcome, version, code, message, user_id, created_at) VALUES",
+            &rows,
+            "",
+        )
+        .await?;
         Ok(())
     }
 
