@@ -4,6 +4,7 @@ use super::client::SimClient;
 use super::fates::Fate;
 use super::net::World;
 use super::SimReport;
+use crate::engine::WriteTicket;
 use crate::hlc::Hlc;
 use crate::policy::State;
 use std::collections::{HashMap, HashSet};
@@ -70,12 +71,17 @@ fn check_history(applied: &[crate::server::AppliedOp]) -> Result<HashSet<&str>, 
 }
 
 /// One device's record at a restore: the stamp and state it held as synced, and the state
-/// it showed (with its own pending edit, which may undo what it held).
+/// it showed (with its own pending edit, which may undo what it held; after a durable write
+/// of its person since the restore, what that write left).
 struct Held {
     hlc: Hlc,
     base: State,
     shown: State,
 }
+
+/// A record a person wrote on a tab, what the tab showed of it right after, and the write's
+/// ticket (durable once the tab's store holds that ticket's commit).
+pub type ShownAfterWrite = ((&'static str, String), State, WriteTicket);
 
 /// What devices held when the server was restored, to check that it came back.
 #[derive(Default)]
@@ -124,6 +130,41 @@ impl Watch {
     /// A person deleted the record: its absence later is what they asked for.
     pub fn deleted(&mut self, collection: &str, id: &str) {
         self.held.remove(&(collection.to_owned(), id.to_owned()));
+    }
+
+    /// A person on device `index` wrote the record after the restore, durably, and the
+    /// device then showed `shown`: that is the person's newest intent for it, so the server
+    /// holding it is not a loss (a write equal to the restored server state pushes nothing,
+    /// so the version stays at or below the restored head).
+    pub fn wrote(&mut self, collection: &str, id: &str, index: usize, shown: State) {
+        let key = (collection.to_owned(), id.to_owned());
+        if let Some(held) = self.held.get_mut(&key).and_then(|h| h.get_mut(&index)) {
+            held.shown = shown;
+        }
+    }
+
+    /// [`Watch::wrote`] for each of a tab's writes that its store now holds (the write's
+    /// ticket is the tab's `current` one and nothing is `unsaved`); returns those still
+    /// unsaved. Writes a failed commit rolled back are dropped: the person never kept them.
+    pub fn wrote_if_durable(
+        &mut self,
+        index: usize,
+        writes: Vec<ShownAfterWrite>,
+        current: WriteTicket,
+        unsaved: bool,
+    ) -> Vec<ShownAfterWrite> {
+        let mut keep = Vec::new();
+        for ((collection, id), shown, ticket) in writes {
+            if ticket != current {
+                continue;
+            }
+            if unsaved {
+                keep.push(((collection, id), shown, ticket));
+            } else {
+                self.wrote(collection, &id, index, shown);
+            }
+        }
+        keep
     }
 
     /// A wiped device holds nothing any more.

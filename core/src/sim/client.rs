@@ -1,7 +1,7 @@
 //! One simulated device: an engine over a persistent in-memory store, and the random
 //! things its user does — writing, going offline, crashing, resolving conflicts.
 
-use super::check::Violation;
+use super::check::{ShownAfterWrite, Violation};
 use super::fates::FateBook;
 use super::net::{SimTokens, SimTransport, World};
 use super::tabs::FollowerTab;
@@ -50,6 +50,9 @@ pub struct SimClient {
     pub fates: FateBook,
     /// Writes not yet known durable: (entry id, ticket).
     pub(super) pending: Vec<(String, WriteTicket)>,
+    /// Records written and not yet known durable, with what the device showed after the
+    /// write: once durable, that is the person's newest intent for the restore watch.
+    pub(super) unsaved_shown: Vec<ShownAfterWrite>,
     last_cursor: u64,
     last_epoch: String,
     /// The device's other tabs (see `tabs.rs`); `engine` is the leader's.
@@ -74,6 +77,7 @@ impl SimClient {
             engine: None,
             fates: FateBook::default(),
             pending: Vec::new(),
+            unsaved_shown: Vec::new(),
             last_cursor: 0,
             last_epoch: String::new(),
             followers: Vec::new(),
@@ -160,6 +164,7 @@ impl SimClient {
         report.lost_on_wipe += unacked as u64 + self.pending.len() as u64;
         self.fates = FateBook::default();
         self.pending.clear();
+        self.unsaved_shown.clear();
         self.world.faults.borrow_mut().store_wipes += 1;
         self.engine = None;
         self.store.wipe();
@@ -223,6 +228,12 @@ impl SimClient {
             }
         }
         self.pending = keep;
+        let shown = std::mem::take(&mut self.unsaved_shown);
+        self.unsaved_shown = self
+            .world
+            .watch
+            .borrow_mut()
+            .wrote_if_durable(self.index, shown, current, unsaved);
         for event in engine.take_events() {
             self.fates
                 .apply(&event)
@@ -280,6 +291,12 @@ impl SimClient {
         if let Some(entry) = entry {
             self.pending.push((entry, ticket));
         }
+        let shown = (self.engine().replica())
+            .record(collection, &id)
+            .map(|r| r.state.clone());
+        if let Some(shown) = shown {
+            self.unsaved_shown.push(((collection, id), shown, ticket));
+        }
         if rng.chance(70) {
             self.flush(report)?;
         }
@@ -333,6 +350,7 @@ impl SimClient {
         self.settle_writes(report)?;
         report.lost_on_crash += self.pending.len() as u64;
         self.pending.clear();
+        self.unsaved_shown.clear();
         self.engine = None;
         self.start()?;
         let online = self.online.get();
