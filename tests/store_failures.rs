@@ -200,6 +200,21 @@ fn a_quota_exceeded_dom_exception_maps_to_the_quota_exceeded_code() {
     assert_eq!(core.code.as_str(), "quota_exceeded");
 }
 
+#[wasm_bindgen_test]
+fn a_force_closed_connection_is_unavailable_so_the_store_reconnects_and_verifies() {
+    // What Chromium's transactions fail with when it force-closes the connection because
+    // the site's data is being cleared (seen in tests/faults/02b). Mapped to anything but
+    // `Unavailable`, the write failed as storage trouble (`storage_failed`, rolled back)
+    // instead of the store reopening, finding the database gone and re-creating it.
+    let dom = web_sys::DomException::new_with_message_and_name(
+        "Connection is closing because of: Force close delete origin",
+        "UnknownError",
+    )
+    .unwrap();
+    let err = ferry::store::js_store_error("commit", &dom.into());
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
 /// The real IndexedDB store with a full disk injected at the store boundary: the next
 /// commit fails as IndexedDB fails on QuotaExceededError (nothing of the batch is stored).
 #[derive(Clone)]

@@ -15,6 +15,7 @@ mod commit;
 mod critical_first;
 mod cycle;
 mod priority;
+mod refresh;
 mod storage_lost;
 mod undo;
 
@@ -34,6 +35,7 @@ use crate::state::{Failure, SyncState};
 pub use commit::rolled_back;
 use commit::CommitPipeline;
 pub use cycle::classify;
+pub use refresh::{Committed, MAX_COMMITTED_KEYS};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -103,6 +105,8 @@ pub struct Engine<S, T, A, C, E> {
     progress: RefCell<Progress>,
     /// The link's hints and last round trip (see `engine/priority.rs`).
     link: RefCell<priority::Link>,
+    /// What this engine's commits wrote, for the other writers (see `engine/refresh.rs`).
+    committed: RefCell<Committed>,
 }
 
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
@@ -140,6 +144,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             metrics: RefCell::new(Metrics::default()),
             progress: RefCell::new(Progress::default()),
             link: RefCell::default(),
+            committed: RefCell::new(Committed::none()),
         };
         engine.commit().await?;
         Ok(engine)
@@ -338,6 +343,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         self.undo.forget(undo_batch);
         match stored {
             Ok(()) => {
+                self.committed.borrow_mut().add(batch.records.keys());
                 self.note_corrupt_data(&events);
                 self.outcomes.borrow_mut().record(&events);
                 let mut kept = self.events.borrow_mut();

@@ -57,6 +57,20 @@ pub trait Store {
     async fn load(&self) -> Result<StoredState, StoreError>;
     /// Makes a batch durable in one transaction.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// What another writer's commits may have changed, as of the last successful commit:
+    /// the meta, outbox, conflicts and dead letters whole, and of the records only those of
+    /// `keys` that exist (see `replica/refresh.rs`). A store that can read rows by key
+    /// should; this default reads everything and keeps those.
+    async fn load_part(
+        &self,
+        keys: &std::collections::BTreeSet<(String, String)>,
+    ) -> Result<StoredState, StoreError> {
+        let mut stored = self.load().await?;
+        stored
+            .records
+            .retain(|r| keys.contains(&(r.collection.clone(), r.id.clone())));
+        Ok(stored)
+    }
     /// The role of the replica this store serves changed (see [`Role`]); a store shared by
     /// several writers may commit more cheaply for the leader.
     fn set_role(&self, _role: Role) {}

@@ -80,7 +80,10 @@ pub struct Client {
     sync_state_scheduled: Cell<bool>,
     /// Whether a debounced wake of the network loop is pending.
     wake_pending: Cell<bool>,
-    refresh: Cell<views::RefreshState>,
+    /// Whether the loop taking in other tabs' commits runs, and what it has yet to take in
+    /// (see `tabs.rs`).
+    refresh_running: Cell<bool>,
+    refresh_pending: RefCell<Option<ferry_core::engine::Committed>>,
     pub(crate) sync_state: Rc<Subject>,
     pub(crate) conflicts: Rc<Subject>,
     pub(crate) dead_letters: Rc<Subject>,
@@ -191,7 +194,8 @@ impl Client {
             flush_scheduled: Cell::new(false),
             sync_state_scheduled: Cell::new(false),
             wake_pending: Cell::new(false),
-            refresh: Cell::new(views::RefreshState::Idle),
+            refresh_running: Cell::new(false),
+            refresh_pending: RefCell::new(None),
             sync_state: Rc::new(Subject::default()),
             conflicts: Rc::new(Subject::default()),
             dead_letters: Rc::new(Subject::default()),
@@ -311,7 +315,7 @@ impl Client {
     /// the network loop.
     fn after_commit(&self, ok: bool) {
         if ok {
-            self.tell_peers(serde_json::json!({"t": "changed", "from": self.instance}));
+            self.announce_commits();
             self.wake_network(true);
         }
         self.changed(true);

@@ -119,7 +119,7 @@ impl Client {
                 self.engine.sync().await;
                 // Only the live queries of collections the cycle changed are recomputed.
                 self.changed(true);
-                self.tell_peers(serde_json::json!({"t": "changed", "from": self.instance}));
+                self.announce_commits();
                 self.tell_peers(
                     serde_json::json!({"t": "state", "from": self.instance, "state": self.own_sync_state()}),
                 );

@@ -142,7 +142,7 @@ impl Client {
     /// The database was re-created from the replica: the other tabs reload it, and the
     /// leader pulls everything again (the cursor was reset).
     pub(super) fn after_storage_recreated(&self) {
-        self.tell_peers(json!({"t": "changed", "from": self.instance}));
+        self.announce_commits();
         self.engine.nudge();
         self.wake_network(false);
         self.changed(true);

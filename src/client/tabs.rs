@@ -1,5 +1,12 @@
 //! This client among the other tabs of the same database: the notices it sends and gets,
-//! taking over as leader, and reloading the replica after another tab committed.
+//! taking over as leader, and taking in what another tab committed.
+//!
+//! A tab that committed says which records it wrote (`changed` with `keys`, from
+//! [`ferry_core::engine::Engine::take_committed`]); the others re-read just those, plus the
+//! meta, outbox, conflicts and dead letters ([`ferry_core::engine::Engine::refresh`]), so a
+//! follower's cost per commit follows what changed, not what is stored. A notice without
+//! keys (first contact, a re-created database, a commit of more than
+//! [`ferry_core::engine::MAX_COMMITTED_KEYS`] records) makes them reload everything.
 //!
 //! Notices go out only while other tabs are known (`peers`): a tab says `hello` when it
 //! joins and `bye` when it closes, and the first message from an unknown tab makes both
@@ -11,10 +18,10 @@
 //! step ([`ferry_core::engine::Engine::reload`]), so it pushes what the other tabs —
 //! including a closed leader — wrote.
 
-use super::views::RefreshState;
 use super::Client;
 use crate::tabs::{Channel, Leadership};
-use ferry_core::engine::Role;
+use ferry_core::engine::{Committed, Role};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// How often a deferred reload checks whether it may run.
@@ -69,7 +76,7 @@ impl Client {
             // First word from this tab. Until now this tab's commits were not announced to
             // it, nor its to this one: reload, and tell it to reload (which, the other way
             // round, makes it do the same once for this tab).
-            self.request_refresh();
+            self.request_refresh(Committed::Everything);
             self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
             if self.is_leader() {
                 self.tell_peers(
@@ -78,7 +85,7 @@ impl Client {
             }
         }
         match message["t"].as_str() {
-            Some("changed") => self.request_refresh(),
+            Some("changed") => self.request_refresh(told_in(message)),
             Some("state") if !self.is_leader() => {
                 *self.leader_state.borrow_mut() = Some(message["state"].clone());
                 self.publish_sync_state();
@@ -100,7 +107,10 @@ impl Client {
         // Reloaded after every earlier leader's last commit (the lock is held), and no other
         // tab pulls while this one leads: no stored base can be newer than this tab's.
         if reload {
-            while !self.refresh_from_store(Role::Leader).await {
+            while !self
+                .refresh_from_store(Role::Leader, &Committed::Everything)
+                .await
+            {
                 crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
             }
         } else if !self.is_closed() {
@@ -115,51 +125,88 @@ impl Client {
         self.run_network().await;
     }
 
-    /// Reloads the replica soon (another tab committed).
-    pub(super) fn request_refresh(&self) {
-        match self.refresh.get() {
-            RefreshState::Idle => {
-                self.refresh.set(RefreshState::Running);
-                if let Some(me) = self.rc() {
-                    wasm_bindgen_futures::spawn_local(me.refresh_loop());
-                }
+    /// Tells the other tabs what this tab's commits wrote since the last notice (see the
+    /// module docs). Drained even when no other tab is known: a tab met later reloads
+    /// everything on first contact anyway.
+    pub(super) fn announce_commits(&self) {
+        let message = match self.engine.take_committed() {
+            Committed::Keys(keys) => {
+                let keys: Vec<[&String; 2]> = keys.iter().map(|(c, i)| [c, i]).collect();
+                serde_json::json!({"t": "changed", "from": self.instance, "keys": keys})
             }
-            RefreshState::Running => self.refresh.set(RefreshState::Again),
-            RefreshState::Again => {}
+            Committed::Everything => serde_json::json!({"t": "changed", "from": self.instance}),
+        };
+        self.tell_peers(message);
+    }
+
+    /// Takes in soon what another tab committed (`told`), with whatever else is told
+    /// before this tab gets to it.
+    pub(super) fn request_refresh(&self, told: Committed) {
+        {
+            let mut pending = self.refresh_pending.borrow_mut();
+            match pending.as_mut() {
+                Some(pending) => pending.merge(told),
+                None => *pending = Some(told),
+            }
+        }
+        if !self.refresh_running.replace(true) {
+            if let Some(me) = self.rc() {
+                wasm_bindgen_futures::spawn_local(me.refresh_loop());
+            }
         }
     }
 
     async fn refresh_loop(self: Rc<Self>) {
         loop {
-            while !self.is_closed() && !self.refresh_from_store(self.engine.role()).await {
+            let Some(mut told) = self.refresh_pending.borrow_mut().take() else {
+                break;
+            };
+            while !self.is_closed() && !self.refresh_from_store(self.engine.role(), &told).await {
                 crate::platform::sleep_ms(REFRESH_RETRY_MS).await;
+                // What was told meanwhile joins the next attempt.
+                if let Some(more) = self.refresh_pending.borrow_mut().take() {
+                    told.merge(more);
+                }
             }
-            if self.refresh.get() == RefreshState::Again {
-                self.refresh.set(RefreshState::Running);
-                continue;
-            }
-            self.refresh.set(RefreshState::Idle);
-            break;
         }
+        self.refresh_running.set(false);
         if self.is_leader() && self.engine.replica().outbox_depth() > 0 {
             self.engine.nudge();
             self.wake_network(false);
         }
     }
 
-    /// Replaces the replica with what is stored, taking `role`; false (nothing done) while
-    /// local changes are unsaved or a commit or sync cycle is under way.
-    async fn refresh_from_store(&self, role: Role) -> bool {
+    /// Takes in what another tab committed (`told`), taking `role`; false (nothing done)
+    /// while local changes are unsaved or a commit or sync cycle is under way.
+    async fn refresh_from_store(&self, role: Role, told: &Committed) -> bool {
         if self.is_closed() {
             return true;
         }
         if self.flush_scheduled.get() {
             return false;
         }
-        if !matches!(self.engine.reload(role).await, Ok(true)) {
+        if !matches!(self.engine.refresh(role, told).await, Ok(true)) {
             return false;
         }
         self.changed(true);
         true
     }
+}
+
+/// What a `changed` notice says was committed: its keys, or everything when it names none.
+fn told_in(message: &serde_json::Value) -> Committed {
+    let Some(keys) = message["keys"].as_array() else {
+        return Committed::Everything;
+    };
+    let mut named = BTreeSet::new();
+    for key in keys {
+        match (key[0].as_str(), key[1].as_str()) {
+            (Some(collection), Some(id)) => {
+                named.insert((collection.to_owned(), id.to_owned()));
+            }
+            // A notice this code cannot read: take in everything rather than miss a record.
+            _ => return Committed::Everything,
+        }
+    }
+    Committed::Keys(named)
 }

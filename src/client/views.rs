@@ -11,14 +11,6 @@ use ferry_core::changes::Changes;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
-/// Whether a reload from the store is running, and whether another one was asked for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RefreshState {
-    Idle,
-    Running,
-    Again,
-}
-
 impl Client {
     /// Registers a live query and computes its first value.
     pub fn query(&self, spec: LiveQuerySpec) -> Rc<Query> {

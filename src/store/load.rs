@@ -21,6 +21,8 @@ use wasm_bindgen_futures::JsFuture;
 extern "C" {
     #[wasm_bindgen(js_name = readAll)]
     fn read_all(db: &web_sys::IdbDatabase) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = readPart)]
+    fn read_part_rows(db: &web_sys::IdbDatabase, keys: &Array) -> js_sys::Promise;
     #[wasm_bindgen(js_name = recordsAsJson)]
     fn records_as_json(rows: &Array) -> Option<String>;
     #[wasm_bindgen(js_name = storeNames)]
@@ -38,6 +40,13 @@ fn rows(raw: &JsValue, name: &str) -> Array {
 /// Every raw row stored in `db`, read in one transaction (decode with [`decode`]).
 pub async fn read(db: &web_sys::IdbDatabase) -> Result<JsValue, StoreError> {
     JsFuture::from(read_all(db))
+        .await
+        .map_err(|e| js_store_error("load", &e))
+}
+
+/// [`read`], with only the record rows of `keys` (`[collection, id]` arrays) that exist.
+pub async fn read_part(db: &web_sys::IdbDatabase, keys: &Array) -> Result<JsValue, StoreError> {
+    JsFuture::from(read_part_rows(db, keys))
         .await
         .map_err(|e| js_store_error("load", &e))
 }

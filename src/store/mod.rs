@@ -387,6 +387,30 @@ impl Store for IdbStore {
         Ok(state)
     }
 
+    /// Reads the records of `keys` by key, not every row (see `readPart` in `commit.js`).
+    async fn load_part(
+        &self,
+        keys: &std::collections::BTreeSet<(String, String)>,
+    ) -> Result<StoredState, StoreError> {
+        let wanted = Array::new_with_length(keys.len() as u32);
+        for (i, (collection, id)) in keys.iter().enumerate() {
+            wanted.set(i as u32, Array::of2(&collection.into(), &id.into()).into());
+        }
+        let raw = self
+            .on_live_connection(false, |db| {
+                let wanted = wanted.clone();
+                async move { load::read_part(db.as_sys(), &wanted).await }
+            })
+            .await?;
+        if load::identity(&raw).as_deref() != Some(self.0.identity.borrow().as_str()) {
+            return Err(self.lost(lost()));
+        }
+        let (state, outbox_rows) = load::decode(&raw, &self.0.codec).await?;
+        // As for a load: the rows read are where the commits left the outbox.
+        *self.0.outbox_rows.borrow_mut() = outbox_rows;
+        Ok(state)
+    }
+
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let result = self.write(batch, None).await;
         if result.is_ok() {
@@ -469,7 +493,14 @@ pub fn js_store_error(what: &str, e: &JsValue) -> StoreError {
 fn store_error(name: &str, message: String) -> StoreError {
     match name {
         "QuotaExceededError" => StoreError::QuotaExceeded(message),
-        "InvalidStateError" | "TransactionInactiveError" => StoreError::Unavailable(message),
+        // `UnknownError`: what Chromium's transactions fail with when it force-closes the
+        // connection ("Connection is closing because of: Force close delete origin" when the
+        // site's data is cleared). Like a dead connection, it is answered by reopening and
+        // verifying the database (`reconnect.rs`), not by failing the write as storage
+        // trouble while the database is in fact gone.
+        "InvalidStateError" | "TransactionInactiveError" | "UnknownError" => {
+            StoreError::Unavailable(message)
+        }
         "StorageLostError" => StoreError::Lost(message),
         _ => StoreError::Other(message),
     }

@@ -73,6 +73,59 @@ test('leader takeover: the surviving tab leads and pushes what the closed tab wr
   }
 });
 
+test('a follower tab takes in the leader\'s commits by key, without reading every record again', async () => {
+  const context = await browser.newContext();
+  // Counts the reads of the records store in each page: whole-store reads (getAll, as a
+  // reload does) and reads by key (get, as taking in named records does).
+  await context.addInitScript(() => {
+    window.recordReads = { all: 0, byKey: 0 };
+    const { getAll, get } = IDBObjectStore.prototype;
+    IDBObjectStore.prototype.getAll = function (...args) {
+      if (this.name === 'records') window.recordReads.all += 1;
+      return getAll.apply(this, args);
+    };
+    IDBObjectStore.prototype.get = function (...args) {
+      if (this.name === 'records') window.recordReads.byKey += 1;
+      return get.apply(this, args);
+    };
+  });
+  try {
+    const name = uniqueName('follow');
+    const leader = await openPage(context, server);
+    await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
+    await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
+    await leader.evaluate(() =>
+      Promise.all(Array.from({ length: 200 }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
+    );
+    const follower = await openPage(context, server);
+    await follower.evaluate((n) => window.startFerry(n, { live: false }), name);
+    assert.equal(await follower.evaluate(() => window.ferry.isLeader), false);
+    // Written after the tabs met: once the follower shows it, every whole reload their first
+    // contact asked for is behind it.
+    await put(leader, 'notes', { id: 'marker', title: 'the tabs have met' });
+    await until(follower, () => window.ferry.get('notes', 'marker') !== undefined, null, 'the follower sees the marker');
+    await follower.evaluate(() => { window.recordReads = { all: 0, byKey: 0 }; });
+
+    await put(leader, 'notes', { id: 'n1', title: 'edited by the leader' });
+    await leader.evaluate(() => window.ferry.delete('notes', 'n2'));
+    await put(leader, 'notes', { id: 'new', title: 'created by the leader' });
+    await until(
+      follower,
+      () => window.ferry.get('notes', 'n1')?.title === 'edited by the leader' &&
+        window.ferry.get('notes', 'n2') === undefined &&
+        window.ferry.get('notes', 'new')?.title === 'created by the leader',
+      null,
+      'the follower shows the edit, the delete and the new note',
+    );
+    const reads = await follower.evaluate(() => window.recordReads);
+    assert.equal(reads.all, 0, `the follower read the whole records store ${reads.all} times`);
+    assert.ok(reads.byKey >= 3 && reads.byKey < 50, `the follower read ${reads.byKey} records by key`);
+    assert.equal(await follower.evaluate(() => window.ferry.get('notes', 'n150')?.title), 'note 150');
+  } finally {
+    await context.close();
+  }
+});
+
 test('two devices converge through the server; a poke makes B pull without syncNow', async () => {
   const [ctxA, ctxB] = [await browser.newContext(), await browser.newContext()];
   try {

@@ -25,6 +25,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             everything(&r)
         };
         self.store.recreate(&everything).await?;
+        *self.committed.borrow_mut() = super::Committed::Everything;
         // The whole replica is durable now: no write of it needs taking back.
         self.undo.forget_all();
         Ok(())

@@ -13,6 +13,7 @@ mod migrate;
 mod open;
 mod priorities;
 mod pull;
+mod refresh;
 mod rollback;
 mod sync;
 mod types;

@@ -106,7 +106,7 @@ impl Replica {
     /// the record back and rebases the entries on it. Each such record is reported as
     /// [`Event::CorruptData`] (once the repair is durable). The repaired rows are saved with
     /// the next commit.
-    fn repair_missing_records(&mut self) {
+    pub(super) fn repair_missing_records(&mut self) {
         let missing: Vec<Key> = self
             .entries_by_record
             .keys()
@@ -165,7 +165,7 @@ impl Replica {
 /// every stamp stored with the data (see [`Replica::tick`]); and, sorted, those this replica
 /// issued itself (a clock pulled back never goes below one near it). Only wall time and
 /// counter matter; the node stays this replica's.
-fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> (Hlc, Vec<(u64, u32)>) {
+pub(super) fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> (Hlc, Vec<(u64, u32)>) {
     // Compared as (wall, counter) pairs: no stamp is copied (a reopen walks every record).
     let entry_ids: Vec<Hlc> = stored
         .outbox

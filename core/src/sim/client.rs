@@ -58,7 +58,8 @@ pub struct SimClient {
     /// The device's other tabs (see `tabs.rs`); `engine` is the leader's.
     pub(super) followers: Vec<FollowerTab>,
     /// Another tab committed since the leader last loaded the store.
-    pub(super) leader_stale: bool,
+    /// What the leader tab must take in from the followers' commits (`None`: nothing).
+    pub(super) leader_stale: Option<crate::engine::Committed>,
     pub(super) tabs_opened: u64,
 }
 
@@ -81,7 +82,7 @@ impl SimClient {
             last_cursor: 0,
             last_epoch: String::new(),
             followers: Vec::new(),
-            leader_stale: false,
+            leader_stale: None,
             tabs_opened: 0,
         };
         c.start().expect("a fresh in-memory store opens");
@@ -129,7 +130,7 @@ impl SimClient {
     /// A follower took over as the leader.
     pub(super) fn replace_leader(&mut self, engine: SimEngine) {
         self.engine = Some(engine);
-        self.leader_stale = false;
+        self.leader_stale = None;
     }
 
     pub fn engine(&self) -> &SimEngine {
@@ -180,7 +181,10 @@ impl SimClient {
     pub fn check_memory_matches_storage(&self) -> Result<(), Violation> {
         let engine = self.engine();
         // A leader that has not reloaded another tab's commit yet shows less, not wrongly.
-        if self.leader_stale || engine.is_committing() || engine.replica().has_unsaved_changes() {
+        if self.leader_stale.is_some()
+            || engine.is_committing()
+            || engine.replica().has_unsaved_changes()
+        {
             return Ok(());
         }
         let stored = self.store.snapshot();
@@ -261,7 +265,7 @@ impl SimClient {
                 )));
             }
         }
-        if result.is_err() && !self.leader_stale {
+        if result.is_err() && self.leader_stale.is_none() {
             // The engine rolled back to the stored state; the stored outbox must be intact.
             let stored = self.store.snapshot().outbox.len();
             if stored != self.engine().replica().outbox_depth() {

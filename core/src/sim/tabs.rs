@@ -1,8 +1,11 @@
 //! Follower tabs of a simulated device: more engines over the device's one store, as more
 //! tabs of one app share one IndexedDB database. The device's main engine
 //! ([`SimClient::engine`]) is the leader, the one tab that syncs; a follower writes
-//! append-only through the shared store (its [`Role`] says so) and follows the leader's
-//! commits by reloading, as a browser tab does when another tab says it committed.
+//! append-only through the shared store (its [`Role`] says so) and follows the other tabs'
+//! commits as a browser tab does when another tab says it committed: it re-reads the
+//! records they name ([`crate::engine::Engine::refresh`]). Every tab's commits are
+//! announced to every other tab, and after each refresh the tab must hold exactly what a
+//! reopen from the store would give it.
 //!
 //! Leadership changes hands as in the browser: the leader tab closes or dies — right after
 //! a cycle that stopped half-way (entries frozen, a push still delayed in the network, its
@@ -15,8 +18,9 @@
 use super::check::{ShownAfterWrite, Violation};
 use super::client::{SimClient, SimEngine};
 use super::SimReport;
-use crate::engine::{block_on, Role, WriteTicket};
+use crate::engine::{block_on, Committed, Role, WriteTicket};
 use crate::memory::SeededEntropy;
+use crate::replica::Replica;
 
 /// A tab without the leader lock.
 pub struct FollowerTab {
@@ -25,8 +29,8 @@ pub struct FollowerTab {
     pending: Vec<(String, WriteTicket)>,
     /// Its writes not yet known durable, for the restore watch (see `SimClient`'s).
     unsaved_shown: Vec<ShownAfterWrite>,
-    /// The store changed since this tab last loaded it.
-    stale: bool,
+    /// What the other tabs committed since this tab last took it in (`None`: nothing).
+    stale: Option<Committed>,
 }
 
 /// Most follower tabs a device keeps open.
@@ -46,7 +50,7 @@ impl SimClient {
             engine,
             pending: Vec::new(),
             unsaved_shown: Vec::new(),
-            stale: false,
+            stale: None,
         });
         Ok(())
     }
@@ -86,10 +90,6 @@ impl SimClient {
         }
         let _ = block_on(tab.engine.flush(tab.engine.ticket()));
         self.settle_follower(t, report)?;
-        self.leader_stale = true;
-        for (i, other) in self.followers.iter_mut().enumerate() {
-            other.stale |= i != t;
-        }
         self.reload_tabs()?;
         Ok(true)
     }
@@ -97,24 +97,56 @@ impl SimClient {
     /// The leader tab committed: every follower reloads when it can (a tab busy with its own
     /// commit tries again later, as the browser's does).
     pub fn leader_committed(&mut self) -> Result<(), Violation> {
-        for tab in &mut self.followers {
-            tab.stale = true;
-        }
         self.reload_tabs()
     }
 
-    /// Reloads every stale tab that is not busy.
+    /// Every tab's commits since the last notice, told to the other tabs (a browser tab
+    /// announces each commit with the keys it wrote).
+    fn announce_commits(&mut self) {
+        if self.followers.is_empty() {
+            return;
+        }
+        let from_leader = self.engine().take_committed();
+        let from_followers: Vec<Committed> = self
+            .followers
+            .iter()
+            .map(|tab| tab.engine.take_committed())
+            .collect();
+        for (i, tab) in self.followers.iter_mut().enumerate() {
+            mark(&mut tab.stale, from_leader.clone());
+            for (j, told) in from_followers.iter().enumerate() {
+                if j != i {
+                    mark(&mut tab.stale, told.clone());
+                }
+            }
+        }
+        for told in from_followers {
+            mark(&mut self.leader_stale, told);
+        }
+    }
+
+    /// Takes the other tabs' commits into every tab that is not busy, checking that each
+    /// refreshed follower holds what a reopen from the store would give it.
     pub fn reload_tabs(&mut self) -> Result<(), Violation> {
-        if self.leader_stale {
-            let reloaded = block_on(self.engine().reload(Role::Leader))
-                .map_err(|e| Violation::new(format!("client {}: reload: {e}", self.index)))?;
-            self.leader_stale = !reloaded;
+        self.announce_commits();
+        if let Some(told) = self.leader_stale.take() {
+            let done = block_on(self.engine().refresh(Role::Leader, &told))
+                .map_err(|e| Violation::new(format!("client {}: refresh: {e}", self.index)))?;
+            if !done {
+                self.leader_stale = Some(told);
+            }
         }
         for tab in &mut self.followers {
-            if tab.stale {
-                tab.stale = !block_on(tab.engine.reload(Role::Follower)).map_err(|e| {
-                    Violation::new(format!("client {} follower: reload: {e}", self.index))
-                })?;
+            let Some(told) = tab.stale.take() else {
+                continue;
+            };
+            let done = block_on(tab.engine.refresh(Role::Follower, &told)).map_err(|e| {
+                Violation::new(format!("client {} follower: refresh: {e}", self.index))
+            })?;
+            if done {
+                check_refresh_equals_reopen(self.index, &tab.engine.replica(), &self.store)?;
+            } else {
+                tab.stale = Some(told);
             }
         }
         Ok(())
@@ -147,7 +179,7 @@ impl SimClient {
         let online = self.online.get();
         self.set_online(online);
         for tab in &mut self.followers {
-            tab.stale = true;
+            mark(&mut tab.stale, Committed::Everything);
         }
         self.reload_tabs()?;
         Ok(true)
@@ -156,18 +188,18 @@ impl SimClient {
     /// The device's tabs all die with it (a crash, a wipe).
     pub fn close_followers(&mut self) {
         self.followers.clear();
-        self.leader_stale = false;
+        self.leader_stale = None;
     }
 
     /// After the heal: every follower, reloaded, shows exactly what the leader shows.
     pub fn check_followers_follow(&mut self) -> Result<(), Violation> {
         for tab in &mut self.followers {
-            tab.stale = true;
+            mark(&mut tab.stale, Committed::Everything);
         }
         self.reload_tabs()?;
         let leader = self.engine().replica();
         for tab in &self.followers {
-            if tab.stale {
+            if tab.stale.is_some() {
                 return Err(Violation::new(format!(
                     "client {}: a follower tab could not reload after the heal",
                     self.index
@@ -228,4 +260,59 @@ impl SimClient {
         }
         Ok(())
     }
+}
+
+/// Adds `told` to what a tab must take in.
+fn mark(stale: &mut Option<Committed>, told: Committed) {
+    match stale {
+        Some(pending) => pending.merge(told),
+        None => *stale = Some(told),
+    }
+}
+
+/// A tab that took in the others' commits by key holds what a reopen from the store gives.
+fn check_refresh_equals_reopen(
+    client: usize,
+    refreshed: &Replica,
+    store: &crate::memory::MemoryStore,
+) -> Result<(), Violation> {
+    let reopened = Replica::open(store.snapshot(), refreshed.config().clone(), || {
+        refreshed.meta().client_id.clone()
+    });
+    let differs = |what: &str| {
+        Err(Violation::new(format!(
+            "client {client}: a follower tab refreshed by key holds other {what} than a reopen from the store"
+        )))
+    };
+    if !refreshed.all_records().eq(reopened.all_records()) {
+        return differs("records");
+    }
+    if !refreshed.outbox().eq(reopened.outbox()) {
+        return differs("outbox entries");
+    }
+    if !refreshed.conflicts().eq(reopened.conflicts()) {
+        return differs("conflicts");
+    }
+    if !refreshed.dead_letters().eq(reopened.dead_letters()) {
+        return differs("dead letters");
+    }
+    let (a, b) = (refreshed.meta(), reopened.meta());
+    if (
+        a.cursor,
+        &a.client_id,
+        &a.epoch,
+        &a.view,
+        a.resyncing,
+        a.data_version,
+    ) != (
+        b.cursor,
+        &b.client_id,
+        &b.epoch,
+        &b.view,
+        b.resyncing,
+        b.data_version,
+    ) {
+        return differs("sync state (meta)");
+    }
+    Ok(())
 }
