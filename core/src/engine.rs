@@ -222,6 +222,15 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             return Ok(false);
         }
         self.replace_replica(stored, role);
+        drop(place);
+        // Opening repairs an outbox entry whose record row is missing (another tab removed
+        // the record — a partial-sync removal, say — while this tab's edit of it was being
+        // stored). The repair is unsaved, and an unsaved replica counts as busy: a tab that
+        // never writes again could then never reload, nor take over as the leader. So it is
+        // saved now; a failed commit reloads from the store and is tried again next time.
+        if self.replica.borrow().has_unsaved_changes() {
+            let _ = self.commit().await;
+        }
         Ok(true)
     }
 

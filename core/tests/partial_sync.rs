@@ -101,3 +101,60 @@ fn pending_edits_of_a_removed_record_become_one_dead_letter_saying_why() {
         Some(&json!("mine again"))
     );
 }
+
+/// Pushes everything queued and acknowledges each op at the next version from `version`.
+fn push_and_ack(r: &mut Replica, mut version: u64) {
+    while let Some(req) = r.begin_push() {
+        let accepted = req
+            .mutations
+            .iter()
+            .map(|m| {
+                version += 1;
+                ferry_core::protocol::Accepted {
+                    op_id: m.op_id.clone(),
+                    version,
+                }
+            })
+            .collect();
+        let resp = ferry_core::protocol::PushResponse {
+            accepted,
+            cursor: version,
+            ..Default::default()
+        };
+        r.on_push_response(&resp, 2_500);
+    }
+}
+
+#[test]
+fn the_creator_takes_the_fields_the_server_set_on_create() {
+    let mut r = replica();
+    let title = Change::Put(json!({"title": "mine"}).as_object().cloned().unwrap());
+    r.write("notes", "n1", title, 2_000).unwrap();
+    push_and_ack(&mut r, 0);
+    // The server stored the note with its owner; the pull brings that same version back.
+    let mut stored = note("n1", 1);
+    stored.fields = json!({"title": "mine", "owner": "me"})
+        .as_object()
+        .cloned()
+        .unwrap();
+    r.on_pull_page(&page(vec![stored.clone()], vec![], 1), 3_000);
+    let held = r.record("notes", "n1").expect("held");
+    assert_eq!(held.state.fields.get("owner"), Some(&json!("me")));
+    assert_eq!(held.base.as_ref(), Some(&stored));
+    assert_eq!(r.outbox_depth(), 0);
+}
+
+#[test]
+fn our_own_write_that_takes_a_record_out_of_our_view_removes_it() {
+    let mut r = replica();
+    r.on_pull_page(&page(vec![note("n1", 1)], vec![], 1), 2_000);
+    // The user unshares the note from themself; the server accepts it at version 2 ...
+    let unshare = Change::Patch(json!({"shared_with": []}).as_object().cloned().unwrap());
+    r.write("notes", "n1", unshare, 2_100).unwrap();
+    push_and_ack(&mut r, 1);
+    assert_eq!(r.record("notes", "n1").map(|h| h.version()), Some(2));
+    // ... and the next pull removes that very version.
+    r.on_pull_page(&page(vec![], vec![revoked("n1", 2)], 2), 3_000);
+    assert!(r.record("notes", "n1").is_none());
+    assert_eq!(r.dead_letters().count(), 0);
+}

@@ -78,6 +78,20 @@ fn seeded_simulation_keeps_every_guarantee() {
         "  beyond the network: {} restores from an older backup, {} protocol-breaking answers, {} pushes refused as too large (413), {} clocks a day wrong, {} stores wiped (unacknowledged writes lost with them {}), {} sync cycles with a failing commit, {} follower tabs opened, {} leader hand-overs",
         f.restores, f.protocol_breaks, f.too_large, f.skewed_clocks, f.store_wipes, total.lost_on_wipe, f.sync_storage_failures, f.follower_tabs, f.leader_handovers
     );
+    println!(
+        "  partial sync: users {}, {} log rows hidden from pulls, {} removals sent",
+        ferry_core::sim::USERS
+            .iter()
+            .map(|u| if u.manager {
+                format!("{} (manager)", u.name)
+            } else {
+                u.name.to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        f.rows_hidden,
+        f.removals
+    );
     println!("  invariants checked after every run:");
     for inv in INVARIANTS {
         println!("    - {inv}");

@@ -256,7 +256,12 @@ impl ServerConfig {
         config.static_dir = args.static_dir.clone();
         config.demo = args.demo;
         config.limits = LimitConfig::new(args.max_in_flight, args.rate_limit);
-        config.rules = Rules::new().with_demo_rules();
+        // `--demo` serves the sample app, whose private notes and expense claims show partial
+        // sync; without it, every collection stays open to its tenant.
+        config.rules = match args.demo {
+            true => Rules::new().with_demo_permissions(),
+            false => Rules::new().with_demo_rules(),
+        };
         config
     }
 }
@@ -286,6 +291,33 @@ mod tests {
             .to_string();
         assert!(help.contains("--header-timeout-secs"), "{help}");
         assert!(help.contains("--listen"), "{help}");
+    }
+
+    #[test]
+    fn only_demo_mode_restricts_reads() {
+        let parse = |extra: &[&str]| {
+            let cli = Cli::try_parse_from([&["ferry-server"], extra].concat()).unwrap();
+            ServerConfig::from_args("sqlite::memory:", vec![7; 32], &cli.serve)
+        };
+        let plain = parse(&[]);
+        assert!(
+            plain.rules.reads_open(),
+            "without --demo every read is open"
+        );
+        let demo = parse(&["--demo"]);
+        assert!(!demo.rules.reads_open());
+        let private = demo.rules.access("private_notes").unwrap();
+        assert_eq!(private.owner_field.as_deref(), Some("owner"));
+        assert!(!private.read.contains(&crate::permissions::Grant::Tenant));
+        let claims = demo.rules.access("claims").unwrap();
+        assert!(claims
+            .read
+            .contains(&crate::permissions::Grant::Role("manager".into())));
+        // The team's collections stay open to the tenant.
+        assert_eq!(
+            demo.rules.access("notes").unwrap().read,
+            vec![crate::permissions::Grant::Tenant]
+        );
     }
 
     #[test]

@@ -225,12 +225,50 @@ impl CollectionAccess {
     }
 }
 
-/// Whether a field's value names `user`: the name itself, or a list containing it.
-fn lists_user(value: Option<&Value>, user: &str) -> bool {
+/// The user names a field's value holds: the name itself, or the names in a list (other
+/// values name nobody).
+pub fn users_named(value: Option<&Value>) -> Vec<&str> {
     match value {
-        Some(Value::String(s)) => s == user,
-        Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(user)),
-        _ => false,
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a field's value names `user`.
+fn lists_user(value: Option<&Value>, user: &str) -> bool {
+    users_named(value).contains(&user)
+}
+
+/// Who a read grant admits for a record holding `fields`: the subjects partial sync keeps
+/// per record (`permissions_filter`): `tenant`, `role:<name>` or `user:<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reader<'a> {
+    Tenant,
+    Role(&'a str),
+    User(&'a str),
+}
+
+impl CollectionAccess {
+    /// Everyone the `read` grants admit for a record holding `fields` — the same grants
+    /// [`CollectionAccess::allows`] judges a single user by.
+    pub fn readers<'a>(&'a self, fields: &'a Fields) -> Vec<Reader<'a>> {
+        let mut out = Vec::new();
+        for grant in &self.read {
+            match grant {
+                Grant::Tenant => out.push(Reader::Tenant),
+                Grant::Role(role) => out.push(Reader::Role(role)),
+                Grant::Owner => out.extend(
+                    users_named(self.owner_field.as_ref().and_then(|f| fields.get(f)))
+                        .into_iter()
+                        .map(Reader::User),
+                ),
+                Grant::UsersIn(field) => {
+                    out.extend(users_named(fields.get(field)).into_iter().map(Reader::User))
+                }
+            }
+        }
+        out
     }
 }
 

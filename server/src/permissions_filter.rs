@@ -11,47 +11,26 @@
 //! ([`View::fingerprint`]) and answered with a resync (410 `permissions_changed`).
 
 use crate::auth::Identity;
-use crate::permissions::{CollectionAccess, Grant};
+use crate::permissions::{CollectionAccess, Reader};
 use crate::validation::Rules;
 use ferry_core::protocol::{fnv1a64, Fields, Record};
-use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The subject every user of the tenant has.
 pub const TENANT: &str = "tenant";
 
-/// Who may read a record holding `fields` under `access`, as subjects.
+/// Who may read a record holding `fields` under `access`, as subjects: the permission
+/// rules' own answer ([`CollectionAccess::readers`]), spelled as the `readers` column keeps it.
 pub fn subjects(access: &CollectionAccess, fields: &Fields) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut users = |value: Option<&Value>| match value {
-        Some(Value::String(user)) => {
-            out.insert(format!("user:{user}"));
-        }
-        Some(Value::Array(items)) => {
-            out.extend(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(|user| format!("user:{user}")),
-            );
-        }
-        _ => {}
-    };
-    let mut roles = Vec::new();
-    let mut tenant = false;
-    for grant in &access.read {
-        match grant {
-            Grant::Tenant => tenant = true,
-            Grant::Role(role) => roles.push(format!("role:{role}")),
-            Grant::Owner => users(access.owner_field.as_ref().and_then(|f| fields.get(f))),
-            Grant::UsersIn(field) => users(fields.get(field)),
-        }
-    }
-    out.extend(roles);
-    if tenant {
-        out.insert(TENANT.to_owned());
-    }
-    out
+    access
+        .readers(fields)
+        .into_iter()
+        .map(|reader| match reader {
+            Reader::Tenant => TENANT.to_owned(),
+            Reader::Role(role) => format!("role:{role}"),
+            Reader::User(user) => format!("user:{user}"),
+        })
+        .collect()
 }
 
 /// The `readers` column after a write: what it held (`None`: nothing yet, or unreadable
@@ -168,7 +147,7 @@ impl View {
 mod tests {
     use super::*;
     use ferry_core::hlc::Hlc;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn who(user: &str, roles: &[&str]) -> Identity {
         Identity {

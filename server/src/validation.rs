@@ -17,14 +17,45 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The sample app's collections: notes and expenses open to the whole tenant, and the rule
-/// that an expense's amount, when present, is a number that is not negative.
+/// The binary's default rules, with or without `--demo`: every collection open to the tenant,
+/// and the rule that an expense's amount, when present, is a number that is not negative.
 pub const DEMO_CONFIG: &str = r#"
 [collections.expenses.schema]
 type = "object"
 properties.amount = { type = "number", minimum = 0 }
 
 [collections.expenses.messages]
+"/properties/amount/type" = "`amount` must be a number"
+"/properties/amount/minimum" = "`amount` must not be negative"
+"#;
+
+/// What `ferry-server --demo` adds for the sample app: partial sync. `private_notes` are read
+/// by their owner and the users in `shared_with` and changed by the owner alone; `claims`
+/// (expense claims) are read by their author and by role `manager`, changed by the author
+/// alone, never negative. The team's notes, tasks and expenses stay open to the tenant: the
+/// sample app shows merges and conflicts between two people editing the same record there.
+pub const DEMO_PERMISSIONS: &str = r#"
+[collections.private_notes]
+read = ["owner", "users_in:shared_with"]
+update = ["owner"]
+
+[collections.private_notes.schema]
+type = "object"
+properties.shared_with = { type = "array", items = { type = "string" } }
+
+[collections.private_notes.messages]
+"/properties/shared_with/type" = "`shared_with` must be a list of user names"
+"/properties/shared_with/items/type" = "`shared_with` must be a list of user names"
+
+[collections.claims]
+read = ["owner", "role:manager"]
+update = ["owner"]
+
+[collections.claims.schema]
+type = "object"
+properties.amount = { type = "number", minimum = 0 }
+
+[collections.claims.messages]
 "/properties/amount/type" = "`amount` must be a number"
 "/properties/amount/minimum" = "`amount` must not be negative"
 "#;
@@ -131,9 +162,15 @@ impl Rules {
         Self::from_config(&config)
     }
 
-    /// The sample app's rules ([`DEMO_CONFIG`]).
+    /// The binary's default rules ([`DEMO_CONFIG`]).
     pub fn with_demo_rules(self) -> Self {
         Self::from_toml(DEMO_CONFIG).expect("the demo config is valid")
+    }
+
+    /// The sample app's rules under `--demo`: [`DEMO_CONFIG`] and [`DEMO_PERMISSIONS`].
+    pub fn with_demo_permissions(self) -> Self {
+        Self::from_toml(&format!("{DEMO_CONFIG}{DEMO_PERMISSIONS}"))
+            .expect("the demo permissions are valid")
     }
 
     /// These rules, judging writes as `who`'s.

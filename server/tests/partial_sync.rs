@@ -7,7 +7,6 @@
 mod common;
 
 use common::{batch, mutation, unique, Backend, TestServer};
-use ferry_server::validation::Rules;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -36,10 +35,7 @@ struct Page {
 
 impl Tenant<'_> {
     fn token(&self, user: &str, roles: &[&str]) -> String {
-        self.s
-            .signer
-            .issue_with_roles(&self.name, user, 3600, roles)
-            .unwrap()
+        self.s.token_with_roles(&self.name, user, roles)
     }
 
     /// Pushes one mutation as `user` (client `<user>-c`, op id and key `<user>-<seq>`).
@@ -170,10 +166,7 @@ fn version(answer: &Value) -> u64 {
 }
 
 async fn start(backend: &Backend) -> TestServer {
-    TestServer::start_with(backend, |config| {
-        config.rules = Rules::from_toml(CONFIG).unwrap();
-    })
-    .await
+    TestServer::start_with_rules(backend, CONFIG).await
 }
 
 fn tenant(s: &TestServer) -> Tenant<'_> {

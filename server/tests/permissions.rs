@@ -8,7 +8,6 @@ mod common;
 
 use common::writes::{create, delete, update, Write};
 use common::{batch, unique, Backend, TestServer};
-use ferry_server::validation::Rules;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -39,10 +38,7 @@ struct Tenant<'a> {
 
 impl Tenant<'_> {
     fn token(&self, user: &str, roles: &[&str]) -> String {
-        self.s
-            .signer
-            .issue_with_roles(&self.name, user, 3600, roles)
-            .unwrap()
+        self.s.token_with_roles(&self.name, user, roles)
     }
 
     /// Pushes one mutation as `user` (client `<user>-c`), returning the whole answer.
@@ -87,10 +83,7 @@ fn assert_forbidden(answer: &Value, secret: &str) {
 }
 
 async fn start(backend: &Backend) -> TestServer {
-    TestServer::start_with(backend, |config| {
-        config.rules = Rules::from_toml(CONFIG).unwrap();
-    })
-    .await
+    TestServer::start_with_rules(backend, CONFIG).await
 }
 
 async fn the_owner_is_set_on_create_and_immutable(backend: &Backend) {
@@ -357,10 +350,8 @@ async fn a_refused_write_reveals_nothing_even_when_stale(backend: &Backend) {
 }
 
 async fn undeclared_collections_can_be_closed(backend: &Backend) {
-    let s = TestServer::start_with(backend, |config| {
-        config.rules = Rules::from_toml(&format!("undeclared = \"deny\"\n{CONFIG}")).unwrap();
-    })
-    .await;
+    let s =
+        TestServer::start_with_rules(backend, &format!("undeclared = \"deny\"\n{CONFIG}")).await;
     let t = Tenant {
         s: &s,
         name: unique("perm"),

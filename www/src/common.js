@@ -6,12 +6,15 @@ export const COLLECTIONS = {
   notes: { label: 'Note', policy: 'merge-fields', titleField: 'title' },
   tasks: { label: 'Task', policy: 'last-writer-wins', titleField: 'title' },
   expenses: { label: 'Expense', policy: 'server-wins-review', titleField: 'description' },
+  private_notes: { label: 'Private note', policy: 'merge-fields', titleField: 'title' },
+  claims: { label: 'Expense claim', policy: 'server-wins-review', titleField: 'description' },
 };
 
 const FIELD_LABELS = {
   title: 'title', body: 'text', done: 'done', assignee: 'assignee', description: 'description',
   amount: 'amount', currency: 'currency', category: 'category', date: 'date', author: 'author',
   createdAt: 'created', submittedBy: 'submitted by', updatedBy: 'changed by', updatedAt: 'changed at',
+  owner: 'owner', shared_with: 'shared with',
 };
 export const fieldLabel = (f) => FIELD_LABELS[f] || f;
 

@@ -11,6 +11,8 @@ import { mountSyncBar } from './syncbar.js';
 import { mountNotes } from './notes.js';
 import { mountTasks } from './tasks.js';
 import { mountExpenses } from './expenses.js';
+import { mountPrivateNotes } from './private-notes.js';
+import { mountClaims } from './claims.js';
 import { mountInbox, History } from './inbox.js';
 import { EditTracker } from './edits.js';
 import { toast } from './toast.js';
@@ -19,6 +21,9 @@ export const COLLECTION_POLICIES = {
   notes: { policy: 'merge-fields' },
   tasks: { policy: 'last-writer-wins' },
   expenses: { policy: 'server-wins-review' },
+  // Partial sync (the server's --demo permissions): each device holds only what its user may read.
+  private_notes: { policy: 'merge-fields' },
+  claims: { policy: 'server-wins-review' },
 };
 
 registerServiceWorker();
@@ -63,9 +68,10 @@ function showSignIn(prefill = '') {
     input.removeAttribute('aria-invalid');
     submit.disabled = true;
     submit.textContent = 'Signing in…';
+    const roles = $('#signin-manager').checked ? ['manager'] : [];
     let session;
     try {
-      session = { user, token: await requestToken(user) };
+      session = { user, roles, token: await requestToken(user, roles) };
       saveSession(session);
     } catch (err) {
       error.textContent = err instanceof SignInError ? err.message : `Sign-in failed: ${err.message || err}`;
@@ -125,6 +131,7 @@ function mountApp(ferry, session) {
   const ctx = {
     ferry,
     user: session.user,
+    roles: session.roles || [],
     newId,
     tracker,
     history,
@@ -149,6 +156,11 @@ function mountApp(ferry, session) {
 
   // User.
   $('#user-name').textContent = session.user;
+  const role = $('#user-role');
+  if (role) {
+    role.textContent = (session.roles || []).join(', ');
+    role.hidden = !(session.roles || []).length;
+  }
   const avatar = $('#user-avatar');
   avatar.textContent = initials(session.user);
   avatar.style.setProperty('--hue', hue(session.user));
@@ -211,8 +223,10 @@ function mountApp(ferry, session) {
   });
 
   mountNotes($('#view-notes'), ctx);
+  mountPrivateNotes($('#view-notes'), ctx);
   mountTasks($('#view-tasks'), ctx);
   mountExpenses($('#view-expenses'), ctx);
+  mountClaims($('#view-expenses'), ctx);
   mountInbox($('#view-inbox'), ctx);
 
   const initial = location.hash.slice(1);

@@ -28,14 +28,14 @@ export function normalizeName(name) {
 
 export class SignInError extends Error {}
 
-/** Asks the server for a demo token. Throws SignInError with a message fit for the user. */
-export async function requestToken(user) {
+/** Asks the server for a demo token (with `roles`, e.g. `['manager']`). Throws SignInError with a message fit for the user. */
+export async function requestToken(user, roles = []) {
   let response;
   try {
     response = await fetch(`${API_BASE}/demo/token`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ user }),
+      body: JSON.stringify({ user, roles }),
     });
   } catch {
     throw new SignInError('Cannot reach the server. Check your connection and try again.');
@@ -61,7 +61,7 @@ export function tokenProvider(session, onRefreshFailed) {
   return async (refresh) => {
     if (!refresh && session.token) return session.token;
     try {
-      session.token = await requestToken(session.user);
+      session.token = await requestToken(session.user, session.roles || []);
       saveSession(session);
       return session.token;
     } catch (err) {

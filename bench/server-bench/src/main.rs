@@ -4,6 +4,7 @@
 //! ferry-server-bench http   --url http://127.0.0.1:PORT --token T --clients C --batch 50 --batches B --tag X
 //! ferry-server-bench driver --database sqlite://F|postgres://.. --clients C --batch 50 --batches B --tag X --tenant T
 //! ferry-server-bench poll   --url http://127.0.0.1:PORT --token T --clients C --requests R --conditional 0|1
+//! ferry-server-bench pull   --url http://127.0.0.1:PORT --tokens T1,T2,.. --clients C --rounds R --limit L
 //! ferry-server-bench reset  --database postgres://..
 //! ```
 //!
@@ -21,6 +22,11 @@
 //! `poll`: C clients each send R pulls that find nothing new (the tenant's head as cursor),
 //! plain (`--conditional 0`, what clients sent before conditional pulls) or with
 //! `If-None-Match` (`--conditional 1`, answered 304). Prints requests per second.
+//! `pull`: C clients (client i signs in with token i mod the number of tokens) each pull the
+//! whole log from cursor 0, page by page (`limit` L), R times. Prints requests, whole-log
+//! pulls and records received per second. With a permissions config on the server and
+//! tokens of different users, this measures partial sync's filtering against the same
+//! pulls on a server whose reads are open to the tenant.
 //! All print one JSON line: rates and request (transaction) latencies.
 
 use serde_json::{json, Value};
@@ -326,6 +332,65 @@ async fn poll(m: HashMap<String, String>) -> Res<Value> {
     Ok(out)
 }
 
+/// Whole-log pulls: each client pages from cursor 0 to the head, `rounds` times.
+async fn pull(m: HashMap<String, String>) -> Res<Value> {
+    let url: String = get(&m, "url", None);
+    let tokens: String = get(&m, "tokens", None);
+    let tokens: Vec<String> = tokens.split(',').map(str::to_owned).collect();
+    let clients: usize = get(&m, "clients", Some(8));
+    let rounds: u64 = get(&m, "rounds", Some(5));
+    let limit: u64 = get(&m, "limit", Some(500));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let (url, token) = (url.clone(), tokens[i % tokens.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let mut lat = Vec::new();
+            let mut received = 0u64;
+            for _ in 0..rounds {
+                let mut cursor = 0u64;
+                loop {
+                    let t0 = Instant::now();
+                    let res = client
+                        .get(format!("{url}/v1/sync/changes?cursor={cursor}&limit={limit}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await?;
+                    let status = res.status().as_u16();
+                    let body = res.bytes().await?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    if status != 200 {
+                        return Err(format!("pull answered {status}: {}", String::from_utf8_lossy(&body)).into());
+                    }
+                    let page: Value = serde_json::from_slice(&body)?;
+                    received += page["changes"].as_array().map_or(0, |c| c.len() as u64);
+                    cursor = page["cursor"].as_u64().ok_or("no cursor in the pull answer")?;
+                    if !page["has_more"].as_bool().unwrap_or(false) {
+                        break;
+                    }
+                }
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((lat, received))
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut received = 0;
+    for t in tasks {
+        let (l, r) = t.await??;
+        lat.extend(l);
+        received += r;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let requests = lat.len() as f64;
+    let mut out = summary(lat, 0, secs);
+    out["requests_per_second"] = json!(requests / secs);
+    out["whole_pulls_per_second"] = json!((clients as u64 * rounds) as f64 / secs);
+    out["records_received"] = json!(received);
+    out["records_per_second"] = json!(received as f64 / secs);
+    Ok(out)
+}
+
 async fn reset(m: HashMap<String, String>) -> Res<Value> {
     let database: String = get(&m, "database", None);
     let pool = PgPoolOptions::new().max_connections(1).connect(&database).await?;
@@ -351,8 +416,9 @@ async fn main() {
         "http" => http(m).await,
         "driver" => driver(m).await,
         "poll" => poll(m).await,
+        "pull" => pull(m).await,
         "reset" => reset(m).await,
-        _ => Err("usage: ferry-server-bench http|driver|poll|reset --key value ...".into()),
+        _ => Err("usage: ferry-server-bench http|driver|poll|pull|reset --key value ...".into()),
     };
     match out {
         Ok(v) => println!("{v}"),

@@ -84,14 +84,23 @@ impl Replica {
                 self.fold_restored(server, now_ms);
                 continue;
             }
-            if self
-                .records
-                .get(&k)
-                .is_some_and(|r| r.version() >= server.version)
-            {
+            let held = self.records.get(&k);
+            if held.is_some_and(|r| r.version() > server.version) {
                 continue;
             }
             let entries = self.entries_of(&k);
+            if held.is_some_and(|r| r.version() == server.version) {
+                // Our own acknowledged write, as the server stored it. It differs from what we
+                // hold only by fields the server sets (the owner, on create): take them, unless
+                // a newer local edit waits (its own answer brings the server's state again).
+                let same = held.and_then(|r| r.base.as_ref()) == Some(server);
+                if same || !entries.is_empty() {
+                    continue;
+                }
+                self.set_view(&k, State::of(server), server.hlc.clone());
+                self.records.get_mut(&k).expect("held").base = Some(server.clone());
+                continue;
+            }
             if entries.iter().any(|e| e.is_sent()) {
                 // Only reachable if a pull overlaps a push; the sent op's answer settles it.
                 continue;
@@ -116,10 +125,13 @@ impl Replica {
     /// letter saying why — the user's edit is kept there, not lost silently.
     fn revoke(&mut self, revoked: &Revoked, now_ms: u64) {
         let k = key(&revoked.collection, &revoked.id);
+        // A newer version than the one that took the record out: it became readable again.
+        // The same version is the unreadable state itself (our own write took us out of the
+        // view, and the ack gave us its version), so it goes.
         if self
             .records
             .get(&k)
-            .is_some_and(|r| r.version() >= revoked.version)
+            .is_some_and(|r| r.version() > revoked.version)
         {
             return;
         }

@@ -4,6 +4,7 @@ use super::client::SimClient;
 use super::fates::Fate;
 use super::net::World;
 use super::SimReport;
+use crate::engine::WriteTicket;
 use crate::hlc::Hlc;
 use crate::policy::State;
 use std::collections::{HashMap, HashSet};
@@ -34,8 +35,8 @@ impl fmt::Display for Violation {
 }
 
 /// The invariants, in the words the run prints.
-pub const INVARIANTS: [&str; 13] = [
-    "every client's records equal the server's (conflicts wait in the inbox with both sides)",
+pub const INVARIANTS: [&str; 14] = [
+    "every client's records equal the server's records its user may read, and it holds no other (conflicts wait in the inbox with both sides)",
     "no durable local write is lost: each is applied, settled by policy, in the inbox or a dead letter",
     "no acknowledged write vanishes: each was applied in the server's history, or in one a restore threw away",
     "no op is applied twice within one history",
@@ -48,6 +49,7 @@ pub const INVARIANTS: [&str; 13] = [
     "live queries that follow each step's change set through declared indexes equal a brute-force answer over the device's records",
     "every follower tab, reloaded after the heal, shows what its device's leader tab shows",
     "a tab that takes in another tab's commit by the keys it wrote holds what a reopen from the store gives",
+    "no device ever stores a record its user could not read at that moment (users with owner, shared-with and manager reads; removals when readability is lost)",
 ];
 
 /// The ops of one history: none twice, each client's in seq order.
@@ -70,12 +72,17 @@ fn check_history(applied: &[crate::server::AppliedOp]) -> Result<HashSet<&str>, 
 }
 
 /// One device's record at a restore: the stamp and state it held as synced, and the state
-/// it showed (with its own pending edit, which may undo what it held).
+/// it showed (with its own pending edit, which may undo what it held; after a durable write
+/// of its person since the restore, what that write left).
 struct Held {
     hlc: Hlc,
     base: State,
     shown: State,
 }
+
+/// A record a person wrote on a tab, what the tab showed of it right after, and the write's
+/// ticket (durable once the tab's store holds that ticket's commit).
+pub type ShownAfterWrite = ((&'static str, String), State, WriteTicket);
 
 /// What devices held when the server was restored, to check that it came back.
 #[derive(Default)]
@@ -124,6 +131,41 @@ impl Watch {
     /// A person deleted the record: its absence later is what they asked for.
     pub fn deleted(&mut self, collection: &str, id: &str) {
         self.held.remove(&(collection.to_owned(), id.to_owned()));
+    }
+
+    /// A person on device `index` wrote the record after the restore, durably, and the
+    /// device then showed `shown`: that is the person's newest intent for it, so the server
+    /// holding it is not a loss (a write equal to the restored server state pushes nothing,
+    /// so the version stays at or below the restored head).
+    pub fn wrote(&mut self, collection: &str, id: &str, index: usize, shown: State) {
+        let key = (collection.to_owned(), id.to_owned());
+        if let Some(held) = self.held.get_mut(&key).and_then(|h| h.get_mut(&index)) {
+            held.shown = shown;
+        }
+    }
+
+    /// [`Watch::wrote`] for each of a tab's writes that its store now holds (the write's
+    /// ticket is the tab's `current` one and nothing is `unsaved`); returns those still
+    /// unsaved. Writes a failed commit rolled back are dropped: the person never kept them.
+    pub fn wrote_if_durable(
+        &mut self,
+        index: usize,
+        writes: Vec<ShownAfterWrite>,
+        current: WriteTicket,
+        unsaved: bool,
+    ) -> Vec<ShownAfterWrite> {
+        let mut keep = Vec::new();
+        for ((collection, id), shown, ticket) in writes {
+            if ticket != current {
+                continue;
+            }
+            if unsaved {
+                keep.push(((collection, id), shown, ticket));
+            } else {
+                self.wrote(collection, &id, index, shown);
+            }
+        }
+        keep
     }
 
     /// A wiped device holds nothing any more.
@@ -247,9 +289,30 @@ pub fn all(world: &World, clients: &[SimClient], report: &mut SimReport) -> Resu
                 replica.outbox_depth()
             )));
         }
-        // Records equal the server's.
+        // Records equal the server's, as far as the device's user may read them (partial
+        // sync, `perms.rs`): exactly the readable set, and tombstones of what it held.
+        let user = super::perms::user_of(c.index);
         for server_rec in tenant.records() {
             let local = replica.record(&server_rec.collection, &server_rec.id);
+            if !super::perms::may_read_record(user, server_rec) {
+                // A local tombstone without a live base (a refused create of an id someone
+                // else owns, undone) holds nothing of the record.
+                let held = local
+                    .filter(|l| !l.state.deleted || l.base.as_ref().is_some_and(|b| !b.deleted));
+                if let Some(held) = held {
+                    return Err(Violation::new(format!(
+                        "client {} ({}) holds {}/{}, which its user may not read: local {:?}, server v{} {:?}",
+                        c.index,
+                        user.name,
+                        server_rec.collection,
+                        server_rec.id,
+                        (held.version(), &held.state),
+                        server_rec.version,
+                        State::of(server_rec)
+                    )));
+                }
+                continue;
+            }
             let same = local.is_some_and(|l| {
                 l.state == State::of(server_rec) && l.version() == server_rec.version
             });

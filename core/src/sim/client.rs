@@ -1,7 +1,7 @@
 //! One simulated device: an engine over a persistent in-memory store, and the random
 //! things its user does — writing, going offline, crashing, resolving conflicts.
 
-use super::check::Violation;
+use super::check::{ShownAfterWrite, Violation};
 use super::fates::FateBook;
 use super::net::{SimTokens, SimTransport, World};
 use super::tabs::FollowerTab;
@@ -50,6 +50,9 @@ pub struct SimClient {
     pub fates: FateBook,
     /// Writes not yet known durable: (entry id, ticket).
     pub(super) pending: Vec<(String, WriteTicket)>,
+    /// Records written and not yet known durable, with what the device showed after the
+    /// write: once durable, that is the person's newest intent for the restore watch.
+    pub(super) unsaved_shown: Vec<ShownAfterWrite>,
     last_cursor: u64,
     last_epoch: String,
     /// The device's other tabs (see `tabs.rs`); `engine` is the leader's.
@@ -75,6 +78,7 @@ impl SimClient {
             engine: None,
             fates: FateBook::default(),
             pending: Vec::new(),
+            unsaved_shown: Vec::new(),
             last_cursor: 0,
             last_epoch: String::new(),
             followers: Vec::new(),
@@ -105,6 +109,7 @@ impl SimClient {
         let transport = SimTransport {
             world: self.world.clone(),
             online: self.online.clone(),
+            user: super::perms::user_of(self.index),
         };
         let tokens = SimTokens {
             world: self.world.clone(),
@@ -160,6 +165,7 @@ impl SimClient {
         report.lost_on_wipe += unacked as u64 + self.pending.len() as u64;
         self.fates = FateBook::default();
         self.pending.clear();
+        self.unsaved_shown.clear();
         self.world.faults.borrow_mut().store_wipes += 1;
         self.engine = None;
         self.store.wipe();
@@ -226,6 +232,12 @@ impl SimClient {
             }
         }
         self.pending = keep;
+        let shown = std::mem::take(&mut self.unsaved_shown);
+        self.unsaved_shown = self
+            .world
+            .watch
+            .borrow_mut()
+            .wrote_if_durable(self.index, shown, current, unsaved);
         for event in engine.take_events() {
             self.fates
                 .apply(&event)
@@ -283,6 +295,12 @@ impl SimClient {
         if let Some(entry) = entry {
             self.pending.push((entry, ticket));
         }
+        let shown = (self.engine().replica())
+            .record(collection, &id)
+            .map(|r| r.state.clone());
+        if let Some(shown) = shown {
+            self.unsaved_shown.push(((collection, id), shown, ticket));
+        }
         if rng.chance(70) {
             self.flush(report)?;
         }
@@ -336,6 +354,7 @@ impl SimClient {
         self.settle_writes(report)?;
         report.lost_on_crash += self.pending.len() as u64;
         self.pending.clear();
+        self.unsaved_shown.clear();
         self.engine = None;
         self.start()?;
         let online = self.online.get();
@@ -457,11 +476,23 @@ fn sentence(rng: &SeededEntropy, words: u64) -> String {
 
 fn new_fields(collection: &str, rng: &SeededEntropy) -> Fields {
     let v = match collection {
-        "notes" => json!({"title": sentence(rng, 2), "body": sentence(rng, 8)}),
+        "notes" => {
+            json!({"title": sentence(rng, 2), "body": sentence(rng, 8), "shared_with": share_list(rng)})
+        }
         "tasks" => json!({"title": sentence(rng, 3), "done": rng.chance(50)}),
         _ => json!({"amount": amount(rng), "note": sentence(rng, 3)}),
     };
     v.as_object().cloned().unwrap_or_default()
+}
+
+/// Whom a note is shared with: nobody half the time, else some of the users (`perms.rs`).
+fn share_list(rng: &SeededEntropy) -> Value {
+    let names: Vec<&str> = super::perms::USERS
+        .iter()
+        .map(|u| u.name)
+        .filter(|_| rng.chance(40))
+        .collect();
+    json!(names)
 }
 
 fn amount(rng: &SeededEntropy) -> f64 {
@@ -476,6 +507,11 @@ fn amount(rng: &SeededEntropy) -> f64 {
 /// A small edit of one field, the way a person edits: a word replaced or added.
 fn edit(collection: &str, fields: &Fields, rng: &SeededEntropy) -> Fields {
     let mut patch = Fields::new();
+    // Shared notes are shared further or unshared (also by a user unsharing themself).
+    if collection == "notes" && rng.chance(25) {
+        patch.insert("shared_with".into(), share_list(rng));
+        return patch;
+    }
     match (collection, rng.below(2)) {
         ("tasks", 0) => {
             let done = fields.get("done").and_then(Value::as_bool).unwrap_or(false);

@@ -8,18 +8,21 @@
 //! protocol for a while; device clocks are a day wrong; a device's store is wiped; commits
 //! fail in the middle of sync cycles. A device may run follower tabs beside its leader, and
 //! leadership changes hands, also right after a cycle that left answers outstanding
-//! (`tabs.rs`). Then the network heals and [`check`] verifies the
-//! guarantees. One seed replays one run exactly.
+//! (`tabs.rs`). Devices sign in as users with different permissions, and the server syncs
+//! each only what its user may read, as ferry-server's partial sync does (`perms.rs`). Then
+//! the network heals and [`check`] verifies the guarantees. One seed replays one run exactly.
 
 mod check;
 mod client;
 mod fates;
 mod net;
+mod perms;
 mod queries;
 mod tabs;
 
 pub use check::{Violation, INVARIANTS};
 pub use net::{FaultCounts, SimRules};
+pub use perms::{SimUser, USERS};
 
 use crate::memory::SeededEntropy;
 use client::SimClient;
@@ -186,6 +189,7 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
         }
         for (c, live) in clients.iter_mut().zip(live.iter_mut()) {
             c.check_cursor()?;
+            perms::check_device_holds_only_readable(&world, c)?;
             live.follow_and_check(c.index, c.engine())?;
         }
         if steps > total_ops * 20 {
@@ -195,6 +199,7 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     heal(&world, &mut clients, &mut report)?;
     for (c, live) in clients.iter().zip(live.iter_mut()) {
         live.follow_and_check(c.index, c.engine())?;
+        perms::check_device_holds_only_readable(&world, c)?;
     }
     report.faults = world.faults.borrow().clone();
     check::all(&world, &clients, &mut report)?;

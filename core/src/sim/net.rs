@@ -4,6 +4,7 @@
 //! while (pages that do not advance, cursors that go backwards, HTML instead of JSON), and
 //! be restored from an older backup under a new epoch.
 
+use super::perms::{Readers, SimUser, UserRules};
 use crate::apply::{Refusal, Validator};
 use crate::memory::SeededEntropy;
 use crate::ports::{RequestMeta, TokenSource, Transport, TransportError};
@@ -59,6 +60,10 @@ pub struct FaultCounts {
     pub follower_tabs: u64,
     /// Leader tabs that closed or died, a follower taking over.
     pub leader_handovers: u64,
+    /// Log rows a pull passed without showing them to its user (`perms.rs`).
+    pub rows_hidden: u64,
+    /// Removals sent: records taken out of a user's view.
+    pub removals: u64,
 }
 
 impl FaultCounts {
@@ -80,6 +85,8 @@ impl FaultCounts {
         self.sync_storage_failures += g.sync_storage_failures;
         self.follower_tabs += g.follower_tabs;
         self.leader_handovers += g.leader_handovers;
+        self.rows_hidden += g.rows_hidden;
+        self.removals += g.removals;
     }
 }
 
@@ -92,7 +99,8 @@ pub struct World {
     pub fault_percent: Cell<u64>,
     /// The token generation the server accepts.
     pub token_generation: Cell<u64>,
-    pub delayed: RefCell<Vec<PushRequest>>,
+    /// Pushes on their way late, with the user who sent them.
+    pub delayed: RefCell<Vec<(PushRequest, SimUser)>>,
     pub faults: RefCell<FaultCounts>,
     /// The server's clock (the latest true time of any client), sent as `server_time`.
     pub server_now: Cell<u64>,
@@ -108,6 +116,8 @@ pub struct World {
     pub lost_histories: RefCell<Vec<Vec<AppliedOp>>>,
     /// What devices held at each restore, checked after the heal.
     pub watch: RefCell<super::check::Watch>,
+    /// Who could once read each record, for the removals of partial sync (`perms.rs`).
+    pub readers: RefCell<Readers>,
 }
 
 /// How a broken server answers (see [`World::broken`]).
@@ -130,6 +140,7 @@ impl World {
             backup: RefCell::new(None),
             lost_histories: RefCell::new(Vec::new()),
             watch: RefCell::new(super::check::Watch::default()),
+            readers: RefCell::new(Readers::default()),
         });
         world
             .server
@@ -146,8 +157,13 @@ impl World {
         })
     }
 
-    fn apply(&self, req: &PushRequest) -> PushResponse {
-        match self.server.borrow_mut().push(&self.tenant, req, &SimRules) {
+    fn apply(&self, req: &PushRequest, user: SimUser) -> PushResponse {
+        let result = self
+            .server
+            .borrow_mut()
+            .push(&self.tenant, req, &UserRules(user));
+        self.readers.borrow_mut().note_push(&req.mutations, self);
+        match result {
             Ok(resp) => PushResponse {
                 server_time: self.server_now.get(),
                 limits: self.limits(),
@@ -229,7 +245,7 @@ impl World {
 
     /// Delivers one delayed push (a stale duplicate arriving late), if any.
     pub fn deliver_one_delayed(&self) {
-        let next = {
+        let (next, user) = {
             let mut queue = self.delayed.borrow_mut();
             if queue.is_empty() {
                 return;
@@ -237,7 +253,7 @@ impl World {
             let i = self.entropy.below(queue.len() as u64) as usize;
             queue.remove(i)
         };
-        self.apply(&next);
+        self.apply(&next, user);
     }
 
     pub fn deliver_all_delayed(&self) {
@@ -297,6 +313,8 @@ impl World {
 pub struct SimTransport {
     pub world: Rc<World>,
     pub online: Rc<Cell<bool>>,
+    /// Who the device signs in as: its pushes are judged, its pulls filtered, for them.
+    pub user: SimUser,
 }
 
 impl Transport for SimTransport {
@@ -332,13 +350,13 @@ impl Transport for SimTransport {
         if fault == 0 {
             // Delayed: a copy reaches the server later, after newer requests.
             w.faults.borrow_mut().delayed += 1;
-            w.delayed.borrow_mut().push(req.clone());
+            w.delayed.borrow_mut().push((req.clone(), self.user));
         }
-        let resp = w.apply(req);
+        let resp = w.apply(req, self.user);
         match fault {
             1 => {
                 w.faults.borrow_mut().duplicates += 1;
-                let again = w.apply(req);
+                let again = w.apply(req, self.user);
                 assert_eq!(
                     again,
                     PushResponse {
@@ -377,6 +395,12 @@ impl Transport for SimTransport {
             .borrow()
             .pull_filtered(&w.tenant, cursor, limit, &meta.collections);
         let page = page.map_err(|PullError::CursorExpired { .. }| TransportError::CursorExpired)?;
+        let (page, hidden) = w.readers.borrow().filter(self.user, page);
+        {
+            let mut f = w.faults.borrow_mut();
+            f.rows_hidden += hidden;
+            f.removals += page.revoked.len() as u64;
+        }
         if w.entropy.chance(w.fault_percent.get() / 2) {
             w.faults.borrow_mut().dropped_responses += 1;
             return Err(TransportError::Timeout);

@@ -15,7 +15,7 @@
 //! convergence) cover the writes of every tab; after the heal each follower must show what
 //! the leader shows.
 
-use super::check::Violation;
+use super::check::{ShownAfterWrite, Violation};
 use super::client::{SimClient, SimEngine};
 use super::SimReport;
 use crate::engine::{block_on, Committed, Role, WriteTicket};
@@ -27,6 +27,8 @@ pub struct FollowerTab {
     pub engine: SimEngine,
     /// Writes not yet known durable: (entry id, ticket).
     pending: Vec<(String, WriteTicket)>,
+    /// Its writes not yet known durable, for the restore watch (see `SimClient`'s).
+    unsaved_shown: Vec<ShownAfterWrite>,
     /// What the other tabs committed since this tab last took it in (`None`: nothing).
     stale: Option<Committed>,
 }
@@ -47,6 +49,7 @@ impl SimClient {
         self.followers.push(FollowerTab {
             engine,
             pending: Vec::new(),
+            unsaved_shown: Vec::new(),
             stale: None,
         });
         Ok(())
@@ -80,6 +83,10 @@ impl SimClient {
         })?;
         if let Some(entry) = entry {
             tab.pending.push((entry, ticket));
+        }
+        if let Some(shown) = tab.engine.replica().record(collection, &id) {
+            let shown = shown.state.clone();
+            tab.unsaved_shown.push(((collection, id), shown, ticket));
         }
         let _ = block_on(tab.engine.flush(tab.engine.ticket()));
         self.settle_follower(t, report)?;
@@ -155,6 +162,7 @@ impl SimClient {
         self.settle_writes(report)?;
         report.lost_on_crash += self.pending.len() as u64;
         self.pending.clear();
+        self.unsaved_shown.clear();
         let mut next = self.followers.remove(0);
         self.settle_follower_tab(&mut next, report)?;
         report.lost_on_crash += next.pending.len() as u64;
@@ -242,6 +250,9 @@ impl SimClient {
             }
         }
         tab.pending = keep;
+        let shown = std::mem::take(&mut tab.unsaved_shown);
+        tab.unsaved_shown =
+            (self.world.watch.borrow_mut()).wrote_if_durable(self.index, shown, current, unsaved);
         for event in tab.engine.take_events() {
             self.fates
                 .apply(&event)

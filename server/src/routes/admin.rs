@@ -18,7 +18,14 @@ pub const DEMO_TTL_SECS: u64 = 24 * 3600;
 #[derive(Debug, Deserialize)]
 pub struct TokenRequest {
     pub user: String,
+    /// Roles the token carries: demo tokens may carry [`DEMO_ROLES`] only (the sample app's
+    /// manager, who reads every expense claim), never `admin`.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
+
+/// The roles a demo token may ask for.
+pub const DEMO_ROLES: [&str; 1] = ["manager"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenResponse {
@@ -53,9 +60,16 @@ pub async fn demo_token(
         return Err(ApiError::NotFound("no such route".into()));
     }
     let Json(req) = body.map_err(json_error)?;
+    if let Some(role) = req.roles.iter().find(|r| !DEMO_ROLES.contains(&r.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "a demo token may not carry the role `{role}` (allowed: {})",
+            DEMO_ROLES.join(", ")
+        )));
+    }
+    let roles: Vec<&str> = req.roles.iter().map(String::as_str).collect();
     let token = state
         .signer
-        .issue(DEMO_TENANT, &req.user, DEMO_TTL_SECS, None)
+        .issue_with_roles(DEMO_TENANT, &req.user, DEMO_TTL_SECS, &roles)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     tracing::info!(tenant = DEMO_TENANT, "demo token issued");
     Ok(Json(TokenResponse {

@@ -126,8 +126,22 @@ impl TestServer {
         Self::start_on(&self.database, self.dir.clone(), |_| {}).await
     }
 
+    /// Starts a server whose `[collections]` rules are `config` (TOML: permissions, schemas).
+    pub async fn start_with_rules(backend: &Backend, config: &str) -> TestServer {
+        let rules = ferry_server::validation::Rules::from_toml(config)
+            .unwrap_or_else(|e| panic!("the test's collections config is invalid: {e}"));
+        Self::start_with(backend, |c| c.rules = rules).await
+    }
+
     pub fn token(&self, tenant: &str, user: &str) -> String {
         self.signer.issue(tenant, user, 3600, None).unwrap()
+    }
+
+    /// A token of `user` in `tenant` carrying `roles`.
+    pub fn token_with_roles(&self, tenant: &str, user: &str, roles: &[&str]) -> String {
+        self.signer
+            .issue_with_roles(tenant, user, 3600, roles)
+            .unwrap()
     }
 
     pub fn admin_token(&self, tenant: &str) -> String {
