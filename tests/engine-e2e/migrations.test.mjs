@@ -227,8 +227,14 @@ test('upgrade_required: an older client keeps its writes until it migrates', asy
     const id = uniqueName('note');
     assert.equal(await openAt(p, name, 1), 'opened');
     await put(p, { id, title: 'old shape' });
-    const state = await until(p, () => window.lastState?.errorCode === 'upgrade_required' && window.lastState, null, 'the push is refused as upgrade_required');
-    assert.equal(state.status, 'error');
+    // Waited for together: between the refused push and the state settling on `error`, a
+    // retry cycle may already be under way (`syncing`, the last error code still shown).
+    const state = await until(
+      p,
+      () => window.lastState?.errorCode === 'upgrade_required' && window.lastState.status === 'error' && window.lastState,
+      null,
+      'the push is refused as upgrade_required and the state says error',
+    );
     assert.equal(state.outboxDepth, 1, 'the write waits in the outbox');
     assert.equal(await strictServer.record('notes', id), undefined, 'no old shape was written');
     await close(p);
