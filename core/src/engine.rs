@@ -206,17 +206,8 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         }
         let place = self.commits.enter();
         place.turn().await;
-        let stored = match self.store.load().await {
-            Ok(stored) => stored,
-            // Nothing to reload from: the replica is the truth, and now stored again.
-            Err(StoreError::Lost(reason)) => {
-                return self
-                    .recreate_store(reason)
-                    .await
-                    .map(|()| true)
-                    .map_err(Into::into)
-            }
-            Err(error) => return Err(error.into()),
+        let Some(stored) = self.read_or_recreate(self.store.load()).await? else {
+            return Ok(true);
         };
         if self.is_busy_besides(place.has_followers()) {
             return Ok(false);

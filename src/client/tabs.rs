@@ -129,14 +129,19 @@ impl Client {
     /// module docs). Drained even when no other tab is known: a tab met later reloads
     /// everything on first contact anyway.
     pub(super) fn announce_commits(&self) {
-        let message = match self.engine.take_committed() {
+        let told = self.engine.take_committed();
+        if self.peers.borrow().is_empty() {
+            // Nobody to tell: no message built on a lone tab's every commit.
+            return;
+        }
+        let message = match told {
             Committed::Keys(keys) => {
                 let keys: Vec<[&String; 2]> = keys.iter().map(|(c, i)| [c, i]).collect();
                 serde_json::json!({"t": "changed", "from": self.instance, "keys": keys})
             }
             Committed::Everything => serde_json::json!({"t": "changed", "from": self.instance}),
         };
-        self.tell_peers(message);
+        self.broadcast(message);
     }
 
     /// Takes in soon what another tab committed (`told`), with whatever else is told

@@ -6,6 +6,7 @@
 use super::Engine;
 use crate::error::CoreError;
 use crate::ports::{Clock, Entropy, Store, StoreError, TokenSource, Transport};
+use crate::replica::StoredState;
 use crate::role::Role;
 use std::collections::BTreeSet;
 
@@ -61,6 +62,23 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         std::mem::replace(&mut *self.committed.borrow_mut(), Committed::none())
     }
 
+    /// Runs a read that takes in another writer's commits; `None` when the storage was found
+    /// lost and has been re-created from the replica instead (nothing left to take in).
+    pub(super) async fn read_or_recreate(
+        &self,
+        read: impl std::future::Future<Output = Result<StoredState, StoreError>>,
+    ) -> Result<Option<StoredState>, CoreError> {
+        match read.await {
+            Ok(stored) => Ok(Some(stored)),
+            // Nothing to read from: the replica is the truth, and now stored again.
+            Err(StoreError::Lost(reason)) => {
+                self.recreate_store(reason).await?;
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Takes in what another writer committed, taking `role` at the same moment: the records
     /// `committed` names are re-read (everything is, for [`Committed::Everything`]). Like
     /// [`Engine::reload`], `Ok(false)`: nothing done, because local changes are unsaved or
@@ -75,16 +93,8 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         }
         let place = self.commits.enter();
         place.turn().await;
-        let stored = match self.store.load_part(keys).await {
-            Ok(stored) => stored,
-            Err(StoreError::Lost(reason)) => {
-                return self
-                    .recreate_store(reason)
-                    .await
-                    .map(|()| true)
-                    .map_err(Into::into)
-            }
-            Err(error) => return Err(error.into()),
+        let Some(stored) = self.read_or_recreate(self.store.load_part(keys)).await? else {
+            return Ok(true);
         };
         if self.is_busy_besides(place.has_followers()) {
             return Ok(false);

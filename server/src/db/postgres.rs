@@ -28,7 +28,7 @@ impl Backend for Postgres {
     }
 
     /// With `IN (…)`, PostgreSQL may scan every row of the tenant (or of its collection) and
-    /// filter the keys (see `push_tx::by_key`).
+    /// filter the keys (see `statements::by_key`).
     const LOOKUPS_BY_KEY: bool = true;
 }
 

@@ -29,13 +29,12 @@ use ferry_core::apply::{
 };
 use ferry_core::protocol::{Mutation, PushRequest, PushResponse, Record};
 use sqlx::database::HasStatementCache;
-use sqlx::{
-    Arguments as _, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row as _, Type,
-};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row as _, Type};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod apply_tx;
 mod push_tx;
+mod statements;
 #[cfg(test)]
 mod tests;
 
@@ -67,7 +66,7 @@ where
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// Whether the push's prefetch looks rows up one primary key at a time
-    /// ([`push_tx::by_key`]) rather than with one `IN (…)` list.
+    /// ([`statements::by_key`]) rather than with one `IN (…)` list.
     const LOOKUPS_BY_KEY: bool = false;
 
     /// The tenant's (head, horizon); (0, 0) for a tenant that never pushed.

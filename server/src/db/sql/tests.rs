@@ -1,6 +1,6 @@
 //! Unit tests of the statement builder.
 
-use super::push_tx::{by_key, select_in};
+use super::statements::{by_key, select_in};
 use sqlx::{Arguments as _, Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
 
 /// The prefetch statement as `QueryBuilder` wrote it before the SQL became generic.
