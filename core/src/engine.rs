@@ -330,37 +330,52 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             },
             other => other,
         };
-        // Durable, or replaced by the reload below: the images are not needed either way.
-        self.undo.forget(undo_batch);
-        match stored {
-            Ok(()) => {
-                self.committed.borrow_mut().add(batch.records.keys());
-                self.note_corrupt_data(&events);
-                self.outcomes.borrow_mut().record(&events);
-                let mut kept = self.events.borrow_mut();
-                if kept.len().saturating_add(events.len()) > MAX_UNDRAINED_EVENTS {
-                    // Nobody drains them (the browser listens to outcomes instead): keep
-                    // the newest, so a long-lived tab does not grow without bound.
-                    let held = kept.len();
-                    let excess = (held + events.len()).saturating_sub(MAX_UNDRAINED_EVENTS);
-                    kept.drain(..excess.min(held));
-                }
-                kept.extend(events);
+        let Err(error) = stored else {
+            self.undo.forget(undo_batch);
+            self.kept(&batch, events);
+            return Ok(());
+        };
+        // Later commits wait (they are still behind this place) until the reload is done
+        // and the generation has moved on; then they see they are stale.
+        match self.read_or_recreate(self.store.load()).await {
+            // The commit failed because the storage was lost under it (a transaction
+            // aborted as the site's data was cleared): the replica, this batch included, has
+            // just been written into the storage that is there now, so the batch is durable
+            // after all. Rolling it back would drop a write for a failure already repaired.
+            Ok(None) => {
+                self.kept(&batch, events);
                 Ok(())
             }
-            Err(error) => {
-                // Later commits wait (they are still behind this place) until the reload is
-                // done and the generation has moved on; then they see they are stale.
-                let reloaded = self
-                    .store
-                    .load()
-                    .await
-                    .map(|stored| self.replace_replica(stored, self.role.get()));
+            Ok(Some(reloaded)) => {
+                self.undo.forget(undo_batch);
+                self.replace_replica(reloaded, self.role.get());
                 place.roll_back();
-                reloaded?;
                 Err(error.into())
             }
+            // Nothing read to replace memory with: take the refused writes back out of it,
+            // so no write whose commit failed stays visible.
+            Err(reload_failed) => {
+                self.take_back_writes(&place, undo_batch);
+                Err(reload_failed)
+            }
         }
+    }
+
+    /// Takes note of a batch that is durable now: its keys for other tabs, its events for
+    /// the app.
+    fn kept(&self, batch: &crate::replica::WriteBatch, events: Vec<Event>) {
+        self.committed.borrow_mut().add(batch.records.keys());
+        self.note_corrupt_data(&events);
+        self.outcomes.borrow_mut().record(&events);
+        let mut kept = self.events.borrow_mut();
+        if kept.len().saturating_add(events.len()) > MAX_UNDRAINED_EVENTS {
+            // Nobody drains them (the browser listens to outcomes instead): keep the
+            // newest, so a long-lived tab does not grow without bound.
+            let held = kept.len();
+            let excess = (held + events.len()).saturating_sub(MAX_UNDRAINED_EVENTS);
+            kept.drain(..excess.min(held));
+        }
+        kept.extend(events);
     }
 
     /// Keeps the last repaired inconsistency of stored data in the sync state.

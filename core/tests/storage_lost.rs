@@ -2,7 +2,9 @@
 //! write that finds the database gone is stored in a database re-created from the replica;
 //! when the re-creation fails too, the write is rejected with `storage_lost` and taken back
 //! out of memory, and everything written before stays (records and outbox), so a later
-//! re-creation stores exactly that.
+//! re-creation stores exactly that. A commit that fails for another reason while the
+//! storage is lost (a transaction aborted as the site's data was cleared) is kept by the
+//! re-creation, and one whose reload fails too is taken back out of memory.
 
 use ferry_core::engine::{block_on, Engine, WriteTicket};
 use ferry_core::error::ErrorCode;
@@ -23,6 +25,10 @@ struct LosingStore {
     lost: Rc<Cell<bool>>,
     recreate_fails: Rc<Cell<bool>>,
     recreations: Rc<Cell<u32>>,
+    /// Fails the next commit with this error, whatever state the database is in.
+    next_commit_fails: Rc<RefCell<Option<StoreError>>>,
+    /// Fails the next load with this error.
+    next_load_fails: Rc<RefCell<Option<StoreError>>>,
 }
 
 fn lost() -> StoreError {
@@ -31,6 +37,9 @@ fn lost() -> StoreError {
 
 impl Store for LosingStore {
     async fn load(&self) -> Result<StoredState, StoreError> {
+        if let Some(error) = self.next_load_fails.borrow_mut().take() {
+            return Err(error);
+        }
         match self.lost.get() {
             true => Err(lost()),
             false => self.inner.load().await,
@@ -38,6 +47,9 @@ impl Store for LosingStore {
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if let Some(error) = self.next_commit_fails.borrow_mut().take() {
+            return Err(error);
+        }
         match self.lost.get() {
             true => Err(lost()),
             false => self.inner.commit(batch).await,
@@ -180,4 +192,63 @@ fn a_failed_recreate_rejects_the_write_and_takes_it_back_out_of_memory() {
     let expected = [("a", "a1"), ("c", "c1"), ("x", "x1")].map(|(i, t)| (i.into(), t.into()));
     assert_eq!(titles, expected);
     assert_eq!(stored.outbox.len(), engine.replica().outbox_depth());
+}
+
+#[test]
+fn a_commit_aborted_as_the_storage_was_lost_is_kept_by_the_recreation() {
+    let store = LosingStore::default();
+    let engine = device(&store);
+    let t = write(&engine, "a", Change::Put(fields(json!({"title": "a1"}))));
+    block_on(engine.flush(t)).unwrap();
+
+    // The commit's transaction aborts without naming the loss (what Chromium does while it
+    // clears the site's data); the reload after it then finds the database replaced.
+    store.lost.set(true);
+    *store.next_commit_fails.borrow_mut() =
+        Some(StoreError::Other("the transaction was aborted".into()));
+    let t = write(&engine, "b", Change::Put(fields(json!({"title": "b1"}))));
+    block_on(engine.flush(t)).expect("the write is durable in the re-created database");
+
+    assert_eq!(store.recreations.get(), 1);
+    let stored = store.inner.snapshot();
+    let ids: Vec<&str> = stored.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"], "the re-created database holds the write");
+    assert_eq!(stored.outbox.len(), engine.replica().outbox_depth());
+    assert_eq!(title(&engine, "b").as_deref(), Some("b1"));
+}
+
+#[test]
+fn a_failed_commit_whose_reload_fails_too_is_taken_back_out_of_memory() {
+    let store = LosingStore::default();
+    let engine = device(&store);
+    let t = write(&engine, "a", Change::Put(fields(json!({"title": "a1"}))));
+    block_on(engine.flush(t)).unwrap();
+    let outbox_before = outbox(&engine);
+
+    *store.next_commit_fails.borrow_mut() =
+        Some(StoreError::Other("the transaction was aborted".into()));
+    *store.next_load_fails.borrow_mut() =
+        Some(StoreError::Unavailable("the connection was closed".into()));
+    write(&engine, "b", Change::Put(fields(json!({"title": "b1"}))));
+    let t = write(&engine, "a", Change::Patch(fields(json!({"title": "a2"}))));
+    assert!(block_on(engine.flush(t)).is_err());
+
+    assert_eq!(
+        title(&engine, "b"),
+        None,
+        "the refused new record is not visible"
+    );
+    assert_eq!(
+        title(&engine, "a").as_deref(),
+        Some("a1"),
+        "the refused edit is taken back"
+    );
+    assert_eq!(outbox(&engine), outbox_before);
+
+    // The next write is stored, and nothing of the refused ones comes back with it.
+    let t = write(&engine, "c", Change::Put(fields(json!({"title": "c1"}))));
+    block_on(engine.flush(t)).unwrap();
+    let stored = store.inner.snapshot();
+    let ids: Vec<&str> = stored.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["a", "c"]);
 }

@@ -402,6 +402,9 @@ function settleWith(db, tx, done, reject, why) {
     done();
   };
   tx.onabort = () => fail(tx.error);
-  tx.onerror = (e) => fail(e.target && e.target.error);
+  // A request's error is `AbortError` when its transaction was aborted for another cause;
+  // the transaction's own error (set before any request fails) names that cause, e.g.
+  // `QuotaExceededError`.
+  tx.onerror = (e) => fail(tx.error || (e.target && e.target.error));
   db.addEventListener('close', onClose);
 }

@@ -469,14 +469,18 @@ fn lost() -> StoreError {
 
 /// Maps an IndexedDB failure to a store error; a full disk is `QuotaExceeded`.
 pub fn idb_error(what: &str, e: indexed_db_futures::error::Error) -> StoreError {
-    let name = match &e {
+    store_error(&idb_error_name(&e), format!("IndexedDB {what} failed: {e}"))
+}
+
+/// The DOMException name of an IndexedDB failure (`""` when it has none).
+pub fn idb_error_name(e: &indexed_db_futures::error::Error) -> String {
+    match e {
         indexed_db_futures::error::Error::DomException(d) => {
             js_error_name(&JsValue::from(d.clone()))
         }
         indexed_db_futures::error::Error::Unknown(j) => js_error_name(j.as_ref()),
         _ => String::new(),
-    };
-    store_error(&name, format!("IndexedDB {what} failed: {e}"))
+    }
 }
 
 /// [`idb_error`] for an error thrown or rejected by the JS side of the store.
@@ -498,7 +502,12 @@ fn store_error(name: &str, message: String) -> StoreError {
         // site's data is cleared). Like a dead connection, it is answered by reopening and
         // verifying the database (`reconnect.rs`), not by failing the write as storage
         // trouble while the database is in fact gone.
-        "InvalidStateError" | "TransactionInactiveError" | "UnknownError" => {
+        //
+        // `AbortError` with no other cause named: a transaction the browser aborted on its
+        // own (Ferry's own aborts carry their reason, e.g. `StorageLostError`); Chromium
+        // does this too when it clears the site's data. An aborted transaction wrote
+        // nothing, so trying it once more on a verified connection is safe.
+        "InvalidStateError" | "TransactionInactiveError" | "UnknownError" | "AbortError" => {
             StoreError::Unavailable(message)
         }
         "StorageLostError" => StoreError::Lost(message),

@@ -13,7 +13,7 @@
 //! Opening fails with a clear [`StoreError::Unavailable`] when another tab keeps an older
 //! version open for longer than the timeout, instead of hanging.
 
-use super::idb_error;
+use super::{idb_error, idb_error_name};
 use ferry_core::ports::StoreError;
 use futures::future::{select, Either};
 use indexed_db_futures::database::Database;
@@ -39,12 +39,48 @@ pub const ALL_STORES: [&str; 5] = [RECORDS, OUTBOX, META, CONFLICTS, DEAD_LETTER
 /// How long an open may stay blocked by another tab before it fails.
 pub const DEFAULT_BLOCKED_TIMEOUT_MS: u32 = 10_000;
 
+/// How long to wait before each new attempt when an open was aborted (see [`open`]).
+const ABORTED_OPEN_RETRY_DELAYS_MS: [u32; 4] = [10, 50, 200, 500];
+
 /// Opens (creating or upgrading) the database `name` at `version` (1 to 3; tests open older ones).
+///
+/// An open that the browser aborts (`AbortError: The connection was closed`) is tried again a
+/// few times, shortly after: that is how Chromium answers an open issued while it clears the
+/// site's data (the connection the open produced is force-closed with the rest), and the
+/// same open succeeds a moment later on the emptied origin. Without the retry the write that
+/// triggered the reopen was rolled back (tests/faults/02c). An open blocked by another tab is
+/// not retried: it already waited `blocked_timeout_ms`.
 pub async fn open(
     name: &str,
     version: u32,
     blocked_timeout_ms: u32,
 ) -> Result<Database, StoreError> {
+    let mut delays = ABORTED_OPEN_RETRY_DELAYS_MS.iter();
+    loop {
+        match open_once(name, version, blocked_timeout_ms).await {
+            Err(OpenFailure::Aborted(message)) => match delays.next() {
+                Some(&ms) => gloo_timers::future::TimeoutFuture::new(ms).await,
+                None => return Err(StoreError::Unavailable(message)),
+            },
+            Err(OpenFailure::Other(error)) => return Err(error),
+            Ok(db) => return Ok(db),
+        }
+    }
+}
+
+/// Why one open attempt failed.
+enum OpenFailure {
+    /// The browser aborted the open request (worth another attempt).
+    Aborted(String),
+    Other(StoreError),
+}
+
+async fn open_once(
+    name: &str,
+    version: u32,
+    blocked_timeout_ms: u32,
+) -> Result<Database, OpenFailure> {
+    let unavailable = |message| OpenFailure::Other(StoreError::Unavailable(message));
     let request = Database::open(name)
         .with_version(version)
         .with_on_blocked(|_| Ok(()))
@@ -53,15 +89,23 @@ pub async fn open(
             upgrade(&db, old, version)
         })
         .build()
-        .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open IndexedDB database `{name}`: {e}"))
-        })?;
+        .map_err(|e| unavailable(format!("cannot open IndexedDB database `{name}`: {e}")))?;
     let timeout = gloo_timers::future::TimeoutFuture::new(blocked_timeout_ms);
     match select(Box::pin(request), timeout).await {
         Either::Left((Ok(db), _)) => Ok(db),
-        Either::Left((Err(e), _)) => Err(StoreError::Unavailable(format!(
-            "cannot open IndexedDB database `{name}`: {e}"
-        ))),
+        Either::Left((Err(e), _)) => {
+            let message = format!("cannot open IndexedDB database `{name}`: {e}");
+            let aborted = match &e {
+                indexed_db_futures::error::OpenDbError::Base(base) => {
+                    idb_error_name(base) == "AbortError"
+                }
+                _ => false,
+            };
+            Err(match aborted {
+                true => OpenFailure::Aborted(message),
+                false => unavailable(message),
+            })
+        }
         Either::Right((_, request)) => {
             // An open request cannot be cancelled: it stays queued and upgrades the database
             // once the other tab lets go. Dropping it would drop its upgrade handler too, and
@@ -73,7 +117,7 @@ pub async fn open(
                     db.close();
                 }
             });
-            Err(StoreError::Unavailable(format!(
+            Err(unavailable(format!(
                 "opening IndexedDB database `{name}` was blocked for {blocked_timeout_ms} ms by another tab that keeps an \
                  older version open; close or reload the other tabs of this app"
             )))

@@ -113,11 +113,18 @@ export function faultSuite({ gc = false } = {}) {
  */
 export async function withFerryTab(suite, prefix, options, body) {
   const context = await suite.browser.newContext();
+  // The page's console, printed when the body fails: what the engine logged is often the
+  // only trace of why a write failed inside the browser.
+  const consoleLines = [];
+  context.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
   try {
     const tab = await openPage(context, suite.server);
     const name = uniqueName(prefix);
     await tab.evaluate(([n, o]) => window.startFerry(n, o), [name, options]);
     return await body({ context, tab, name, server: suite.server });
+  } catch (error) {
+    if (consoleLines.length) console.error(`# the page's console:\n${consoleLines.slice(-200).join('\n')}`);
+    throw error;
   } finally {
     await context.close();
   }

@@ -85,6 +85,20 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         batch: u64,
         error: StoreError,
     ) -> CoreError {
+        self.take_back_writes(place, batch);
+        CoreError::new(
+            ErrorCode::StorageLost,
+            format!(
+                "the database was lost and re-creating it failed ({error}); the write was \
+                 rolled back"
+            ),
+        )
+    }
+
+    /// Takes the writes of `batch` and after back out of memory and moves the pipeline to a
+    /// new generation, so they are rejected as rolled back: for when no stored state could
+    /// be read to replace memory with.
+    pub(super) fn take_back_writes(&self, place: &Place<'_>, batch: u64) {
         let images = self.undo.take_from(batch);
         {
             let mut replica = self.replica.borrow_mut();
@@ -93,12 +107,5 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             }
         }
         place.roll_back();
-        CoreError::new(
-            ErrorCode::StorageLost,
-            format!(
-                "the database was lost and re-creating it failed ({error}); the write was \
-                 rolled back"
-            ),
-        )
     }
 }
