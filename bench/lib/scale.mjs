@@ -253,19 +253,41 @@ export async function benchScale({ site, serverTools, tmp, chromiumArgs, log, op
                 await withErrors(errors, follower.evaluate((o) => window.S.followerSaw(o), { id: c.id }));
               }
               const lat = [];
+              const leaderPuts = [];
               // At 1,000,000 a follower that reloads everything per commit takes minutes each.
               const nFollow = size >= 1_000_000 ? Math.min(opts.follow, 3) : opts.follow;
+              const profiling = process.env.FERRY_BENCH_FOLLOWER_PROFILE;
+              const lcdp = profiling ? await page.context().newCDPSession(page) : null;
+              if (profiling) {
+                for (const c of [fcdp, lcdp]) {
+                  await c.send('Profiler.enable');
+                  await c.send('Profiler.setSamplingInterval', { interval: 100 });
+                  await c.send('Profiler.start');
+                }
+              }
               const before = await task();
               for (let i = 0; i < nFollow; i++) {
                 const c = await withErrors(errors, page.evaluate((o) => window.S.leaderPut(o), { tag: 'fl', i }));
                 const seenAt = await withErrors(errors, follower.evaluate((o) => window.S.followerSaw(o), { id: c.id }));
                 lat.push(seenAt - c.committed);
+                leaderPuts.push(c.committed - c.t0);
               }
               const after = await task();
+              if (profiling) {
+                const { profile: cpuProfile } = await fcdp.send('Profiler.stop');
+                fs.mkdirSync(profiling, { recursive: true });
+                const file = path.join(profiling, `follower-${engine}-${size}-r${rep}.cpuprofile`);
+                fs.writeFileSync(file, JSON.stringify(cpuProfile));
+                log(`scale ${size} rep ${rep + 1} ${engine}: follower CPU profile in ${file}; most self time:\n${topSelfTime(cpuProfile, 12)}`);
+                const { profile: leaderProfile } = await lcdp.send('Profiler.stop');
+                const leaderFile = path.join(profiling, `leader-${engine}-${size}-r${rep}.cpuprofile`);
+                fs.writeFileSync(leaderFile, JSON.stringify(leaderProfile));
+                log(`scale ${size} rep ${rep + 1} ${engine}: leader CPU profile in ${leaderFile}; most self time:\n${topSelfTime(leaderProfile, 16)}`);
+              }
               const cpu = ((after.TaskDuration - before.TaskDuration) * 1000) / nFollow;
               const script = ((after.ScriptDuration - before.ScriptDuration) * 1000) / nFollow;
               (S.follower[engine] ||= []).push({ lat, cpuMsPerCommit: cpu, scriptMsPerCommit: script });
-              log(`scale ${size} rep ${rep + 1} ${engine}: follower sees a commit after ${median(lat).toFixed(1)} ms (median), ${cpu.toFixed(1)} ms main-thread per commit`);
+              log(`scale ${size} rep ${rep + 1} ${engine}: follower sees a commit after ${median(lat).toFixed(1)} ms (median), ${cpu.toFixed(1)} ms main-thread per commit; the leader's put() took ${median(leaderPuts).toFixed(1)} ms (median)`);
             });
           } catch (e) {
             fail(size, 'run', engine, e, rep);
@@ -289,4 +311,25 @@ function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * The functions with the most self time in a CDP CPU profile, one per line (for
+ * FERRY_BENCH_FOLLOWER_PROFILE, which profiles the follower tab over the measured commits).
+ */
+function topSelfTime(profile, n) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map();
+  const deltas = profile.timeDeltas || [];
+  (profile.samples || []).forEach((id, i) => {
+    const frame = byId.get(id)?.callFrame;
+    const name = `${frame?.functionName || '(anonymous)'} ${frame?.url ? frame.url.split('/').pop() : ''}`.trim();
+    self.set(name, (self.get(name) || 0) + (deltas[i] || 0) / 1000);
+  });
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  return [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([name, ms]) => `    ${ms.toFixed(1).padStart(8)} ms  ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${name}`)
+    .join('\n');
 }

@@ -98,6 +98,9 @@ pub struct Client {
     leadership: RefCell<Option<Leadership>>,
     /// The other tabs of this database that have spoken (see `tabs.rs`).
     peers: RefCell<std::collections::BTreeSet<String>>,
+    /// Whether this tab has read everything once since its channel opened, which covers
+    /// the notices sent before it listened (see `tabs.rs`).
+    caught_up_with_tabs: std::cell::Cell<bool>,
     channel: RefCell<Option<Channel>>,
     live: RefCell<Option<LiveStream>>,
     listeners: RefCell<Vec<network::Listener>>,
@@ -210,6 +213,7 @@ impl Client {
             leader_state: RefCell::new(None),
             leadership: RefCell::new(None),
             peers: RefCell::new(Default::default()),
+            caught_up_with_tabs: std::cell::Cell::new(false),
             channel: RefCell::new(None),
             live: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),

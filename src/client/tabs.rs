@@ -8,10 +8,18 @@
 //! keys (first contact, a re-created database, a commit of more than
 //! [`ferry_core::engine::MAX_COMMITTED_KEYS`] records) makes them reload everything.
 //!
-//! Notices go out only while other tabs are known (`peers`): a tab says `hello` when it
-//! joins and `bye` when it closes, and the first message from an unknown tab makes both
-//! reload once, so nothing committed before they knew of each other is missed. A lone tab
-//! then pays nothing per commit for tabs that are not there.
+//! Notices go out only while other tabs are known (`peers`); a lone tab keeps what it
+//! committed (bounded: past [`ferry_core::engine::MAX_COMMITTED_KEYS`] records it becomes
+//! "everything") and pays nothing per commit for tabs that are not there. A tab says `hello`
+//! when it joins and `bye` when it closes. On the first word from a tab it did not know, a
+//! tab announces what it kept, so the other takes in by key what was committed before they
+//! knew of each other; this also answers a `hello`, so a joining tab hears from every tab.
+//! A tab's channel opens after its load, so notices sent in between never reached it: a
+//! tab reads everything once, on its first word from a tab that was there before it (any
+//! first word but a `hello`). The tabs already running never reload for a tab that joins:
+//! before, both sides did, and at 100,000 records the leader's full read (1.8 s) held its
+//! commit pipeline, so every write while a second tab opened waited for it — and under
+//! steady writing the read, which gives way to unsaved writes, started over and over.
 //!
 //! The tab's role is the engine's [`Role`] (coalescing and base ownership follow from it).
 //! A new leader first reloads everything from the store and takes the role in the same
@@ -73,11 +81,13 @@ impl Client {
             return;
         }
         if self.peers.borrow_mut().insert(from.to_owned()) {
-            // First word from this tab. Until now this tab's commits were not announced to
-            // it, nor its to this one: reload, and tell it to reload (which, the other way
-            // round, makes it do the same once for this tab).
-            self.request_refresh(Committed::Everything);
-            self.broadcast(serde_json::json!({"t": "changed", "from": self.instance}));
+            // First word from this tab (see the module docs): tell it what this tab committed
+            // while it did not know it, and read everything once if it was there first.
+            self.announce_commits();
+            if message["t"].as_str() != Some("hello") && !self.caught_up_with_tabs.replace(true)
+            {
+                self.request_refresh(Committed::Everything);
+            }
             if self.is_leader() {
                 self.tell_peers(
                     serde_json::json!({"t": "state", "from": self.instance, "state": self.own_sync_state()}),
@@ -126,14 +136,13 @@ impl Client {
     }
 
     /// Tells the other tabs what this tab's commits wrote since the last notice (see the
-    /// module docs). Drained even when no other tab is known: a tab met later reloads
-    /// everything on first contact anyway.
+    /// module docs). While no other tab is known, nothing is sent and what was committed is
+    /// kept for the first tab met.
     pub(super) fn announce_commits(&self) {
-        let told = self.engine.take_committed();
         if self.peers.borrow().is_empty() {
-            // Nobody to tell: no message built on a lone tab's every commit.
             return;
         }
+        let told = self.engine.take_committed();
         let message = match told {
             Committed::Keys(keys) => {
                 let keys: Vec<[&String; 2]> = keys.iter().map(|(c, i)| [c, i]).collect();

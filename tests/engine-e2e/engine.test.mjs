@@ -126,6 +126,48 @@ test('a follower tab takes in the leader\'s commits by key, without reading ever
   }
 });
 
+test('a tab that joins does not make the running tab read every record; what each wrote before they met reaches the other', async () => {
+  const context = await browser.newContext();
+  // Counts whole-store reads of the records store (getAll, as a reload does) in each page.
+  await context.addInitScript(() => {
+    window.recordReads = { all: 0 };
+    const { getAll } = IDBObjectStore.prototype;
+    IDBObjectStore.prototype.getAll = function (...args) {
+      if (this.name === 'records') window.recordReads.all += 1;
+      return getAll.apply(this, args);
+    };
+  });
+  try {
+    const name = uniqueName('join');
+    const leader = await openPage(context, server);
+    await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
+    await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
+    await leader.evaluate(() =>
+      Promise.all(Array.from({ length: 200 }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
+    );
+    await leader.evaluate(() => { window.recordReads = { all: 0 }; });
+
+    const joining = await openPage(context, server);
+    // Written by the joining tab at once, before the tabs have heard of each other.
+    await joining.evaluate(async (n) => {
+      await window.startFerry(n, { live: false });
+      await window.ferry.put('notes', { id: 'early', title: 'written as the tab joined' });
+    }, name);
+    assert.equal(await joining.evaluate(() => window.ferry.isLeader), false);
+    await until(leader, () => window.ferry.get('notes', 'early')?.title === 'written as the tab joined', null, 'the running tab has the joining tab\'s first write');
+    await put(leader, 'notes', { id: 'after', title: 'written after they met' });
+    await until(joining, () => window.ferry.get('notes', 'after') !== undefined, null, 'the joining tab sees the running tab\'s write');
+    await put(joining, 'notes', { id: 'n7', title: 'edited in the joining tab' });
+    await until(leader, () => window.ferry.get('notes', 'n7')?.title === 'edited in the joining tab', null, 'the running tab takes in the edit');
+
+    const reads = await leader.evaluate(() => window.recordReads.all);
+    assert.equal(reads, 0, `the running tab read the whole records store ${reads} times because a tab joined`);
+    assert.equal(await joining.evaluate(() => window.ferry.get('notes', 'n150')?.title), 'note 150');
+  } finally {
+    await context.close();
+  }
+});
+
 test('two devices converge through the server; a poke makes B pull without syncNow', async () => {
   const [ctxA, ctxB] = [await browser.newContext(), await browser.newContext()];
   try {
