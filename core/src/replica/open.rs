@@ -23,7 +23,7 @@ impl Replica {
             .keys()
             .cloned()
             .chain(stored.records.iter().map(|r| r.collection.clone()))
-            .collect();
+            .collect_btree_set();
         let mut meta = stored.meta.unwrap_or_else(|| {
             let client_id = new_client_id();
             Meta {
@@ -57,19 +57,19 @@ impl Replica {
                 .records
                 .into_iter()
                 .map(|r| (key(&r.collection, &r.id), r))
-                .collect(),
+                .collect_btree_map(),
             outbox: BTreeMap::new(),
             entries_by_record: HashMap::new(),
             conflicts: stored
                 .conflicts
                 .into_iter()
                 .map(|c| (c.conflict_id.clone(), c))
-                .collect(),
+                .collect_btree_map(),
             dead_letters: stored
                 .dead_letters
                 .into_iter()
                 .map(|d| (d.letter_id.clone(), d))
-                .collect(),
+                .collect_btree_map(),
             dirty: Dirty {
                 meta: fresh,
                 ..Dirty::default()
