@@ -6,9 +6,14 @@
 //! 4–6 KB of WebAssembly each), and the browser engine collected some twenty element types
 //! that way — about a tenth of the module. `Extend` inserts one item at a time and reuses
 //! the `insert` every map already has. The result is the same map (a repeated key keeps
-//! its last value, as with `collect()`); building costs O(n log n) compares instead of
-//! O(n) for already-sorted input, which at the sizes built here (a commit's changed keys,
-//! a store's rows at open) is well below a millisecond per 10,000 items.
+//! its last value, as with `collect()`).
+//!
+//! The price is speed on large inputs: inserting costs O(n log n) compares where
+//! `collect()` of already-sorted input costs O(n). Measured natively (opt-level "s",
+//! `(String, String)` keys in order, shared machine): 10,000 items 3.5–11 ms inserted vs
+//! 0.6–2 ms collected; 100,000 items 92–140 ms vs 13–23 ms. So this is for the maps whose
+//! size is what one commit changed or a small configuration; the replica's records at open
+//! (every stored record) keep `collect()`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
