@@ -3,6 +3,7 @@
 //! opened, or more changes than are worth listing). Live queries and indexes follow the ids
 //! and are answered again for whole collections.
 
+use crate::btree::CollectBTree;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// More changed records of one collection than this are reported as "all of them": answering
@@ -56,7 +57,7 @@ impl Changes {
 
     /// The changed collections.
     pub fn collections(&self) -> BTreeSet<String> {
-        self.by_collection.keys().cloned().collect()
+        self.by_collection.keys().cloned().collect_btree_set()
     }
 }
 

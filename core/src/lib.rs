@@ -8,6 +8,7 @@
 pub mod answers;
 pub mod apply;
 pub mod backoff;
+pub mod btree;
 pub mod changes;
 pub mod conditional;
 pub mod engine;

@@ -1,5 +1,6 @@
 //! Field-level three-way merge of two edits of one record against their common base.
 
+use crate::btree::CollectBTree;
 use crate::protocol::Fields;
 use crate::text_merge::merge_text;
 use serde_json::Value;
@@ -21,11 +22,11 @@ pub struct FieldMerge {
 pub fn merge_fields(base: &Fields, local: &Fields, server: &Fields) -> FieldMerge {
     let mut merged = Fields::new();
     let mut conflicting = Vec::new();
-    let keys: std::collections::BTreeSet<&String> = base
+    let keys = base
         .keys()
         .chain(local.keys())
         .chain(server.keys())
-        .collect();
+        .collect_btree_set();
     for key in keys {
         let (b, l, s) = (base.get(key), local.get(key), server.get(key));
         let value = if l == s || l == b {

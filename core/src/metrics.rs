@@ -1,6 +1,7 @@
 //! Sync health figures an app can show or report: success rate, conflict rate per
 //! collection, time to converge and the retry distribution.
 
+use crate::btree::CollectBTree;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -54,7 +55,7 @@ impl Metrics {
                     let conflicts = self.conflicts_by_collection.get(c).copied().unwrap_or(0);
                     (c.clone(), conflicts as f64 / (*sent).max(1) as f64)
                 })
-                .collect(),
+                .collect_btree_map(),
             median_converge_ms: samples.get(samples.len() / 2).copied(),
             retry_distribution: self.attempts_histogram.clone(),
             cycles_ok: self.cycles_ok,

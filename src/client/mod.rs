@@ -22,6 +22,7 @@ use crate::subject::Subject;
 use crate::tabs::{Channel, Leadership};
 use crate::transport::{FetchTransport, LiveStream};
 pub use early::EarlyOpen;
+use ferry_core::btree::CollectBTree;
 use ferry_core::engine::{Engine, Role, WriteTicket};
 use ferry_core::policy::Policy;
 use ferry_core::replica::{Change, ReplicaConfig};
@@ -142,7 +143,7 @@ impl Client {
         let instance = format!("-t{}", random_hex(4));
         let mut config = ReplicaConfig::new(options.collections.clone());
         config.instance = instance.clone();
-        config.priorities = options.priorities.iter().cloned().collect();
+        config.priorities = options.priorities.iter().cloned().collect_btree_map();
         // The role the engine starts in (see `Engine::open`).
         config.coalesce = early.is_some();
         let transport =

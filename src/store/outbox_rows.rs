@@ -18,6 +18,7 @@
 //! written by another tab since this tab's last load is unknown here and never touched.
 
 use super::rows::{get, set, Codec};
+use ferry_core::btree::CollectBTree;
 use ferry_core::outbox::OutboxEntry;
 use ferry_core::ports::StoreError;
 use js_sys::{Array, Object};
@@ -125,7 +126,7 @@ impl OutboxRows {
             let key = format!("{SEGMENT_PREFIX}{}", chunk[0].0);
             let row = Row {
                 single: false,
-                entries: chunk.iter().cloned().collect(),
+                entries: chunk.iter().cloned().collect_btree_map(),
             };
             touched.insert(key, row);
         }

@@ -9,6 +9,7 @@
 //! `storage-lost` outcome and `syncState.storageLost`).
 
 use super::Engine;
+use crate::btree::CollectBTree;
 use crate::error::CoreError;
 use crate::ports::{Clock, Entropy, Store, StoreError, TokenSource, Transport};
 use crate::replica::{Replica, WriteBatch};
@@ -55,18 +56,18 @@ fn everything(r: &Replica) -> WriteBatch {
         records: r
             .all_records()
             .map(|rec| ((rec.collection.clone(), rec.id.clone()), Some(rec.clone())))
-            .collect(),
+            .collect_btree_map(),
         outbox: r
             .outbox()
             .map(|e| (e.entry_id.clone(), Some(e.clone())))
-            .collect(),
+            .collect_btree_map(),
         conflicts: r
             .conflicts()
             .map(|c| (c.conflict_id.clone(), Some(c.clone())))
-            .collect(),
+            .collect_btree_map(),
         dead_letters: r
             .dead_letters()
             .map(|d| (d.letter_id.clone(), Some(d.clone())))
-            .collect(),
+            .collect_btree_map(),
     }
 }

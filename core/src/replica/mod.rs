@@ -20,6 +20,7 @@ mod types;
 mod undo;
 mod writes;
 
+use crate::btree::CollectBTree;
 use crate::changes::Changes;
 use crate::hlc::Hlc;
 use crate::outbox::{OutboxEntry, DEFAULT_BATCH_SIZE};
@@ -164,7 +165,7 @@ impl Replica {
                     let v = self.records.get(&k).cloned();
                     (k, v)
                 })
-                .collect(),
+                .collect_btree_map(),
             outbox: dirty
                 .outbox
                 .into_iter()
@@ -172,7 +173,7 @@ impl Replica {
                     let v = self.outbox.get(&k).cloned();
                     (k, v)
                 })
-                .collect(),
+                .collect_btree_map(),
             conflicts: dirty
                 .conflicts
                 .into_iter()
@@ -180,7 +181,7 @@ impl Replica {
                     let v = self.conflicts.get(&k).cloned();
                     (k, v)
                 })
-                .collect(),
+                .collect_btree_map(),
             dead_letters: dirty
                 .dead_letters
                 .into_iter()
@@ -188,7 +189,7 @@ impl Replica {
                     let v = self.dead_letters.get(&k).cloned();
                     (k, v)
                 })
-                .collect(),
+                .collect_btree_map(),
         }
     }
 

@@ -69,12 +69,12 @@ impl Replica {
             .conflicts
             .into_iter()
             .map(|c| (c.conflict_id.clone(), c))
-            .collect();
+            .collect_btree_map();
         self.dead_letters = stored
             .dead_letters
             .into_iter()
             .map(|d| (d.letter_id.clone(), d))
-            .collect();
+            .collect_btree_map();
         self.own_stamps.extend(own);
         self.own_stamps.sort_unstable();
         self.own_stamps.dedup();
@@ -114,6 +114,6 @@ impl Replica {
             .keys()
             .filter(|k| !self.records.contains_key(*k))
             .cloned()
-            .collect()
+            .collect_btree_set()
     }
 }

@@ -217,7 +217,7 @@ pub struct ReplicaConfig {
 impl ReplicaConfig {
     pub fn new(collections: impl IntoIterator<Item = (String, Policy)>) -> Self {
         ReplicaConfig {
-            collections: collections.into_iter().collect(),
+            collections: collections.into_iter().collect_btree_map(),
             batch_size: DEFAULT_BATCH_SIZE,
             // The largest page the protocol allows: fewer round trips and commits.
             pull_limit: crate::protocol::limits::MAX_PULL_LIMIT,
