@@ -84,8 +84,7 @@ impl Client {
             // First word from this tab (see the module docs): tell it what this tab committed
             // while it did not know it, and read everything once if it was there first.
             self.announce_commits();
-            if message["t"].as_str() != Some("hello") && !self.caught_up_with_tabs.replace(true)
-            {
+            if message["t"].as_str() != Some("hello") && !self.caught_up_with_tabs.replace(true) {
                 self.request_refresh(Committed::Everything);
             }
             if self.is_leader() {
