@@ -332,7 +332,12 @@ export class Ferry {
       return ferry;
     } catch (e) {
       // An open that failed before taking the lock over must not keep it from other tabs.
-      if (early) early.then((found) => found.release && found.release());
+      if (early) {
+        early.then((found) => {
+          if (found.release) found.release();
+          if (found.channel) found.channel.close();
+        });
+      }
       throw asFerryError(e);
     }
   }

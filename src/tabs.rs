@@ -143,19 +143,24 @@ pub struct Channel {
 impl Channel {
     /// Joins the channel `name`; `on_message` gets every other tab's JSON message.
     pub fn open(name: &str, on_message: impl Fn(serde_json::Value) + 'static) -> Channel {
-        let Ok(channel) = web_sys::BroadcastChannel::new(name) else {
-            return Channel {
+        match web_sys::BroadcastChannel::new(name) {
+            Ok(channel) => Channel::adopt(channel, on_message),
+            Err(_) => Channel {
                 channel: None,
                 _on_message: None,
-            };
-        };
+            },
+        }
+    }
+
+    /// Takes over a channel opened elsewhere (the package entry's early read, which kept
+    /// what it heard meanwhile: see `client/early.rs`).
+    pub fn adopt(
+        channel: web_sys::BroadcastChannel,
+        on_message: impl Fn(serde_json::Value) + 'static,
+    ) -> Channel {
         let closure = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
-                if let Some(message) = event
-                    .data()
-                    .as_string()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                {
+                if let Some(message) = parse_notice(&event.data()) {
                     on_message(message);
                 }
             },
@@ -179,4 +184,10 @@ impl Channel {
             channel.close();
         }
     }
+}
+
+/// A notice as sent by [`Channel::post`] (JSON text); `None` for anything else.
+pub fn parse_notice(data: &JsValue) -> Option<serde_json::Value> {
+    data.as_string()
+        .and_then(|text| serde_json::from_str(&text).ok())
 }

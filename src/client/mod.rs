@@ -99,9 +99,6 @@ pub struct Client {
     leadership: RefCell<Option<Leadership>>,
     /// The other tabs of this database that have spoken (see `tabs.rs`).
     peers: RefCell<std::collections::BTreeSet<String>>,
-    /// Whether this tab has read everything once since its channel opened, which covers
-    /// the notices sent before it listened (see `tabs.rs`).
-    caught_up_with_tabs: std::cell::Cell<bool>,
     channel: RefCell<Option<Channel>>,
     live: RefCell<Option<LiveStream>>,
     listeners: RefCell<Vec<network::Listener>>,
@@ -122,7 +119,7 @@ impl Client {
 
     async fn open_with(
         options: ClientOptions,
-        early: &mut EarlyOpen,
+        early_read: &mut EarlyOpen,
     ) -> Result<Rc<Client>, CoreError> {
         let cipher = match &options.encryption_key {
             Some(key) => Some(
@@ -136,7 +133,7 @@ impl Client {
         // The leader lock, when free, is taken before loading: then the load already is the
         // leader's (no reload once leading), and the replica coalesces from the start.
         // The package entry may have taken it already, and read everything under it.
-        let mut early = match early.take_lock(&store) {
+        let mut early = match early_read.take_lock(&store) {
             Some(lock) => Some(lock),
             None => Leadership::try_now(&Self::leader_lock(&options.name)).await,
         };
@@ -146,6 +143,9 @@ impl Client {
         config.priorities = options.priorities.iter().cloned().collect_btree_map();
         // The role the engine starts in (see `Engine::open`).
         config.coalesce = early.is_some();
+        // The tabs' channel opens before the load reads anything (or was opened before the
+        // early read): what other tabs commit meanwhile is heard (see `tabs.rs`).
+        let (inbox, channel) = tabs::TabInbox::listen(&options.name, early_read.take_channel());
         let transport =
             FetchTransport::new(&options.url, options.fetch.clone(), options.timeout_ms);
         let tokens = JsTokens::new(options.get_token.clone());
@@ -180,6 +180,7 @@ impl Client {
                 if let Some(lock) = &early {
                     lock.release();
                 }
+                channel.close();
                 store.close();
                 return Err(e);
             }
@@ -214,13 +215,12 @@ impl Client {
             leader_state: RefCell::new(None),
             leadership: RefCell::new(None),
             peers: RefCell::new(Default::default()),
-            caught_up_with_tabs: std::cell::Cell::new(false),
             channel: RefCell::new(None),
             live: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
         });
         client.publish_all();
-        client.join_tabs(early);
+        client.join_tabs(early, &inbox, channel);
         client.listen_to_browser();
         client.watch_link();
         client.watch_storage();

@@ -14,12 +14,15 @@
 //! when it joins and `bye` when it closes. On the first word from a tab it did not know, a
 //! tab announces what it kept, so the other takes in by key what was committed before they
 //! knew of each other; this also answers a `hello`, so a joining tab hears from every tab.
-//! A tab's channel opens after its load, so notices sent in between never reached it: a
-//! tab reads everything once, on its first word from a tab that was there before it (any
-//! first word but a `hello`). The tabs already running never reload for a tab that joins:
-//! before, both sides did, and at 100,000 records the leader's full read (1.8 s) held its
-//! commit pipeline, so every write while a second tab opened waited for it — and under
-//! steady writing the read, which gives way to unsaved writes, started over and over.
+//! A tab's channel opens before its load reads anything (in the package entry's early read,
+//! or just before the engine's load), and what it hears meanwhile waits in a [`TabInbox`]
+//! until the client exists: every commit the load's read may have missed is heard, so a
+//! joining tab takes it in by key and never reads everything a second time. (Before, the
+//! channel opened after the load and the joining tab read everything again on first contact:
+//! a second whole replica beside the first, which at 1,000,000 records ran the wasm memory
+//! out.) The tabs already running never reload for a tab that joins either: before, they
+//! did, and at 100,000 records the leader's full read (1.8 s) held its commit pipeline, so
+//! every write while a second tab opened waited for it.
 //!
 //! The tab's role is the engine's [`Role`] (coalescing and base ownership follow from it).
 //! A new leader first reloads everything from the store and takes the role in the same
@@ -27,10 +30,11 @@
 //! including a closed leader — wrote.
 
 use super::Client;
-use crate::tabs::{Channel, Leadership};
+use crate::tabs::{parse_notice, Channel, Leadership};
 use ferry_core::engine::{Committed, Role};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 /// How often a deferred reload checks whether it may run.
 const REFRESH_RETRY_MS: u32 = 20;
@@ -41,17 +45,18 @@ impl Client {
         format!("ferry:{name}:leader")
     }
 
-    /// Joins the other tabs. `early` is the leader lock when [`Client::open`] could take it
-    /// before loading: then what was loaded is already the leader's view.
-    pub(super) fn join_tabs(&self, early: Option<Leadership>) {
+    /// Joins the other tabs on `channel` (opened before the load), taking in first what
+    /// `inbox` heard while loading. `early` is the leader lock when [`Client::open`] could
+    /// take it before loading: then what was loaded is already the leader's view.
+    pub(super) fn join_tabs(
+        self: &Rc<Self>,
+        early: Option<Leadership>,
+        inbox: &TabInbox,
+        channel: Channel,
+    ) {
         let name = &self.options.name;
-        let me = self.me.clone();
-        let channel = Channel::open(&format!("ferry:{name}"), move |message| {
-            if let Some(c) = me.upgrade() {
-                c.on_tab_message(&message);
-            }
-        });
         *self.channel.borrow_mut() = Some(channel);
+        inbox.deliver_to(self);
         self.broadcast(serde_json::json!({"t": "hello", "from": self.instance}));
         if let Some(lock) = early {
             *self.leadership.borrow_mut() = Some(lock);
@@ -82,11 +87,8 @@ impl Client {
         }
         if self.peers.borrow_mut().insert(from.to_owned()) {
             // First word from this tab (see the module docs): tell it what this tab committed
-            // while it did not know it, and read everything once if it was there first.
+            // while it did not know it.
             self.announce_commits();
-            if message["t"].as_str() != Some("hello") && !self.caught_up_with_tabs.replace(true) {
-                self.request_refresh(Committed::Everything);
-            }
             if self.is_leader() {
                 self.tell_peers(
                     serde_json::json!({"t": "state", "from": self.instance, "state": self.own_sync_state()}),
@@ -222,4 +224,66 @@ fn told_in(message: &serde_json::Value) -> Committed {
         }
     }
     Committed::Keys(named)
+}
+
+/// What other tabs say before the client exists (see the module docs): kept until
+/// [`TabInbox::deliver_to`], then passed straight on. Bounded by what other tabs commit
+/// during one load: a notice per commit or sync cycle, each naming at most
+/// [`ferry_core::engine::MAX_COMMITTED_KEYS`] records.
+pub(super) struct TabInbox(RefCell<Inbox>);
+
+enum Inbox {
+    Waiting(Vec<serde_json::Value>),
+    Open(Weak<Client>),
+}
+
+impl TabInbox {
+    /// Listens on the channel of database `name` — the package entry's, with what it heard,
+    /// when its early read opened one — keeping what is heard until the client exists.
+    pub(super) fn listen(
+        name: &str,
+        early: Option<(web_sys::BroadcastChannel, js_sys::Array)>,
+    ) -> (Rc<TabInbox>, Channel) {
+        let inbox = Rc::new(TabInbox(RefCell::new(Inbox::Waiting(Vec::new()))));
+        let to = inbox.clone();
+        let deliver = move |message| to.receive(message);
+        let channel = match early {
+            Some((channel, heard)) => {
+                for data in heard.iter() {
+                    if let Some(message) = parse_notice(&data) {
+                        inbox.receive(message);
+                    }
+                }
+                Channel::adopt(channel, deliver)
+            }
+            None => Channel::open(&format!("ferry:{name}"), deliver),
+        };
+        (inbox, channel)
+    }
+
+    fn receive(&self, message: serde_json::Value) {
+        let client = match &mut *self.0.borrow_mut() {
+            Inbox::Waiting(waiting) => {
+                waiting.push(message);
+                return;
+            }
+            Inbox::Open(client) => client.upgrade(),
+        };
+        if let Some(client) = client {
+            client.on_tab_message(&message);
+        }
+    }
+
+    /// From now on passes every notice to `client`, first the ones kept so far.
+    fn deliver_to(&self, client: &Rc<Client>) {
+        let kept = std::mem::replace(
+            &mut *self.0.borrow_mut(),
+            Inbox::Open(Rc::downgrade(client)),
+        );
+        if let Inbox::Waiting(kept) = kept {
+            for message in &kept {
+                client.on_tab_message(message);
+            }
+        }
+    }
 }

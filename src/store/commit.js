@@ -264,9 +264,14 @@ function readRows(db, readRecords) {
  * @param {string} lockName the leader lock's name
  */
 export function earlyOpen(name, lockName) {
-  const none = { release: null, version: 0, raw: null };
+  const none = { release: null, version: 0, raw: null, channel: null, heard: null };
   const locks = globalThis.navigator && globalThis.navigator.locks;
   if (!globalThis.indexedDB || !locks || typeof locks.request !== 'function') return Promise.resolve(none);
+  // The tabs' channel opens BEFORE the read, so every notice of another tab's commit that
+  // the read may have missed is heard (kept in `heard` until the engine takes the channel
+  // over; see src/client/tabs.rs). The connection is opened while the lock is asked for.
+  const tabs = listenEarly(`ferry:${name}`);
+  const opening = openExisting(name);
   const lock = new Promise((resolve) => {
     locks
       .request(lockName, { mode: 'exclusive', ifAvailable: true }, (held) => {
@@ -280,17 +285,42 @@ export function earlyOpen(name, lockName) {
       .catch(() => resolve(null));
   });
   return lock.then(async (release) => {
-    if (!release) return none;
-    const db = await openExisting(name);
-    if (!db) return { release, version: 0, raw: null };
+    const db = await opening;
     try {
-      return { release, version: db.version, raw: await readAll(db) };
-    } catch {
-      return { release, version: 0, raw: null };
+      if (!release) {
+        tabs.close();
+        return none;
+      }
+      const found = { release, version: 0, raw: null, channel: tabs.channel, heard: tabs.heard };
+      if (!db) return found;
+      try {
+        return { ...found, version: db.version, raw: await readAll(db) };
+      } catch {
+        return found;
+      }
     } finally {
-      db.close();
+      if (db) db.close();
     }
   });
+}
+
+/** A BroadcastChannel whose messages are kept in `heard` until someone takes it over. */
+function listenEarly(channelName) {
+  const heard = [];
+  let channel = null;
+  try {
+    channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(channelName) : null;
+  } catch {
+    channel = null;
+  }
+  if (channel) channel.onmessage = (e) => heard.push(e.data);
+  return {
+    channel,
+    heard,
+    close() {
+      if (channel) channel.close();
+    },
+  };
 }
 
 /** Opens `name` at its current version; null when it does not exist yet (or fails to open). */

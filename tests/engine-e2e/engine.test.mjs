@@ -166,7 +166,60 @@ test('a tab that joins does not make the running tab read every record; what eac
 
     const reads = await leader.evaluate(() => window.recordReads.all);
     assert.equal(reads, 0, `the running tab read the whole records store ${reads} times because a tab joined`);
+    const joiningReads = await joining.evaluate(() => window.recordReads.all);
+    assert.equal(joiningReads, 1, `the joining tab read the whole records store ${joiningReads} times (its load only, expected)`);
     assert.equal(await joining.evaluate(() => window.ferry.get('notes', 'n150')?.title), 'note 150');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a tab that joins while another tab keeps writing gets every write by key, reading the store once', async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(() => {
+    window.recordReads = { all: 0 };
+    const { getAll } = IDBObjectStore.prototype;
+    IDBObjectStore.prototype.getAll = function (...args) {
+      if (this.name === 'records') window.recordReads.all += 1;
+      return getAll.apply(this, args);
+    };
+  });
+  try {
+    const name = uniqueName('join-busy');
+    const leader = await openPage(context, server);
+    await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
+    await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
+    await leader.evaluate(() =>
+      Promise.all(Array.from({ length: 500 }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
+    );
+    // A second tab, so the leader announces every commit at once (it has a peer) — also
+    // while the third tab is still loading.
+    const second = await openPage(context, server);
+    await second.evaluate((n) => window.startFerry(n, { live: false }), name);
+    await put(second, 'notes', { id: 'hi', title: 'from the second tab' });
+    await until(leader, () => window.ferry.get('notes', 'hi') !== undefined, null, 'the tabs have met');
+
+    // The leader writes one note after another while the third tab opens.
+    await leader.evaluate(() => {
+      window.busy = (async () => {
+        for (let i = 0; i < 60; i += 1) {
+          await window.ferry.put('notes', { id: `busy${i}`, title: `busy ${i}` });
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+    });
+    const joining = await openPage(context, server);
+    await joining.evaluate((n) => window.startFerry(n, { live: false }), name);
+    await leader.evaluate(() => window.busy);
+    await until(
+      joining,
+      () => Array.from({ length: 60 }, (_, i) => window.ferry.get('notes', `busy${i}`)).every((n) => n !== undefined),
+      null,
+      'the joining tab has every write the leader made while it opened',
+    );
+    const joiningReads = await joining.evaluate(() => window.recordReads.all);
+    assert.equal(joiningReads, 1, `the joining tab read the whole records store ${joiningReads} times (its load only, expected)`);
+    assert.equal(await joining.evaluate(() => window.ferry.get('notes', 'n499')?.title), 'note 499');
   } finally {
     await context.close();
   }
