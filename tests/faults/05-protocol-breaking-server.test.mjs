@@ -36,8 +36,8 @@ test('a stuck cursor and an HTML answer back off with protocol_error and recover
     const counted = pulls;
     await sleep(2_000);
     // Spinning was ~530 pulls in 2 s. The backoff has full jitter (retry n waits uniformly
-    // 0 to 2^(n-1) s), so a few quick retries in a row are legitimate: 4 in 2 s was seen
-    // once in 12 runs against the earlier bound of 3. More than 8 would take retries 2 to 9
+    // 0 to 2^(n-1) s), so a few quick retries in a row are legitimate: a run saw 4 in 2 s
+    // against the earlier bound of 3. More than 8 would take retries 2 to 9
     // all landing early (retry 9 alone waits up to 256 s).
     assert.ok(pulls - counted <= 8, `no spinning: ${pulls - counted} pulls in 2 s`);
 
