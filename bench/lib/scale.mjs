@@ -246,9 +246,8 @@ export async function benchScale({ site, serverTools, tmp, chromiumArgs, log, op
               const fcdp = await follower.context().newCDPSession(follower);
               await fcdp.send('Performance.enable');
               const task = async () => Object.fromEntries((await fcdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
-              // Warm-up: the tabs meet (a joining tab reads everything once when it first
-              // hears from one that was there before it) and the first commits' one-off costs
-              // pass before the measured ones.
+              // Warm-up: the tabs meet (each announces by key what it committed before) and
+              // the first commits' one-off costs pass before the measured ones.
               for (let i = 0; i < FOLLOW_WARMUP; i++) {
                 const c = await withErrors(errors, page.evaluate((o) => window.S.leaderPut(o), { tag: 'fw', i }));
                 await withErrors(errors, follower.evaluate((o) => window.S.followerSaw(o), { id: c.id }));
