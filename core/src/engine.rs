@@ -14,6 +14,7 @@ mod checks;
 mod commit;
 mod critical_first;
 mod cycle;
+mod join;
 mod priority;
 mod refresh;
 mod storage_lost;

@@ -21,8 +21,13 @@ pub(super) enum PageCheck {
 
 impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, A, C, E> {
     /// Calibration and limits: taken from every answer, broken or not.
-    fn take_server_facts(&self, server_time: u64, limits: Option<&ServerLimits>, sent_at: u64) {
-        let received_at = self.clock.now_ms();
+    /// `sent_received`: when the request went out and its answer came back.
+    fn take_server_facts(
+        &self,
+        server_time: u64,
+        limits: Option<&ServerLimits>,
+        (sent_at, received_at): (u64, u64),
+    ) {
         let mut r = self.replica.borrow_mut();
         r.calibrate(server_time, sent_at, received_at);
         r.set_server_limits(limits);
@@ -41,10 +46,10 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         &self,
         req: &PushRequest,
         resp: &PushResponse,
-        sent_at: u64,
+        sent_received: (u64, u64),
     ) -> Result<(), (Failure, String)> {
         check_push(req, resp).map_err(protocol_failure)?;
-        self.take_server_facts(resp.server_time, resp.limits.as_ref(), sent_at);
+        self.take_server_facts(resp.server_time, resp.limits.as_ref(), sent_received);
         let rollback = self
             .replica
             .borrow_mut()
@@ -63,7 +68,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
         cursor: u64,
         limit: u32,
         page: &PullResponse,
-        sent_at: u64,
+        sent_received: (u64, u64),
         rolled_back_already: bool,
     ) -> Result<PageCheck, (Failure, String)> {
         let history = self
@@ -76,12 +81,12 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                     what: "the server's history changed twice within one sync cycle".into(),
                 }));
             }
-            self.take_server_facts(page.server_time, page.limits.as_ref(), sent_at);
+            self.take_server_facts(page.server_time, page.limits.as_ref(), sent_received);
             self.note_rollback(rollback);
             return Ok(PageCheck::RestartFromZero);
         }
         check_pull(cursor, limit, page).map_err(protocol_failure)?;
-        self.take_server_facts(page.server_time, page.limits.as_ref(), sent_at);
+        self.take_server_facts(page.server_time, page.limits.as_ref(), sent_received);
         Ok(PageCheck::Fold)
     }
 }

@@ -33,7 +33,13 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             let sent_at = self.clock.now_ms();
             match self.request(Request::Pull(cursor, limit), meta).await {
                 Ok(Response::Pull(page)) => {
-                    let check = self.check_pull_page(cursor, limit, &page, sent_at, false)?;
+                    let check = self.check_pull_page(
+                        cursor,
+                        limit,
+                        &page,
+                        (sent_at, self.clock.now_ms()),
+                        false,
+                    )?;
                     if let checks::PageCheck::RestartFromZero = check {
                         self.commit().await.map_err(storage_failure)?;
                         return Ok(true);

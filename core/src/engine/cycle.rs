@@ -75,7 +75,7 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             match self.request(Request::Push(&req), meta).await {
                 Ok(Response::Push(resp)) => {
                     self.note_round_trip(self.clock.now_ms().saturating_sub(sent_at));
-                    self.check_push_answer(&req, &resp, sent_at)?;
+                    self.check_push_answer(&req, &resp, (sent_at, self.clock.now_ms()))?;
                     let now = self.clock.now_ms();
                     self.record_push_metrics(&req, &resp, &timing, now);
                     let summary = self.replica.borrow_mut().on_push_response(&resp, now);
@@ -119,28 +119,29 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
     async fn pull_all(&self, trace: &str) -> Result<(), (Failure, String)> {
         // A first sync takes the critical collections first (critical_first.rs).
         let mut rolled_back = self.pull_critical_first(trace).await?;
+        // The next page, fetched while the previous one was being stored.
+        let mut fetched: Option<FetchedPage> = None;
         loop {
-            let (cursor, limit, validator, view) = {
-                let r = self.replica.borrow();
-                // Once the server's history is known, an idle poll is conditional: the
-                // server answers 304 (an empty page at this cursor) without reading a page.
-                let validator = crate::conditional::pull_etag(&r.meta().epoch, r.cursor());
-                (
-                    r.cursor(),
-                    r.config().pull_limit,
-                    validator,
-                    r.meta().view.clone(),
-                )
+            let FetchedPage {
+                cursor,
+                limit,
+                view: _,
+                sent_at,
+                received_at,
+                answer,
+            } = match fetched.take() {
+                Some(page) => page,
+                None => self.fetch_page(trace).await,
             };
-            let meta = RequestMeta {
-                view,
-                if_none_match: validator,
-                ..self.meta(trace, String::new())
-            };
-            let sent_at = self.clock.now_ms();
-            match self.request(Request::Pull(cursor, limit), meta).await {
+            match answer {
                 Ok(Response::Pull(page)) => {
-                    let check = self.check_pull_page(cursor, limit, &page, sent_at, rolled_back)?;
+                    let check = self.check_pull_page(
+                        cursor,
+                        limit,
+                        &page,
+                        (sent_at, received_at),
+                        rolled_back,
+                    )?;
                     if let checks::PageCheck::RestartFromZero = check {
                         rolled_back = true;
                         self.commit().await.map_err(storage_failure)?;
@@ -154,9 +155,23 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                     self.replica
                         .borrow_mut()
                         .on_pull_page(&page, self.clock.now_ms());
-                    self.commit().await.map_err(storage_failure)?;
                     if !page.has_more {
+                        self.commit().await.map_err(storage_failure)?;
                         return Ok(());
+                    }
+                    // Storing this page and fetching the next overlap: the next page is asked
+                    // for at this page's cursor (already folded in memory), and is folded in
+                    // only once this page is durable — a failed commit returns before it.
+                    let (stored, next) = join::join(self.commit(), self.fetch_page(trace)).await;
+                    stored.map_err(storage_failure)?;
+                    // Unless the commit moved the cursor or view under it: a commit that
+                    // re-created lost storage starts a full resync from 0. Then ask again.
+                    let still = {
+                        let r = self.replica.borrow();
+                        (r.cursor(), &r.meta().view) == (next.cursor, &next.view)
+                    };
+                    if still {
+                        fetched = Some(next);
                     }
                 }
                 Ok(Response::Push(_)) => unreachable!("a pull answers with a pull response"),
@@ -166,6 +181,38 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
                 }
                 Err(error) => return Err(classify(&error)),
             }
+        }
+    }
+
+    /// Asks for the page at the replica's cursor, noting when it was sent and answered.
+    async fn fetch_page(&self, trace: &str) -> FetchedPage {
+        let (cursor, limit, validator, view) = {
+            let r = self.replica.borrow();
+            // Once the server's history is known, an idle poll is conditional: the
+            // server answers 304 (an empty page at this cursor) without reading a page.
+            let validator = crate::conditional::pull_etag(&r.meta().epoch, r.cursor());
+            (
+                r.cursor(),
+                r.config().pull_limit,
+                validator,
+                r.meta().view.clone(),
+            )
+        };
+        let meta = RequestMeta {
+            view,
+            if_none_match: validator,
+            ..self.meta(trace, String::new())
+        };
+        let sent_at = self.clock.now_ms();
+        let view = meta.view.clone();
+        let answer = self.request(Request::Pull(cursor, limit), meta).await;
+        FetchedPage {
+            cursor,
+            view,
+            limit,
+            sent_at,
+            received_at: self.clock.now_ms(),
+            answer,
         }
     }
 
@@ -315,4 +362,15 @@ pub fn classify(error: &TransportError) -> (Failure, String) {
         }
     };
     (failure, error.to_string())
+}
+
+/// A pull page's answer with what it was asked for and when (for the clock calibration,
+/// which must not count the time the answer waited for a commit).
+struct FetchedPage {
+    cursor: u64,
+    view: String,
+    limit: u32,
+    sent_at: u64,
+    received_at: u64,
+    answer: Result<Response, TransportError>,
 }
