@@ -41,6 +41,9 @@ const N = Number(opt('n', 10000));
 const WRITE1 = Number(opt('write1', 200));
 const WARMUP = Number(opt('warmup', 20));
 const PUSH_N = Number(opt('push', 1000));
+// Added round-trip latency (ms) for the pull benchmark, through Chromium's network emulation,
+// the same for Ferry and the limit: loopback has none, a device's network does.
+const PULL_LATENCY_MS = Number(opt('pull-latency', 0));
 const SERVER_BATCHES = Number(opt('server-batches', 40));
 const SERVER_REPS = Number(opt('server-reps', 3));
 const ONLY = new Set(opt('only', 'write1,writeMany,cold,sync,server,size,scale').split(','));
@@ -249,6 +252,11 @@ async function benchSync(origin, site, engines) {
         try {
           await withBrowser(profile, async (page, _ctx, errors) => {
             await openEngine(page, origin, engine, errors);
+            if (PULL_LATENCY_MS > 0) {
+              const cdp = await page.context().newCDPSession(page);
+              await cdp.send('Network.enable');
+              await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: PULL_LATENCY_MS, downloadThroughput: -1, uploadThroughput: -1 });
+            }
             let r;
             if (isFerry(engine)) {
               r = await page.evaluate((o) => window.B.pull(o), { base: origin, token: pullTok, n: N });
@@ -411,6 +419,7 @@ async function main() {
     date: new Date().toISOString(),
     commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim(),
     chromium: chromiumVersion,
+    pullLatencyMs: PULL_LATENCY_MS,
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,

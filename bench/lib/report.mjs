@@ -175,7 +175,7 @@ export function renderMarkdown(results, a) {
   }
   if (Object.keys(s.sync).length) {
     out.push(`## 4. Sync with ferry-server (SQLite, loopback)`, '');
-    out.push(`Pull: ${m.n} records from an empty profile until durable; the limit fetches the same pages (limit ${m.ferryPullLimit || 500}) and puts each page with its cursor in one raw IndexedDB transaction. Push: ${m.pushN} creates queued while offline, from going online until the outbox is empty; the limit reads the outbox, posts batches of ${m.ferryPushBatch || 500}, and deletes the acknowledged entries in one transaction per batch.`, '');
+    out.push(`Pull: ${m.n} records from an empty profile until durable${m.pullLatencyMs ? `, over a link with ${m.pullLatencyMs} ms added round-trip latency (Chromium's network emulation, for both)` : ''}; the limit fetches the same pages (limit ${m.ferryPullLimit || 500}) and puts each page with its cursor in one raw IndexedDB transaction. Push: ${m.pushN} creates queued while offline, from going online until the outbox is empty; the limit reads the outbox, posts batches of ${m.ferryPushBatch || 500}, and deletes the acknowledged entries in one transaction per batch.`, '');
     out.push(
       table(
         ['run', 'median (ms)', 'p95 (ms)', 'p99 (ms)', 'samples'],
