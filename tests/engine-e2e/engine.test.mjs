@@ -130,9 +130,13 @@ test('a follower tab takes in the leader\'s commits by key, without reading ever
   }
 });
 
-test('a tab that joins does not make the running tab read every record; what each wrote before they met reaches the other', async () => {
+/**
+ * A context whose pages count whole-store reads of the records store (getAll, as a load or
+ * a reload does) in `window.recordReads.all`, and a first tab there that leads and holds
+ * `notes` notes `n0`… (`note 0`…).
+ */
+async function leaderCountingReads(prefix, notes) {
   const context = await browser.newContext();
-  // Counts whole-store reads of the records store (getAll, as a reload does) in each page.
   await context.addInitScript(() => {
     window.recordReads = { all: 0 };
     const { getAll } = IDBObjectStore.prototype;
@@ -141,14 +145,20 @@ test('a tab that joins does not make the running tab read every record; what eac
       return getAll.apply(this, args);
     };
   });
+  const name = uniqueName(prefix);
+  const leader = await openPage(context, server);
+  await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
+  await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
+  await leader.evaluate(
+    (count) => Promise.all(Array.from({ length: count }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
+    notes,
+  );
+  return { context, name, leader };
+}
+
+test('a tab that joins does not make the running tab read every record; what each wrote before they met reaches the other', async () => {
+  const { context, name, leader } = await leaderCountingReads('join', 200);
   try {
-    const name = uniqueName('join');
-    const leader = await openPage(context, server);
-    await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
-    await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
-    await leader.evaluate(() =>
-      Promise.all(Array.from({ length: 200 }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
-    );
     await leader.evaluate(() => { window.recordReads = { all: 0 }; });
 
     const joining = await openPage(context, server);
@@ -175,23 +185,8 @@ test('a tab that joins does not make the running tab read every record; what eac
 });
 
 test('a tab that joins while another tab keeps writing gets every write by key, reading the store once', async () => {
-  const context = await browser.newContext();
-  await context.addInitScript(() => {
-    window.recordReads = { all: 0 };
-    const { getAll } = IDBObjectStore.prototype;
-    IDBObjectStore.prototype.getAll = function (...args) {
-      if (this.name === 'records') window.recordReads.all += 1;
-      return getAll.apply(this, args);
-    };
-  });
+  const { context, name, leader } = await leaderCountingReads('join-busy', 500);
   try {
-    const name = uniqueName('join-busy');
-    const leader = await openPage(context, server);
-    await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
-    await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
-    await leader.evaluate(() =>
-      Promise.all(Array.from({ length: 500 }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
-    );
     // A second tab, so the leader announces every commit at once (it has a peer) — also
     // while the third tab is still loading.
     const second = await openPage(context, server);
