@@ -10,32 +10,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, openDevice, syncSettled, eventually, screenshot, showView, appReady } from './harness.mjs';
+import { rawIndexedDb } from '../engine-e2e/harness.mjs';
 
 const T = { timeout: 180_000 };
-
-/** Every row of every object store of every IndexedDB database of the page's origin, as text. */
-function rawIndexedDb(page) {
-  return page.evaluate(async () => {
-    const dump = [];
-    for (const { name } of await indexedDB.databases()) {
-      const db = await new Promise((resolve, reject) => {
-        const open = indexedDB.open(name);
-        open.onsuccess = () => resolve(open.result);
-        open.onerror = () => reject(open.error);
-      });
-      for (const store of db.objectStoreNames) {
-        const rows = await new Promise((resolve, reject) => {
-          const req = db.transaction(store, 'readonly').objectStore(store).getAll();
-          req.onsuccess = () => resolve(req.result);
-          req.onerror = () => reject(req.error);
-        });
-        dump.push({ db: name, store, rows });
-      }
-      db.close();
-    }
-    return JSON.stringify(dump);
-  });
-}
 
 /** Signs in through the form with the manager box ticked. */
 async function openManagerDevice(browser, baseURL, user) {

@@ -291,3 +291,29 @@ export async function untilServer(check, what) {
 export function uniqueName(prefix) {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
+
+/** Every row of every object store of every IndexedDB database of the page's origin, as JSON text. */
+export function rawIndexedDb(page) {
+  return page.evaluate(async () => {
+    const dump = [];
+    for (const { name } of await indexedDB.databases()) {
+      const db = await new Promise((resolve, reject) => {
+        const open = indexedDB.open(name);
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+      });
+      for (const store of db.objectStoreNames) {
+        const rows = await new Promise((resolve, reject) => {
+          const req = db.transaction(store, 'readonly').objectStore(store).getAll();
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        });
+        // Sealed values would be Uint8Arrays; without encryption every value is JSON text
+        // or plain objects, so a marker string shows wherever it is stored.
+        dump.push({ db: name, store, rows });
+      }
+      db.close();
+    }
+    return JSON.stringify(dump);
+  });
+}

@@ -7,7 +7,7 @@
 //   node --test tests/engine-e2e/permissions.test.mjs      (part of npm run test:engine)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, ensurePackage, ensureServerBinary, launchChromium, openPage, uniqueName, until } from './harness.mjs';
+import { Server, ensurePackage, ensureServerBinary, launchChromium, openPage, rawIndexedDb, uniqueName, until } from './harness.mjs';
 
 /** The permissions under test: the sample app's shape (www/, `ferry-server --demo`). */
 const CONFIG = `
@@ -38,32 +38,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** Every row of every object store of every IndexedDB database of the page's origin, as JSON text. */
-function rawIndexedDb(page) {
-  return page.evaluate(async () => {
-    const dump = [];
-    for (const { name } of await indexedDB.databases()) {
-      const db = await new Promise((resolve, reject) => {
-        const open = indexedDB.open(name);
-        open.onsuccess = () => resolve(open.result);
-        open.onerror = () => reject(open.error);
-      });
-      for (const store of db.objectStoreNames) {
-        const rows = await new Promise((resolve, reject) => {
-          const req = db.transaction(store, 'readonly').objectStore(store).getAll();
-          req.onsuccess = () => resolve(req.result);
-          req.onerror = () => reject(req.error);
-        });
-        // Sealed values would be Uint8Arrays; this test runs without encryption, so every
-        // value is JSON text or plain objects, and a marker string shows wherever it is.
-        dump.push({ db: name, store, rows });
-      }
-      db.close();
-    }
-    return JSON.stringify(dump);
-  });
-}
 
 /** A device: its own browser context (its own IndexedDB) signed in as `user`. */
 async function device(tenant, user, role) {
