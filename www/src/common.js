@@ -70,3 +70,30 @@ export function money(amount, currency = 'EUR') {
     return `${amount.toFixed(2)} ${currency}`;
   }
 }
+
+/**
+ * A form for a new record: `fields` (from dom.js `field`) and a submit button. `required` (one
+ * of the fields) must not be empty: if it is, it shows `missing` and keeps the focus; else
+ * `onSave(its trimmed value)` writes the record, and the form is cleared for the next one.
+ */
+export function composer({ label, heading, className = 'card composer', fields, required, missing, submit, onSave }) {
+  const form = h('form', { class: className, novalidate: true, 'aria-label': label },
+    heading ? h('h2', { class: 'composer__title', text: heading }) : null,
+    ...fields.map((f) => f.wrap),
+    h('div', { class: 'composer__actions' },
+      h('button', { type: 'submit', class: 'btn btn--primary', testid: submit.testid, text: submit.text })));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const value = required.input.value.trim();
+    if (!value) {
+      required.setError(missing);
+      required.input.focus();
+      return;
+    }
+    required.setError('');
+    onSave(value);
+    form.reset();
+    required.input.focus();
+  });
+  return form;
+}

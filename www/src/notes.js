@@ -3,7 +3,7 @@
 import { h, field, keyedList, relativeTime, formatTimestamp } from './dom.js';
 import { fieldsOf } from './edits.js';
 import { toast } from './toast.js';
-import { confirmButton, byCreatedDesc, writeFailed, fieldLabel } from './common.js';
+import { composer, confirmButton, byCreatedDesc, writeFailed, fieldLabel } from './common.js';
 
 export function mountNotes(root, ctx) {
   const { ferry } = ctx;
@@ -11,24 +11,13 @@ export function mountNotes(root, ctx) {
   // Composer.
   const title = field('Title', h('input', { name: 'title', maxlength: 200, placeholder: 'Site visit — north pump station', testid: 'note-title' }));
   const body = field('Note', h('textarea', { name: 'body', rows: 3, placeholder: 'What did you see? What needs doing?', testid: 'note-body' }));
-  const form = h('form', { class: 'card composer', novalidate: true, 'aria-label': 'New note' },
-    h('h2', { class: 'composer__title', text: 'New note' }),
-    title.wrap, body.wrap,
-    h('div', { class: 'composer__actions' },
-      h('button', { type: 'submit', class: 'btn btn--primary', testid: 'note-add', text: 'Add note' })));
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const t = title.input.value.trim();
-    if (!t) {
-      title.setError('Give the note a title.');
-      title.input.focus();
-      return;
-    }
-    title.setError('');
-    const record = { id: ctx.newId(), title: t, body: body.input.value, author: ctx.user, createdAt: Date.now() };
-    ferry.put('notes', record).catch(writeFailed);
-    form.reset();
-    title.input.focus();
+  const form = composer({
+    label: 'New note', heading: 'New note', fields: [title, body], required: title, missing: 'Give the note a title.',
+    submit: { testid: 'note-add', text: 'Add note' },
+    onSave: (t) => {
+      const record = { id: ctx.newId(), title: t, body: body.input.value, author: ctx.user, createdAt: Date.now() };
+      ferry.put('notes', record).catch(writeFailed);
+    },
   });
 
   const list = h('div', { class: 'cards', testid: 'notes-list', 'aria-label': 'Notes', role: 'list' });

@@ -6,7 +6,7 @@
 // comes back as a dead letter (Inbox) saying why.
 import { h, field, keyedList, relativeTime } from './dom.js';
 import { fieldsOf } from './edits.js';
-import { confirmButton, byCreatedDesc, writeFailed } from './common.js';
+import { composer, confirmButton, byCreatedDesc, writeFailed } from './common.js';
 
 const COLLECTION = 'private_notes';
 
@@ -29,29 +29,19 @@ export function mountPrivateNotes(root, ctx) {
   const body = field('Note', h('textarea', { rows: 2, testid: 'private-body' }));
   const share = field('Share with', h('input', { maxlength: 200, placeholder: 'bob, carol', testid: 'private-share' }),
     'Names of colleagues, separated by commas. Leave empty to keep the note to yourself.');
-  const form = h('form', { class: 'card composer', novalidate: true, 'aria-label': 'New private note' },
-    h('h2', { class: 'composer__title', text: 'New private note' }),
-    title.wrap, body.wrap, share.wrap,
-    h('div', { class: 'composer__actions' },
-      h('button', { type: 'submit', class: 'btn btn--primary', testid: 'private-add', text: 'Add private note' })));
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const t = title.input.value.trim();
-    if (!t) {
-      title.setError('Give the note a title.');
-      title.input.focus();
-      return;
-    }
-    title.setError('');
-    const record = {
-      id: ctx.newId(),
-      title: t,
-      body: body.input.value,
-      shared_with: parseShareList(share.input.value, ctx.user),
-      createdAt: Date.now(),
-    };
-    ferry.put(COLLECTION, record).catch(writeFailed);
-    form.reset();
+  const form = composer({
+    label: 'New private note', heading: 'New private note', fields: [title, body, share], required: title,
+    missing: 'Give the note a title.', submit: { testid: 'private-add', text: 'Add private note' },
+    onSave: (t) => {
+      const record = {
+        id: ctx.newId(),
+        title: t,
+        body: body.input.value,
+        shared_with: parseShareList(share.input.value, ctx.user),
+        createdAt: Date.now(),
+      };
+      ferry.put(COLLECTION, record).catch(writeFailed);
+    },
   });
 
   const list = h('div', { class: 'cards', testid: 'private-list', 'aria-label': 'Private notes', role: 'list' });

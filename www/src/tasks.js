@@ -3,31 +3,21 @@
 import { h, field, keyedList } from './dom.js';
 import { fieldsOf } from './edits.js';
 import { toast } from './toast.js';
-import { confirmButton, byCreatedDesc, writeFailed } from './common.js';
+import { composer, confirmButton, byCreatedDesc, writeFailed } from './common.js';
 
 export function mountTasks(root, ctx) {
   const { ferry } = ctx;
   const title = field('Task', h('input', { name: 'title', maxlength: 200, placeholder: 'Replace the gate sensor', testid: 'task-title' }));
   const assignee = field('Assignee', h('input', { name: 'assignee', maxlength: 40, placeholder: 'optional', testid: 'task-assignee' }));
-  const form = h('form', { class: 'card composer composer--row', novalidate: true, 'aria-label': 'New task' },
-    title.wrap, assignee.wrap,
-    h('div', { class: 'composer__actions' },
-      h('button', { type: 'submit', class: 'btn btn--primary', testid: 'task-add', text: 'Add task' })));
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const t = title.input.value.trim();
-    if (!t) {
-      title.setError('Say what needs doing.');
-      title.input.focus();
-      return;
-    }
-    title.setError('');
-    ferry.put('tasks', {
-      id: ctx.newId(), title: t, done: false, assignee: assignee.input.value.trim(),
-      createdAt: Date.now(), updatedBy: ctx.user,
-    }).catch(writeFailed);
-    form.reset();
-    title.input.focus();
+  const form = composer({
+    label: 'New task', className: 'card composer composer--row', fields: [title, assignee], required: title,
+    missing: 'Say what needs doing.', submit: { testid: 'task-add', text: 'Add task' },
+    onSave: (t) => {
+      ferry.put('tasks', {
+        id: ctx.newId(), title: t, done: false, assignee: assignee.input.value.trim(),
+        createdAt: Date.now(), updatedBy: ctx.user,
+      }).catch(writeFailed);
+    },
   });
 
   const openList = h('ul', { class: 'tasks', testid: 'tasks-list', 'aria-label': 'Open tasks' });
