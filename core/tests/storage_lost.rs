@@ -4,13 +4,16 @@
 //! out of memory, and everything written before stays (records and outbox), so a later
 //! re-creation stores exactly that. A commit that fails for another reason while the
 //! storage is lost (a transaction aborted as the site's data was cleared) is kept by the
-//! re-creation, and one whose reload fails too is taken back out of memory.
+//! re-creation, and one whose reload fails too is taken back out of memory. A pull page
+//! fetched while the commit of the one before it re-created the storage is asked again
+//! from 0 (the re-creation's full resync).
 
 use ferry_core::engine::{block_on, Engine, WriteTicket};
 use ferry_core::error::ErrorCode;
 use ferry_core::memory::{LoopbackTransport, ManualClock, MemoryStore, SeededEntropy};
 use ferry_core::policy::Policy;
-use ferry_core::ports::{NoAuth, Store, StoreError};
+use ferry_core::ports::{NoAuth, RequestMeta, Store, StoreError, Transport, TransportError};
+use ferry_core::protocol::{PullResponse, PushRequest, PushResponse};
 use ferry_core::replica::{Change, ReplicaConfig, StoredState, WriteBatch};
 use ferry_core::server::MemoryServer;
 use serde_json::json;
@@ -29,6 +32,8 @@ struct LosingStore {
     next_commit_fails: Rc<RefCell<Option<StoreError>>>,
     /// Fails the next load with this error.
     next_load_fails: Rc<RefCell<Option<StoreError>>>,
+    /// Counts commits down; the database is lost at the one that reaches 0.
+    lost_at_commit: Rc<Cell<Option<u32>>>,
 }
 
 fn lost() -> StoreError {
@@ -49,6 +54,14 @@ impl Store for LosingStore {
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         if let Some(error) = self.next_commit_fails.borrow_mut().take() {
             return Err(error);
+        }
+        if let Some(left) = self.lost_at_commit.get() {
+            self.lost_at_commit.set(left.checked_sub(1));
+            if left == 0 {
+                // As IndexedDB does, answer later: what runs beside the commit goes first.
+                YieldOnce(false).await;
+                self.lost.set(true);
+            }
         }
         match self.lost.get() {
             true => Err(lost()),
@@ -251,4 +264,110 @@ fn a_failed_commit_whose_reload_fails_too_is_taken_back_out_of_memory() {
     let stored = store.inner.snapshot();
     let ids: Vec<&str> = stored.records.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["a", "c"]);
+}
+
+/// Pending once, then ready: lets the other half of a join run before the rest of a commit.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// The loopback transport, noting the cursor of every pull it is asked for.
+struct CountingTransport {
+    inner: LoopbackTransport,
+    pulled_at: Rc<RefCell<Vec<u64>>>,
+}
+
+impl Transport for CountingTransport {
+    async fn push(
+        &self,
+        req: &PushRequest,
+        meta: &RequestMeta,
+    ) -> Result<PushResponse, TransportError> {
+        self.inner.push(req, meta).await
+    }
+
+    async fn pull(
+        &self,
+        cursor: u64,
+        limit: u32,
+        meta: &RequestMeta,
+    ) -> Result<PullResponse, TransportError> {
+        self.pulled_at.borrow_mut().push(cursor);
+        self.inner.pull(cursor, limit, meta).await
+    }
+}
+
+#[test]
+fn a_pull_page_fetched_while_the_storage_was_lost_and_recreated_is_asked_again_from_zero() {
+    // Another device put 6 notes on the server.
+    let server = Rc::new(RefCell::new(MemoryServer::default()));
+    let config = || ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]);
+    let writer = block_on(Engine::open(
+        MemoryStore::default(),
+        LoopbackTransport::new(server.clone(), "t"),
+        NoAuth,
+        ManualClock::new(1_700_000_000_000),
+        SeededEntropy::new(3),
+        config(),
+    ))
+    .unwrap();
+    for i in 0..6 {
+        let id = format!("n{i}");
+        writer
+            .write("notes", &id, Change::Put(fields(json!({"title": id}))))
+            .unwrap();
+    }
+    block_on(writer.sync());
+    assert_eq!(writer.replica().outbox_depth(), 0);
+
+    // This device pulls them 2 at a time; its storage is lost at the commit of the first
+    // page, while the second page is being fetched.
+    let store = LosingStore::default();
+    let pulled_at = Rc::new(RefCell::new(Vec::new()));
+    let mut config = config();
+    config.pull_limit = 2;
+    let reader = block_on(Engine::open(
+        store.clone(),
+        CountingTransport {
+            inner: LoopbackTransport::new(server, "t"),
+            pulled_at: pulled_at.clone(),
+        },
+        NoAuth,
+        ManualClock::new(1_700_000_000_000),
+        SeededEntropy::new(9),
+        config,
+    ))
+    .unwrap();
+    store.lost_at_commit.set(Some(0));
+    block_on(reader.sync());
+
+    assert_eq!(store.recreations.get(), 1);
+    let pulled_at = pulled_at.borrow().clone();
+    // The re-creation reset the cursor for a full resync: the page fetched meanwhile (asked
+    // at the first page's cursor) is dropped and the pull starts again from 0.
+    assert_eq!(
+        pulled_at.iter().filter(|&&c| c == 0).count(),
+        2,
+        "pulls by cursor: {pulled_at:?}"
+    );
+    let stored = store.inner.snapshot();
+    assert_eq!(stored.records.len(), 6, "every note is stored");
+    assert_eq!(
+        stored.meta.map(|m| m.cursor),
+        Some(reader.replica().cursor())
+    );
+    assert!(!reader.replica().meta().resyncing, "the resync finished");
 }
