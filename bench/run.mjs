@@ -4,6 +4,7 @@
 //                      [--only write1,writeMany,cold,sync,server,size] [--engines idb,dexie,...]
 //                      [--reps-many N] [--report-only]
 //                      [--only scale --scale 10000,100000,1000000 --scale-reps 3 --scale-puts 30]
+//                      [--pull-latency MS] [--alt-pkg DIR (adds engine ferry-alt)] [--out NAME]
 //
 // Browser benchmarks run in headless Chromium (Debian's /usr/bin/chromium via playwright-core),
 // each engine in a fresh profile per repetition, engines interleaved (rotated, alternating
@@ -31,6 +32,14 @@ const TMP = path.join(here, 'results', 'tmp');
 
 // ------------------------------------------------------------------ options
 const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  // The usage is this file's opening comment, so the two cannot drift apart.
+  const source = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const lines = source.split('\n');
+  const usage = lines.slice(0, lines.findIndex((l) => !l.startsWith('//')));
+  console.log(usage.map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  process.exit(0);
+}
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
