@@ -74,7 +74,7 @@ mod tests {
     use std::rc::Rc;
     use std::task::Waker;
 
-    /// A future that is pending `n` times (waking itself each time), then ready with `value`.
+    /// A future that is pending `left` times (waking itself each time), then ready with `value`.
     struct PendingFor {
         left: u32,
         value: u32,
