@@ -4,7 +4,7 @@
 //! and are answered again for whole collections.
 
 use crate::btree::CollectBTree;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// More changed records of one collection than this are reported as "all of them": answering
 /// its queries again is then cheaper than following each change.
@@ -13,7 +13,10 @@ pub const MAX_LISTED: usize = 50_000;
 /// The records changed since the last take, per collection (`None`: all of them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    by_collection: BTreeMap<String, Option<BTreeSet<String>>>,
+    /// Sorted by collection, each collection once. A `Vec`, not a `BTreeMap`: an app has a
+    /// few collections, and a map of this value type was used nowhere else, so it cost its
+    /// own copy of the B-tree code in the WebAssembly module.
+    by_collection: Vec<(String, Option<BTreeSet<String>>)>,
 }
 
 impl Changes {
@@ -21,12 +24,31 @@ impl Changes {
         self.by_collection.is_empty()
     }
 
+    fn find(&self, collection: &str) -> Result<usize, usize> {
+        self.by_collection
+            .binary_search_by(|(c, _)| c.as_str().cmp(collection))
+    }
+
+    /// The entry of `collection`, made with `fresh` when there is none.
+    fn entry(
+        &mut self,
+        collection: &str,
+        fresh: Option<BTreeSet<String>>,
+    ) -> &mut Option<BTreeSet<String>> {
+        let at = match self.find(collection) {
+            Ok(at) => at,
+            Err(at) => {
+                self.by_collection
+                    .insert(at, (collection.to_owned(), fresh));
+                at
+            }
+        };
+        &mut self.by_collection[at].1
+    }
+
     /// Record `id` of `collection` changed.
     pub fn record(&mut self, collection: &str, id: &str) {
-        let ids = self
-            .by_collection
-            .entry(collection.to_owned())
-            .or_insert_with(|| Some(BTreeSet::new()));
+        let ids = self.entry(collection, Some(BTreeSet::new()));
         if let Some(list) = ids {
             list.insert(id.to_owned());
             if list.len() > MAX_LISTED {
@@ -37,27 +59,32 @@ impl Changes {
 
     /// Any record of `collection` may have changed.
     pub fn whole(&mut self, collection: &str) {
-        self.by_collection.insert(collection.to_owned(), None);
+        *self.entry(collection, None) = None;
     }
 
     /// Whether anything of `collection` changed.
     pub fn touches(&self, collection: &str) -> bool {
-        self.by_collection.contains_key(collection)
+        self.find(collection).is_ok()
     }
 
     /// The changed ids of `collection`; `None` when nothing changed or all may have.
     pub fn ids(&self, collection: &str) -> Option<&BTreeSet<String>> {
-        self.by_collection.get(collection).and_then(Option::as_ref)
+        let at = self.find(collection).ok()?;
+        self.by_collection[at].1.as_ref()
     }
 
-    /// Each changed collection with its changed ids (`None`: all of them).
+    /// Each changed collection with its changed ids (`None`: all of them), in collection
+    /// order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, Option<&BTreeSet<String>>)> {
         self.by_collection.iter().map(|(c, ids)| (c, ids.as_ref()))
     }
 
     /// The changed collections.
     pub fn collections(&self) -> BTreeSet<String> {
-        self.by_collection.keys().cloned().collect_btree_set()
+        self.by_collection
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect_btree_set()
     }
 }
 
@@ -79,5 +106,28 @@ mod tests {
         c.whole("notes");
         c.record("notes", "c");
         assert!(c.ids("notes").is_none(), "once whole, stays whole");
+    }
+
+    #[test]
+    fn collections_come_in_order_each_once() {
+        let mut c = Changes::default();
+        c.record("tasks", "t1");
+        c.whole("albums");
+        c.record("notes", "n1");
+        c.record("tasks", "t2");
+        let listed: Vec<(&str, Option<usize>)> = c
+            .iter()
+            .map(|(name, ids)| (name.as_str(), ids.map(BTreeSet::len)))
+            .collect();
+        assert_eq!(
+            listed,
+            [("albums", None), ("notes", Some(1)), ("tasks", Some(2))]
+        );
+        assert_eq!(
+            c.collections().into_iter().collect::<Vec<_>>(),
+            ["albums", "notes", "tasks"]
+        );
+        assert!(c.ids("albums").is_none() && c.touches("albums"));
+        assert!(!c.touches("zebras") && c.ids("zebras").is_none());
     }
 }

@@ -32,6 +32,7 @@ pub mod role;
 pub mod server;
 #[cfg(feature = "testkit")]
 pub mod sim;
+pub mod sorting;
 pub mod state;
 pub mod text_merge;
 

@@ -1,6 +1,5 @@
 //! Field-level three-way merge of two edits of one record against their common base.
 
-use crate::btree::CollectBTree;
 use crate::protocol::Fields;
 use crate::text_merge::merge_text;
 use serde_json::Value;
@@ -22,11 +21,16 @@ pub struct FieldMerge {
 pub fn merge_fields(base: &Fields, local: &Fields, server: &Fields) -> FieldMerge {
     let mut merged = Fields::new();
     let mut conflicting = Vec::new();
-    let keys = base
+    // The union of the three key sets, in order. (A sorted, de-duplicated `Vec` through the
+    // engine's one sort rather than a `BTreeSet<&String>`: that set type was used nowhere
+    // else and cost its own copy of the B-tree code in the WebAssembly module.)
+    let mut keys: Vec<&String> = base
         .keys()
         .chain(local.keys())
         .chain(server.keys())
-        .collect_btree_set();
+        .collect();
+    crate::sorting::sort_stable_by(&mut keys, |a, b| a.cmp(b));
+    keys.dedup();
     for key in keys {
         let (b, l, s) = (base.get(key), local.get(key), server.get(key));
         let value = if l == s || l == b {

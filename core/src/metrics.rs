@@ -45,7 +45,7 @@ impl Metrics {
     pub fn report(&self) -> MetricsReport {
         let total = self.cycles_ok + self.cycles_failed;
         let mut samples = self.converge_samples_ms.clone();
-        samples.sort_unstable();
+        crate::sorting::sort_stable_by(&mut samples, Ord::cmp);
         MetricsReport {
             sync_success_rate: (total > 0).then(|| self.cycles_ok as f64 / total as f64),
             conflict_rate_by_collection: self

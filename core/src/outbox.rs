@@ -132,11 +132,12 @@ pub fn select_batch<'a>(
     // Frozen entries keep their seq order; unsent ones keep the order they came in (creation
     // order from the outbox, or most urgent first from `priority::candidates`: the sort is
     // stable) and get the next seqs when frozen, so each client's seqs rise through the batch.
-    let order = |e: &&OutboxEntry| {
-        let sent = e.sent.as_ref().map(|s| (s.client_id.clone(), s.seq));
+    // (Borrowed keys: `sort_by_key` would clone the client id twice per comparison.)
+    fn order<'e>(e: &&'e OutboxEntry) -> (bool, Option<(&'e str, u64)>) {
+        let sent = e.sent.as_ref().map(|s| (s.client_id.as_str(), s.seq));
         (sent.is_none(), sent)
-    };
-    all.sort_by_key(order);
+    }
+    crate::sorting::sort_stable_by(&mut all, |a, b| order(a).cmp(&order(b)));
     let budget = limits.max_bytes.saturating_sub(PUSH_ENVELOPE_BYTES).max(1);
     let max_mutations = limits.max_mutations.max(1);
     let mut selection = Selection::default();

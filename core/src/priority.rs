@@ -84,7 +84,7 @@ pub fn candidates<'a>(
     if degraded && all.iter().any(|(p, _)| *p == Priority::Critical) {
         all.retain(|(p, e)| e.is_sent() || *p != Priority::Background);
     }
-    all.sort_by(|(pa, a), (pb, b)| {
+    crate::sorting::sort_stable_by(&mut all, |(pa, a), (pb, b)| {
         (!a.is_sent(), *pa, &a.entry_id).cmp(&(!b.is_sent(), *pb, &b.entry_id))
     });
     all.into_iter().map(|(_, e)| e).collect()

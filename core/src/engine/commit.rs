@@ -14,7 +14,6 @@
 use super::WriteTicket;
 use crate::error::{CoreError, ErrorCode};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::task::{Poll, Waker};
 
@@ -30,7 +29,11 @@ pub fn rolled_back() -> CoreError {
 #[derive(Default)]
 pub(super) struct CommitPipeline {
     started: Cell<u64>,
-    running: RefCell<BTreeSet<u64>>,
+    /// The places taken and not yet left, in ascending order (ids are handed out in
+    /// ascending order, so a place is pushed at the end). A sorted `Vec`, not a
+    /// `BTreeSet<u64>`: a few commits run at once, and that set type was used nowhere else
+    /// in the engine, so it cost its own copy of the B-tree code in the WebAssembly module.
+    running: RefCell<Vec<u64>>,
     waiters: RefCell<Vec<Waker>>,
     generation: Cell<u64>,
 }
@@ -61,7 +64,7 @@ impl CommitPipeline {
     pub fn enter(&self) -> Place<'_> {
         let id = self.started.get() + 1;
         self.started.set(id);
-        self.running.borrow_mut().insert(id);
+        self.running.borrow_mut().push(id);
         Place {
             pipeline: self,
             id,
@@ -81,7 +84,12 @@ impl CommitPipeline {
 
     fn settled_upto(&self, upto: u64) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(move |cx| {
-            if self.running.borrow().range(..=upto).next().is_none() {
+            if self
+                .running
+                .borrow()
+                .first()
+                .is_none_or(|first| *first > upto)
+            {
                 Poll::Ready(())
             } else {
                 self.waiters.borrow_mut().push(cx.waker().clone());
@@ -91,7 +99,11 @@ impl CommitPipeline {
     }
 
     fn leave(&self, id: u64) {
-        self.running.borrow_mut().remove(&id);
+        let mut running = self.running.borrow_mut();
+        if let Ok(at) = running.binary_search(&id) {
+            running.remove(at);
+        }
+        drop(running);
         for waker in self.waiters.borrow_mut().drain(..) {
             waker.wake();
         }
@@ -119,9 +131,8 @@ impl Place<'_> {
         self.pipeline
             .running
             .borrow()
-            .range(self.id + 1..)
-            .next()
-            .is_some()
+            .last()
+            .is_some_and(|last| *last > self.id)
     }
 
     /// This place's commit failed: every write taken so far belongs to a dead generation.

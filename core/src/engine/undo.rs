@@ -30,8 +30,11 @@ pub(super) struct WriteUndo {
     sealed_batches: Cell<u64>,
     /// Writes not yet taken into a batch.
     current: RefCell<BTreeMap<Key, RecordImage>>,
-    /// Batches taken and not yet durable, by the number [`WriteUndo::seal`] gave them.
-    sealed: RefCell<BTreeMap<u64, BTreeMap<Key, RecordImage>>>,
+    /// Batches taken and not yet durable, by the number [`WriteUndo::seal`] gave them, in
+    /// ascending order (numbers are handed out in ascending order, so a batch is pushed at
+    /// the end). A sorted `Vec`, not a `BTreeMap<u64, _>`: a few batches are in flight at
+    /// once, and that map type cost its own copy of the B-tree code in the WebAssembly module.
+    sealed: RefCell<Vec<(u64, BTreeMap<Key, RecordImage>)>>,
 }
 
 impl WriteUndo {
@@ -47,14 +50,17 @@ impl WriteUndo {
         self.sealed_batches.set(batch);
         let images = std::mem::take(&mut *self.current.borrow_mut());
         if !images.is_empty() {
-            self.sealed.borrow_mut().insert(batch, images);
+            self.sealed.borrow_mut().push((batch, images));
         }
         batch
     }
 
     /// The batch is durable (or was replaced by a reload): its images are not needed.
     pub fn forget(&self, batch: u64) {
-        self.sealed.borrow_mut().remove(&batch);
+        let mut sealed = self.sealed.borrow_mut();
+        if let Ok(at) = sealed.binary_search_by_key(&batch, |(b, _)| *b) {
+            sealed.remove(at);
+        }
     }
 
     /// Everything in memory is durable now (a re-creation stored the whole replica).
@@ -66,9 +72,12 @@ impl WriteUndo {
     /// The images that take memory back to before `batch`: for each record, the one from
     /// the earliest of `batch`, the batches after it and the writes not yet taken.
     pub fn take_from(&self, batch: u64) -> Vec<RecordImage> {
-        let mut later = self.sealed.borrow_mut().split_off(&batch);
+        let mut sealed = self.sealed.borrow_mut();
+        let from = sealed.partition_point(|(b, _)| *b < batch);
+        let mut later = sealed.split_off(from);
         let mut earliest = std::mem::take(&mut *self.current.borrow_mut());
-        while let Some((_, images)) = later.pop_last() {
+        // Latest first, so an earlier batch's image of a record replaces a later one's.
+        while let Some((_, images)) = later.pop() {
             earliest.extend(images);
         }
         earliest.into_values().collect()
@@ -107,5 +116,80 @@ impl<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy> Engine<S, T, 
             }
         }
         place.roll_back();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteUndo;
+    use crate::policy::Policy;
+    use crate::replica::{Change, RecordImage, Replica, ReplicaConfig, StoredState};
+
+    fn titled(title: &str) -> Change {
+        let serde_json::Value::Object(fields) = serde_json::json!({ "title": title }) else {
+            unreachable!()
+        };
+        Change::Put(fields)
+    }
+
+    /// What an image would put back: the record's title, or `None` for no record.
+    fn title_of(image: &RecordImage) -> Option<String> {
+        let mut replica = Replica::open(
+            StoredState::default(),
+            ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]),
+            || "c1".into(),
+        );
+        replica.restore_image(image.clone());
+        let (collection, id) = image.key();
+        replica
+            .record(collection, id)
+            .filter(|r| !r.state.deleted)
+            .map(|r| r.state.fields["title"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn taking_back_from_a_batch_restores_the_earliest_image_of_each_record() {
+        let mut replica = Replica::open(
+            StoredState::default(),
+            ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]),
+            || "c1".into(),
+        );
+        let undo = WriteUndo::default();
+        // Batch 1 writes `a` for the first time, batch 2 rewrites it, batch 3 writes `b`;
+        // then `a` is written again, not yet in a batch.
+        for (id, title) in [("a", "one"), ("a", "two"), ("b", "b-one")] {
+            undo.note("notes", id, || replica.record_image("notes", id));
+            replica.write("notes", id, titled(title), 1).unwrap();
+            undo.seal();
+        }
+        undo.note("notes", "a", || replica.record_image("notes", "a"));
+        replica.write("notes", "a", titled("three"), 1).unwrap();
+
+        let titles = |images: Vec<RecordImage>| -> Vec<(String, Option<String>)> {
+            images
+                .iter()
+                .map(|i| (i.key().1.to_owned(), title_of(i)))
+                .collect()
+        };
+        // From batch 2: `a` as before batch 2 ("one"), `b` as before batch 3 (absent).
+        assert_eq!(
+            titles(undo.take_from(2)),
+            [("a".into(), Some("one".into())), ("b".into(), None)]
+        );
+        // Batch 1 is still there; batches 2 and 3 and the unsealed writes were taken.
+        assert_eq!(titles(undo.take_from(1)), [("a".into(), None)]);
+        assert!(undo.take_from(1).is_empty());
+
+        // A durable batch is forgotten: taking back from before it starts after it.
+        for title in ["four", "five"] {
+            undo.note("notes", "a", || replica.record_image("notes", "a"));
+            replica.write("notes", "a", titled(title), 1).unwrap();
+            undo.seal();
+        }
+        undo.forget(4);
+        assert_eq!(
+            titles(undo.take_from(1)),
+            [("a".into(), Some("four".into()))]
+        );
     }
 }

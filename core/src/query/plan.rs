@@ -270,7 +270,7 @@ fn scan(spec: &QuerySpec, records: &impl Records) -> Rows {
 
 /// Sorts, cuts at the limit and says whether anything may lie beyond.
 fn finish(spec: &QuerySpec, mut found: Vec<(KeyPart, String)>, cut: bool) -> Rows {
-    found.sort_by(|a, b| spec.cmp_keys(a, b));
+    crate::sorting::sort_stable_by(&mut found, |a, b| spec.cmp_keys(a, b));
     let limit = spec.limit.unwrap_or(usize::MAX);
     let mut complete = !cut;
     if found.len() > limit {

@@ -272,13 +272,14 @@ impl Replica {
             .flatten()
             .filter_map(|id| self.outbox.get(id))
             .collect();
-        list.sort_by_key(|e| {
+        fn order<'e>(e: &&'e OutboxEntry) -> (bool, Option<u64>, &'e str) {
             (
                 e.sent.is_none(),
                 e.sent.as_ref().map(|s| s.seq),
-                e.entry_id.clone(),
+                e.entry_id.as_str(),
             )
-        });
+        }
+        crate::sorting::sort_stable_by(&mut list, |a, b| order(a).cmp(&order(b)));
         list
     }
 

@@ -53,14 +53,7 @@ impl Replica {
         let mut replica = Replica {
             config,
             meta,
-            // Every stored record, already in key order: `collect()`'s sort finds the one run
-            // and bulk-builds the tree, several times faster than inserting one by one at
-            // 10,000 records and more (see `crate::btree`), which is worth its code here.
-            records: stored
-                .records
-                .into_iter()
-                .map(|r| (key(&r.collection, &r.id), r))
-                .collect(),
+            records: records_by_key(stored.records),
             outbox: BTreeMap::new(),
             entries_by_record: HashMap::new(),
             conflicts: stored
@@ -168,6 +161,19 @@ impl Replica {
 /// every stamp stored with the data (see [`Replica::tick`]); and, sorted, those this replica
 /// issued itself (a clock pulled back never goes below one near it). Only wall time and
 /// counter matter; the node stays this replica's.
+/// Every stored record by key. The stored records come already in key order: `collect()`'s
+/// sort finds the one run and bulk-builds the tree, several times faster than inserting one
+/// by one at 10,000 records and more (see `crate::btree`), which is worth its code here.
+/// Not inlined: `Replica::open` is inlined where an engine opens and where it re-reads its
+/// store, and each inlined copy brought its own copy of that sort.
+#[inline(never)]
+fn records_by_key(records: Vec<LocalRecord>) -> BTreeMap<Key, LocalRecord> {
+    records
+        .into_iter()
+        .map(|r| (key(&r.collection, &r.id), r))
+        .collect()
+}
+
 pub(super) fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> (Hlc, Vec<(u64, u32)>) {
     // Compared as (wall, counter) pairs: no stamp is copied (a reopen walks every record).
     let entry_ids: Vec<Hlc> = stored
@@ -193,7 +199,7 @@ pub(super) fn latest_stamp(meta_hlc: &Hlc, stored: &StoredState) -> (Hlc, Vec<(u
             own.push((stamp.wall_ms, stamp.counter));
         }
     }
-    own.sort_unstable();
+    crate::sorting::sort_stable_by(&mut own, Ord::cmp);
     own.dedup();
     let at = Hlc {
         wall_ms: latest.0,

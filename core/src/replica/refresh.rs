@@ -76,7 +76,7 @@ impl Replica {
             .map(|d| (d.letter_id.clone(), d))
             .collect_btree_map();
         self.own_stamps.extend(own);
-        self.own_stamps.sort_unstable();
+        crate::sorting::sort_stable_by(&mut self.own_stamps, Ord::cmp);
         self.own_stamps.dedup();
         self.resync_seen.clear();
         // What was read is what the store holds: nothing to save.
