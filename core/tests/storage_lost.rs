@@ -83,18 +83,37 @@ impl Store for LosingStore {
 
 type Dev = Engine<LosingStore, LoopbackTransport, NoAuth, ManualClock, SeededEntropy>;
 
-fn device(store: &LosingStore) -> Dev {
-    let server = Rc::new(RefCell::new(MemoryServer::default()));
-    let config = ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]);
+/// A config with the one `notes` collection of these tests.
+fn notes_config() -> ReplicaConfig {
+    ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)])
+}
+
+/// An engine on `store` and `transport`, its randomness seeded with `seed`.
+fn open_engine<S: Store, T: Transport>(
+    store: S,
+    transport: T,
+    config: ReplicaConfig,
+    seed: u64,
+) -> Engine<S, T, NoAuth, ManualClock, SeededEntropy> {
     block_on(Engine::open(
-        store.clone(),
-        LoopbackTransport::new(server, "t"),
+        store,
+        transport,
         NoAuth,
         ManualClock::new(1_700_000_000_000),
-        SeededEntropy::new(7),
+        SeededEntropy::new(seed),
         config,
     ))
     .unwrap()
+}
+
+fn device(store: &LosingStore) -> Dev {
+    let server = Rc::new(RefCell::new(MemoryServer::default()));
+    open_engine(
+        store.clone(),
+        LoopbackTransport::new(server, "t"),
+        notes_config(),
+        7,
+    )
 }
 
 fn write(engine: &Dev, id: &str, change: Change) -> WriteTicket {
@@ -314,16 +333,12 @@ impl Transport for CountingTransport {
 fn a_pull_page_fetched_while_the_storage_was_lost_and_recreated_is_asked_again_from_zero() {
     // Another device put 6 notes on the server.
     let server = Rc::new(RefCell::new(MemoryServer::default()));
-    let config = || ReplicaConfig::new([("notes".to_string(), Policy::MergeFields)]);
-    let writer = block_on(Engine::open(
+    let writer = open_engine(
         MemoryStore::default(),
         LoopbackTransport::new(server.clone(), "t"),
-        NoAuth,
-        ManualClock::new(1_700_000_000_000),
-        SeededEntropy::new(3),
-        config(),
-    ))
-    .unwrap();
+        notes_config(),
+        3,
+    );
     for i in 0..6 {
         let id = format!("n{i}");
         writer
@@ -337,20 +352,17 @@ fn a_pull_page_fetched_while_the_storage_was_lost_and_recreated_is_asked_again_f
     // page, while the second page is being fetched.
     let store = LosingStore::default();
     let pulled_at = Rc::new(RefCell::new(Vec::new()));
-    let mut config = config();
+    let mut config = notes_config();
     config.pull_limit = 2;
-    let reader = block_on(Engine::open(
+    let reader = open_engine(
         store.clone(),
         CountingTransport {
             inner: LoopbackTransport::new(server, "t"),
             pulled_at: pulled_at.clone(),
         },
-        NoAuth,
-        ManualClock::new(1_700_000_000_000),
-        SeededEntropy::new(9),
         config,
-    ))
-    .unwrap();
+        9,
+    );
     store.lost_at_commit.set(Some(0));
     block_on(reader.sync());
 

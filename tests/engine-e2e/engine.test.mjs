@@ -146,14 +146,27 @@ async function leaderCountingReads(prefix, notes) {
     };
   });
   const name = uniqueName(prefix);
-  const leader = await openPage(context, server);
-  await leader.evaluate((n) => window.startFerry(n, { live: false }), name);
+  const leader = await openTab(context, name);
   await until(leader, () => window.lastState?.isLeader === true, null, 'the first tab leads');
   await leader.evaluate(
     (count) => Promise.all(Array.from({ length: count }, (_, i) => window.ferry.put('notes', { id: `n${i}`, title: `note ${i}` }))),
     notes,
   );
   return { context, name, leader };
+}
+
+/** Another tab of database `name` in `context`, opened without the live stream. */
+async function openTab(context, name) {
+  const tab = await openPage(context, server);
+  await tab.evaluate((n) => window.startFerry(n, { live: false }), name);
+  return tab;
+}
+
+/** The tab read its records store whole once (its load), and holds the note `id` titled `title`. */
+async function assertLoadedOnce(tab, id, title) {
+  const reads = await tab.evaluate(() => window.recordReads.all);
+  assert.equal(reads, 1, `the joining tab read the whole records store ${reads} times (its load only, expected)`);
+  assert.equal(await tab.evaluate((i) => window.ferry.get('notes', i)?.title, id), title);
 }
 
 test('a tab that joins does not make the running tab read every record; what each wrote before they met reaches the other', async () => {
@@ -176,9 +189,7 @@ test('a tab that joins does not make the running tab read every record; what eac
 
     const reads = await leader.evaluate(() => window.recordReads.all);
     assert.equal(reads, 0, `the running tab read the whole records store ${reads} times because a tab joined`);
-    const joiningReads = await joining.evaluate(() => window.recordReads.all);
-    assert.equal(joiningReads, 1, `the joining tab read the whole records store ${joiningReads} times (its load only, expected)`);
-    assert.equal(await joining.evaluate(() => window.ferry.get('notes', 'n150')?.title), 'note 150');
+    await assertLoadedOnce(joining, 'n150', 'note 150');
   } finally {
     await context.close();
   }
@@ -189,8 +200,7 @@ test('a tab that joins while another tab keeps writing gets every write by key, 
   try {
     // A second tab, so the leader announces every commit at once (it has a peer) — also
     // while the third tab is still loading.
-    const second = await openPage(context, server);
-    await second.evaluate((n) => window.startFerry(n, { live: false }), name);
+    const second = await openTab(context, name);
     await put(second, 'notes', { id: 'hi', title: 'from the second tab' });
     await until(leader, () => window.ferry.get('notes', 'hi') !== undefined, null, 'the tabs have met');
 
@@ -203,8 +213,7 @@ test('a tab that joins while another tab keeps writing gets every write by key, 
         }
       })();
     });
-    const joining = await openPage(context, server);
-    await joining.evaluate((n) => window.startFerry(n, { live: false }), name);
+    const joining = await openTab(context, name);
     await leader.evaluate(() => window.busy);
     await until(
       joining,
@@ -212,9 +221,7 @@ test('a tab that joins while another tab keeps writing gets every write by key, 
       null,
       'the joining tab has every write the leader made while it opened',
     );
-    const joiningReads = await joining.evaluate(() => window.recordReads.all);
-    assert.equal(joiningReads, 1, `the joining tab read the whole records store ${joiningReads} times (its load only, expected)`);
-    assert.equal(await joining.evaluate(() => window.ferry.get('notes', 'n499')?.title), 'note 499');
+    await assertLoadedOnce(joining, 'n499', 'note 499');
   } finally {
     await context.close();
   }
