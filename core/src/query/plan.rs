@@ -8,7 +8,7 @@
 //! plus the order field) stops at `limit` and starts at the `after` cursor; other scans are
 //! collected and sorted.
 
-use super::index::Indexes;
+use super::index::{IndexDecl, Indexes};
 use super::key::KeyPart;
 use super::spec::{Condition, QuerySpec};
 use crate::protocol::Fields;
@@ -78,7 +78,7 @@ fn after_prefix(p: &str) -> Option<String> {
     None
 }
 
-type Key = (Vec<KeyPart>, String);
+pub(super) type Key = (Vec<KeyPart>, String);
 
 /// The scan bounds of one equality prefix: `[lo, hi)` over the index's entries.
 fn bounds(prefix: &[KeyPart], next: Option<&Condition>) -> (Key, Key) {
@@ -120,20 +120,26 @@ fn bounds(prefix: &[KeyPart], next: Option<&Condition>) -> (Key, Key) {
 
 /// The index chosen for a query: how many leading equality fields it serves, whether the
 /// next field's range or prefix too, and whether its entries come in the query's order.
-struct Choice {
-    index: usize,
-    eq: usize,
-    ranged: bool,
-    ordered: bool,
-    score: (usize, bool),
+pub(super) struct Choice {
+    pub(super) index: usize,
+    pub(super) decl: IndexDecl,
+    /// Whether the entries of each scan come in the query's order (a scan can stop at
+    /// `limit` and start at the `after` cursor).
+    pub(super) ordered: bool,
+    /// `[lo, hi]` bounds of each scan (one per combination of the `in` values), in the
+    /// entry order `(key parts, id)`.
+    pub(super) scans: Vec<(B<Key>, B<Key>)>,
 }
 
-/// Runs `spec` over `records`, through `indexes` when one serves it.
-pub fn run(spec: &QuerySpec, indexes: &mut Indexes, records: &impl Records) -> Rows {
+/// The declared index that serves `spec` best (most conditions served, then one that yields
+/// the query's order) and the scans it takes; `None`: none serves it, scan the collection.
+pub(super) fn choose<'a>(
+    spec: &QuerySpec,
+    decls: impl Iterator<Item = (usize, &'a IndexDecl)>,
+) -> Option<Choice> {
     let condition = |f: &str| spec.conditions.iter().find(|(n, _)| n == f).map(|(_, c)| c);
-    // The best index: most conditions served, then one that yields the query's order.
-    let mut best: Option<Choice> = None;
-    for (i, decl) in indexes.of(&spec.collection) {
+    let mut best: Option<(usize, &IndexDecl, usize, bool, bool, (usize, bool))> = None;
+    for (i, decl) in decls {
         let eq = decl
             .fields
             .iter()
@@ -152,32 +158,11 @@ pub fn run(spec: &QuerySpec, indexes: &mut Indexes, records: &impl Records) -> R
         };
         let useful = eq > 0 || ranged || (ordered && spec.order.is_some());
         let score = (eq + ranged as usize, ordered);
-        if useful && best.as_ref().is_none_or(|b| score > b.score) {
-            best = Some(Choice {
-                index: i,
-                eq,
-                ranged,
-                ordered,
-                score,
-            });
+        if useful && best.as_ref().is_none_or(|b| score > b.5) {
+            best = Some((i, decl, eq, ranged, ordered, score));
         }
     }
-    let Some(Choice {
-        index: i,
-        eq,
-        ranged,
-        ordered,
-        ..
-    }) = best
-    else {
-        return scan(spec, records);
-    };
-    let decl = indexes
-        .of(&spec.collection)
-        .find(|(j, _)| *j == i)
-        .unwrap()
-        .1
-        .clone();
+    let (index, decl, eq, ranged, ordered, _) = best?;
     // One scan per combination of the equality values (`in` lists multiply).
     let mut prefixes: Vec<Vec<KeyPart>> = vec![Vec::new()];
     for f in &decl.fields[..eq] {
@@ -199,9 +184,7 @@ pub fn run(spec: &QuerySpec, indexes: &mut Indexes, records: &impl Records) -> R
     }
     let next = ranged.then(|| condition(&decl.fields[eq])).flatten();
     let desc = spec.order.as_ref().is_some_and(|o| o.desc);
-    let built = indexes.built(i, records.live(&spec.collection));
-    let mut found: Vec<(KeyPart, String)> = Vec::new();
-    let mut cut = false;
+    let mut scans = Vec::new();
     for prefix in prefixes {
         let (mut lo, mut hi) = bounds(&prefix, next);
         let (mut lo_b, mut hi_b) = (true, false); // lo included, hi excluded
@@ -231,7 +214,27 @@ pub fn run(spec: &QuerySpec, indexes: &mut Indexes, records: &impl Records) -> R
         } else {
             B::Excluded(hi)
         };
-        let entries = built.entries.range((lo, hi));
+        scans.push((lo, hi));
+    }
+    Some(Choice {
+        index,
+        decl: decl.clone(),
+        ordered,
+        scans,
+    })
+}
+
+/// Runs `spec` over `records`, through `indexes` when one serves it.
+pub fn run(spec: &QuerySpec, indexes: &mut Indexes, records: &impl Records) -> Rows {
+    let Some(choice) = choose(spec, indexes.of(&spec.collection)) else {
+        return scan(spec, records);
+    };
+    let desc = spec.order.as_ref().is_some_and(|o| o.desc);
+    let built = indexes.built(choice.index, records.live(&spec.collection));
+    let mut found: Vec<(KeyPart, String)> = Vec::new();
+    let mut cut = false;
+    for range in choice.scans {
+        let entries = built.entries.range(range);
         let entries: Box<dyn Iterator<Item = &Key>> = if desc {
             Box::new(entries.rev())
         } else {
@@ -242,19 +245,32 @@ pub fn run(spec: &QuerySpec, indexes: &mut Indexes, records: &impl Records) -> R
             let Some(fields) = records.get(&spec.collection, id) else {
                 continue;
             };
-            let key = spec.sort_key(id, fields);
-            if !spec.matches(fields) || !spec.after_cursor(&key) {
+            if !take(spec, id, fields, &mut found) {
                 continue;
             }
-            found.push(key);
             taken += 1;
-            if ordered && spec.limit.is_some_and(|l| taken >= l) {
+            if choice.ordered && spec.limit.is_some_and(|l| taken >= l) {
                 cut = true;
                 break;
             }
         }
     }
     finish(spec, found, cut)
+}
+
+/// Adds the row to `found` when it meets every condition and lies after the cursor.
+pub(super) fn take(
+    spec: &QuerySpec,
+    id: &str,
+    fields: &Fields,
+    found: &mut Vec<(KeyPart, String)>,
+) -> bool {
+    let key = spec.sort_key(id, fields);
+    if !spec.matches(fields) || !spec.after_cursor(&key) {
+        return false;
+    }
+    found.push(key);
+    true
 }
 
 /// The scan without an index: every live record of the collection.
@@ -269,7 +285,7 @@ fn scan(spec: &QuerySpec, records: &impl Records) -> Rows {
 }
 
 /// Sorts, cuts at the limit and says whether anything may lie beyond.
-fn finish(spec: &QuerySpec, mut found: Vec<(KeyPart, String)>, cut: bool) -> Rows {
+pub(super) fn finish(spec: &QuerySpec, mut found: Vec<(KeyPart, String)>, cut: bool) -> Rows {
     crate::sorting::sort_stable_by(&mut found, |a, b| spec.cmp_keys(a, b));
     let limit = spec.limit.unwrap_or(usize::MAX);
     let mut complete = !cut;
