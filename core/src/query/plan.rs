@@ -138,7 +138,9 @@ pub(super) fn choose<'a>(
     decls: impl Iterator<Item = (usize, &'a IndexDecl)>,
 ) -> Option<Choice> {
     let condition = |f: &str| spec.conditions.iter().find(|(n, _)| n == f).map(|(_, c)| c);
-    let mut best: Option<(usize, &IndexDecl, usize, bool, bool, (usize, bool))> = None;
+    // (position, declaration, equality fields served, range served, ordered, score)
+    type Candidate<'d> = (usize, &'d IndexDecl, usize, bool, bool, (usize, bool));
+    let mut best: Option<Candidate> = None;
     for (i, decl) in decls {
         let eq = decl
             .fields

@@ -431,6 +431,6 @@ mod tests {
             signature(&[a.clone(), b.clone()]),
             signature(&[b.clone(), a.clone()])
         );
-        assert_ne!(signature(&[a.clone()]), signature(&[a, b]));
+        assert_ne!(signature(std::slice::from_ref(&a)), signature(&[a, b]));
     }
 }
