@@ -62,6 +62,14 @@ export interface FerryOptions<S = UntypedSchema> {
   getToken?: (refresh: boolean) => Promise<string | null> | string | null;
   /** Encrypts record fields and outbox payloads at rest (32 raw bytes or an AES-GCM key). */
   encryptionKey?: Uint8Array | ArrayBuffer | CryptoKey;
+  /**
+   * `false`: resolve `open` before the stored records are read (default `true`: after).
+   * Until `ferry.loaded` resolves, a query with a `limit` whose order a declared index yields
+   * shows its first page read from that index (only the rows of the page are read); other
+   * queries show their rows once loaded; writes wait for the load; `get`, `metrics` and
+   * `inspect` throw a `FerryError` with code `loading`; the sync status is `loading`.
+   */
+  waitForRecords?: boolean;
   /** A fetch-compatible function to use instead of the global fetch. */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Listen to the server's event stream for changes (default true); else poll. */
@@ -147,7 +155,7 @@ export type Condition<V> =
 /** Fields to set with `patch` (`null` removes a field). */
 export type Patch<T> = { [K in Exclude<keyof T, 'id'>]?: T[K] | null } & { id?: string };
 
-export type SyncStatus = 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required';
+export type SyncStatus = 'loading' | 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required';
 
 export interface SyncState {
   status: SyncStatus;
@@ -374,4 +382,6 @@ export declare class Ferry<S extends SchemaOf<S> = UntypedSchema> {
   syncNow(): void;
   /** Finishes pending writes, gives up leadership and closes the database. */
   close(): Promise<void>;
+  /** Resolves once the records are loaded (at once unless opened with `waitForRecords: false`). */
+  readonly loaded: Promise<void>;
 }

@@ -7,7 +7,7 @@
 // sync state says plainly whether everything is synced, and a bad token from `getToken`
 // shows as `auth-required` with a message saying what was wrong with it.
 import initWasm, { Ferry as WasmFerry } from './ferry.js';
-import { earlyOpen } from './early-open.js';
+import { earlyOpen, openForReading } from './early-open.js';
 import { RUST_ERROR_CODES } from './error-codes.js';
 import { backgroundOptions, watchBackground } from './background.js';
 
@@ -179,6 +179,108 @@ class MappedObservable {
   }
 }
 
+// `Ferry.open({ waitForRecords: false })`: the engine reads every stored record before it
+// answers anything, and with 100,000 records that read alone takes seconds. With this option
+// the entry resolves `open` once the options are checked and the module is ready, and the
+// engine opens behind it. Until it has (`ferry.loaded`), a query whose rows a declared index
+// yields in order with a `limit` is answered once from the stored index keys (only the rows
+// of its page are read: src/api/first_page.rs), and every observable switches to the
+// engine's own once it is open.
+
+/**
+ * An observable whose values come from `source` (a promise of an engine observable) once it
+ * is there; until then `getSnapshot()` is `initial` or the value given to `set`.
+ */
+class LateObservable {
+  #source = null;
+  #value;
+  #given = false;
+  #waiting = new Set();
+
+  constructor(initial, source, given = false) {
+    this.#value = initial;
+    this.#given = given;
+    this['@@observable'] = () => this;
+    source.then(
+      (s) => {
+        this.#source = s;
+        for (const entry of this.#waiting) entry.attach();
+        this.#waiting.clear();
+      },
+      // The open failed: `ferry.loaded` rejects with the reason; the value stays as it was.
+      () => {},
+    );
+  }
+
+  /** A value before the source is there (ignored after). */
+  set(value) {
+    if (this.#source) return;
+    this.#value = value;
+    this.#given = true;
+    for (const entry of this.#waiting) entry.next(value);
+  }
+
+  subscribe(observer) {
+    const next = typeof observer === 'function' ? observer : observer && observer.next;
+    if (typeof next !== 'function') {
+      throw new FerryError('invalid_argument', 'subscribe needs a function or an object with next()');
+    }
+    const entry = {
+      inner: null,
+      closed: false,
+      next: (value) => next.call(observer, value),
+      attach: () => {
+        if (!entry.closed) entry.inner = this.#source.subscribe(observer);
+      },
+    };
+    if (this.#source) {
+      entry.attach();
+    } else {
+      this.#waiting.add(entry);
+      // As the engine's observables do, a subscriber hears the current value at once — once
+      // there is one beyond the placeholder (an empty list is not a first page).
+      if (this.#given) entry.next(this.#value);
+    }
+    return () => {
+      entry.closed = true;
+      this.#waiting.delete(entry);
+      if (entry.inner) entry.inner();
+    };
+  }
+
+  getSnapshot() {
+    return this.#source ? this.#source.getSnapshot() : this.#value;
+  }
+
+  [Symbol.observable ?? '@@observable']() {
+    return this;
+  }
+}
+
+/** What the sync state says while the engine opens behind `Ferry.open`. */
+function loadingSyncState() {
+  return {
+    status: 'loading',
+    online: globalThis.navigator ? navigator.onLine !== false : true,
+    outboxDepth: 0,
+    inFlight: 0,
+    conflicts: 0,
+    deadLetters: 0,
+    lastSyncedAt: null,
+    nextRetryAt: null,
+    lastError: null,
+    errorCode: null,
+    rollback: null,
+    storageLost: null,
+    corruptData: null,
+    isLeader: false,
+    storage: { persisted: false, usage: null, quota: null },
+    progress: { pulled: 0, pullEstimate: 0, pushed: 0, pushTotal: 0 },
+    waiting: { critical: 0, normal: 0, background: 0 },
+    degraded: false,
+  };
+}
+
 /** The engine's sync state plus what a badge needs to say "synced" honestly. */
 function summarise(state, problem) {
   const hasPendingWrites = state.outboxDepth > 0 || state.inFlight > 0;
@@ -286,14 +388,55 @@ export class Ferry {
   #log;
   #history = new ConflictHistory();
   #background = null;
+  // With `waitForRecords: false`: the engine opening behind `open`, the options it was
+  // given, and a connection for first pages (null: no database yet). Null once open.
+  #loading = null;
+  #loaded;
 
   /** Use `Ferry.open()`. */
-  constructor(key, inner, problem, log) {
+  constructor(key, inner, problem, log, loading = null) {
     if (key !== CONSTRUCT) throw new TypeError('use `await Ferry.open(options)` to open a Ferry database');
     this.#inner = inner;
     this.#problem = problem;
     this.#log = log;
+    this.#loading = loading;
+    this.#loaded = loading
+      ? loading.opening.then((engine) => {
+          this.#inner = engine;
+          this.#loading = null;
+          loading.db.then((found) => found && found.db.close());
+        })
+      : Promise.resolve();
+    // Unhandled only if the app never looks: the reason stays in `loaded` and every call.
+    this.#loaded.catch(() => {});
     this.conflicts.subscribe((list) => this.#history.observe(list));
+  }
+
+  /**
+   * Resolves once the records are loaded and every method answers (at once, unless the
+   * database was opened with `waitForRecords: false`); rejects with the reason the engine
+   * could not open.
+   */
+  get loaded() {
+    return this.#loaded;
+  }
+
+  /** The engine's observable `pick(engine)`, or one that follows it once the engine is open. */
+  #observable(pick, initial) {
+    if (this.#inner) return pick(this.#inner);
+    return new LateObservable(initial, this.#loading.opening.then(pick));
+  }
+
+  /** Runs `call(engine)` now, or once the engine is open (a Promise-returning call). */
+  #later(call) {
+    if (this.#inner) return rejecting(() => call(this.#inner));
+    return this.#loading.opening.then((engine) => rejecting(() => call(engine))).catch((e) => Promise.reject(asFerryError(e)));
+  }
+
+  /** Throws while the records load (for calls that answer from them synchronously). */
+  #engineNow(what) {
+    if (this.#inner) return this.#inner;
+    throw asFerryError(WasmFerry.loadingError(what));
   }
 
   /** Opens (or creates) the local database and starts syncing. */
@@ -322,15 +465,9 @@ export class Ferry {
     const name = given ? given.name : undefined;
     const early = typeof name === 'string' && name !== '' ? earlyOpen(name, `ferry:${name}:leader`) : null;
     if (early) overrides[EARLY_OPEN] = early;
-    try {
-      await init();
-      // The caller's object stays untouched: its other fields are read through the prototype.
-      const inner = await WasmFerry.open(given ? Object.assign(Object.create(given), overrides) : options);
-      const ferry = new Ferry(CONSTRUCT, inner, problem, log);
-      const background = backgroundOptions(given ? given.backgroundSync : undefined);
-      if (background) ferry.#background = watchBackground(ferry, background);
-      return ferry;
-    } catch (e) {
+    // With `waitForRecords: false`, a connection for first pages, opened now (see loading below).
+    const reading = given && given.waitForRecords === false && early ? openForReading(name) : null;
+    const released = () => {
       // An open that failed before taking the lock over must not keep it from other tabs.
       if (early) {
         early.then((found) => {
@@ -338,38 +475,80 @@ export class Ferry {
           if (found.channel) found.channel.close();
         });
       }
+    };
+    try {
+      await init();
+      // The caller's object stays untouched: its other fields are read through the prototype.
+      const engineOptions = given ? Object.assign(Object.create(given), overrides) : options;
+      let ferry;
+      if (given && given.waitForRecords === false) {
+        // Resolve now; the engine opens behind (see loading.js). Bad options still throw here.
+        WasmFerry.checkOptions(engineOptions);
+        const opening = WasmFerry.open(engineOptions).catch((e) => {
+          released();
+          throw asFerryError(e);
+        });
+        const db = reading ?? Promise.resolve(null);
+        ferry = new Ferry(CONSTRUCT, null, problem, log, { opening, options: engineOptions, db });
+      } else {
+        ferry = new Ferry(CONSTRUCT, await WasmFerry.open(engineOptions), problem, log);
+      }
+      const background = backgroundOptions(given ? given.backgroundSync : undefined);
+      if (background) ferry.#background = watchBackground(ferry, background);
+      return ferry;
+    } catch (e) {
+      released();
       throw asFerryError(e);
     }
   }
 
   /** Creates or replaces a record; visible now, resolves when durable. */
   put(collection, record) {
-    return rejecting(() => this.#inner.put(collection, record));
+    return this.#later((engine) => engine.put(collection, record));
   }
 
   /** Sets some fields of an existing record (`null` removes a field). */
   patch(collection, id, fields) {
-    return rejecting(() => this.#inner.patch(collection, id, fields));
+    return this.#later((engine) => engine.patch(collection, id, fields));
   }
 
   /** Deletes a record. */
   delete(collection, id) {
-    return rejecting(() => this.#inner.delete(collection, id));
+    return this.#later((engine) => engine.delete(collection, id));
   }
 
   /** The record as it is now, or `undefined`. */
   get(collection, id) {
-    return throwing(() => this.#inner.get(collection, id));
+    return throwing(() => this.#engineNow('get()').get(collection, id));
   }
 
-  /** A live list of records. */
+  /**
+   * A live list of records. While the records load, a query a declared index answers in
+   * order with a `limit` shows its first page read from the index; any other shows its
+   * rows once the records are loaded.
+   */
   query(collection, options) {
-    return throwing(() => this.#inner.query(collection, options));
+    if (this.#inner) return throwing(() => this.#inner.query(collection, options));
+    const loading = this.#loading;
+    const plan = throwing(() => WasmFerry.planFirstPage(loading.options, collection, options));
+    const late = new LateObservable([], loading.opening.then((engine) => engine.query(collection, options)));
+    if (plan) {
+      loading.db
+        .then((found) => (found && this.#loading ? plan.read(found.db, found.signature) : undefined))
+        .then((rows) => rows && late.set(rows))
+        // A first page that cannot be read leaves the query to the engine's answer.
+        .catch(() => {})
+        .finally(() => plan.free());
+    }
+    return late;
   }
 
   /** The sync state, as an observable (the same object on every access). */
   get syncState() {
-    this.#syncState ??= new MappedObservable(this.#inner.syncState, (s) => summarise(s, this.#problem));
+    this.#syncState ??= new MappedObservable(
+      this.#observable((engine) => engine.syncState, loadingSyncState()),
+      (s) => summarise(s, this.#problem),
+    );
     return this.#syncState;
   }
 
@@ -378,7 +557,7 @@ export class Ferry {
     if (!this.#conflicts) {
       const history = this.#history;
       // Each conflict's resolve() notes the choice in the history (the list stays the engine's).
-      this.#conflicts = new MappedObservable(this.#inner.conflicts, (list) => {
+      this.#conflicts = new MappedObservable(this.#observable((engine) => engine.conflicts, []), (list) => {
         for (const c of list) {
           if (!Object.hasOwn(c, 'resolve')) {
             const resolve = c.resolve.bind(c);
@@ -393,7 +572,7 @@ export class Ferry {
 
   /** The dead letters, as an observable (the same object on every access). */
   get deadLetters() {
-    this.#deadLetters ??= this.#inner.deadLetters;
+    this.#deadLetters ??= this.#observable((engine) => engine.deadLetters, []);
     return this.#deadLetters;
   }
 
@@ -403,18 +582,18 @@ export class Ferry {
    * 100 outcomes, each with a rising `seq` (the same object on every access).
    */
   get outcomes() {
-    this.#outcomes ??= this.#inner.outcomes;
+    this.#outcomes ??= this.#observable((engine) => engine.outcomes, []);
     return this.#outcomes;
   }
 
   /** Whether this tab runs the network loop. */
   get isLeader() {
-    return this.#inner.isLeader;
+    return this.#inner ? this.#inner.isLeader : false;
   }
 
   /** Sync health figures. */
   metrics() {
-    return this.#inner.metrics();
+    return this.#engineNow('metrics()').metrics();
   }
 
   /**
@@ -426,7 +605,7 @@ export class Ferry {
   inspect() {
     return {
       at: Date.now(),
-      ...this.#inner.inspectEngine(),
+      ...this.#engineNow('inspect()').inspectEngine(),
       syncState: this.syncState.getSnapshot(),
       metrics: this.metrics(),
       conflictHistory: this.#history.list(),
@@ -436,7 +615,8 @@ export class Ferry {
 
   /** Syncs as soon as possible (the leader tab does the work). */
   syncNow() {
-    this.#inner.syncNow();
+    if (this.#inner) this.#inner.syncNow();
+    else this.#loading.opening.then((engine) => engine.syncNow(), () => {});
   }
 
   /**
@@ -452,6 +632,6 @@ export class Ferry {
   close() {
     this.#background?.stop();
     this.#background = null;
-    return rejecting(() => this.#inner.close());
+    return this.#later((engine) => engine.close());
   }
 }

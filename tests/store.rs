@@ -189,7 +189,8 @@ async fn a_version_1_database_upgrades_with_its_data() {
 }
 
 #[wasm_bindgen_test]
-async fn a_version_2_database_upgrades_to_3_dropping_the_unused_index_and_keeping_rows() {
+async fn a_version_2_database_upgrades_to_4_dropping_the_unused_index_adding_by_key_and_keeping_rows(
+) {
     use indexed_db_futures::internals::SystemRepr;
     let name = unique_name("upgrade-v2");
     let v2 = schema::open(&name, 2, 5_000).await.unwrap();
@@ -208,11 +209,17 @@ async fn a_version_2_database_upgrades_to_3_dropping_the_unused_index_and_keepin
     assert_eq!(stored.records.len(), 1);
     assert_eq!(stored.outbox.len(), 1);
     store.close();
-    let v3 = schema::open(&name, schema::VERSION, 5_000).await.unwrap();
-    assert_eq!(schema::VERSION, 3);
-    assert_eq!(index_count(&v3), 0, "dropped in the upgrade");
-    assert_eq!(v3.object_store_names().count(), 5, "no scratch store left");
-    v3.close();
+    let v4 = schema::open(&name, schema::VERSION, 5_000).await.unwrap();
+    assert_eq!(schema::VERSION, 4);
+    let names = {
+        let tx = v4.as_sys().transaction_with_str(schema::RECORDS).unwrap();
+        tx.object_store(schema::RECORDS).unwrap().index_names()
+    };
+    assert_eq!(names.length(), 1, "by_collection dropped, by_key added");
+    assert_eq!(names.get(0).as_deref(), Some(schema::BY_KEY));
+    assert_eq!(index_count(&v4), 1);
+    assert_eq!(v4.object_store_names().count(), 5, "no scratch store left");
+    v4.close();
 }
 
 #[wasm_bindgen_test]

@@ -13,8 +13,19 @@ const COLLECTIONS = { notes: { policy: 'merge-fields', indexes: ['n'] } };
 let ferry;
 let token = null;
 
+// The first page after a page load opens without waiting for the records (the option an
+// app with a large local database uses for its first screen): the page comes from the
+// declared index while the records load behind it. Every other measure opens the default way.
+const firstPageLoad = new URLSearchParams(location.search).has('first');
+
 async function openFerry() {
-  ferry = await Ferry.open({ name: 'scale', url: `${location.origin}/v1`, getToken: () => token, collections: COLLECTIONS });
+  ferry = await Ferry.open({
+    name: 'scale',
+    url: `${location.origin}/v1`,
+    getToken: () => token,
+    collections: COLLECTIONS,
+    waitForRecords: !firstPageLoad,
+  });
   return ferry;
 }
 

@@ -114,23 +114,7 @@ impl Ferry {
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let collection = collection_arg(&collection)?;
         self.known(&collection)?;
-        let get = |k: &str| Reflect::get(&options, &k.into()).unwrap_or(JsValue::UNDEFINED);
-        let has_options = options.is_object();
-        let given = |k: &str| has_options && !get(k).is_undefined() && !get(k).is_null();
-        let invalid = |e: ferry_core::query::QueryError| js_error("invalid_query", &e.0);
-        let mut query = QuerySpec::all(&collection);
-        if given("where") {
-            let filter = js(fields_from_js(&get("where"), "query.where"))?;
-            query = query.with_where(&filter).map_err(invalid)?;
-        }
-        if has_options {
-            query.order = parse_order(&get("orderBy"))?.map(|(field, desc)| Order { field, desc });
-            query.limit = get("limit").as_f64().map(|l| l.max(0.0) as usize);
-        }
-        if given("after") {
-            let row = js(fields_from_js(&get("after"), "query.after"))?;
-            query = query.with_after(&Value::Object(row)).map_err(invalid)?;
-        }
+        let query = parse_query(&collection, &options)?;
         let subject = Rc::new(Subject::default());
         let live = self.client.query(LiveQuerySpec {
             query,
@@ -235,6 +219,28 @@ impl Ferry {
 }
 
 /// `orderBy`: a field name or `[field, 'asc' | 'desc']`.
+/// The query options of `query(collection, options)`: `{where, orderBy, limit, after}`.
+pub(super) fn parse_query(collection: &str, options: &JsValue) -> Result<QuerySpec, JsValue> {
+    let get = |k: &str| Reflect::get(options, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let has_options = options.is_object();
+    let given = |k: &str| has_options && !get(k).is_undefined() && !get(k).is_null();
+    let invalid = |e: ferry_core::query::QueryError| js_error("invalid_query", &e.0);
+    let mut query = QuerySpec::all(collection);
+    if given("where") {
+        let filter = js(fields_from_js(&get("where"), "query.where"))?;
+        query = query.with_where(&filter).map_err(invalid)?;
+    }
+    if has_options {
+        query.order = parse_order(&get("orderBy"))?.map(|(field, desc)| Order { field, desc });
+        query.limit = get("limit").as_f64().map(|l| l.max(0.0) as usize);
+    }
+    if given("after") {
+        let row = js(fields_from_js(&get("after"), "query.after"))?;
+        query = query.with_after(&Value::Object(row)).map_err(invalid)?;
+    }
+    Ok(query)
+}
+
 fn parse_order(value: &JsValue) -> Result<Option<(String, bool)>, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(None);

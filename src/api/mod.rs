@@ -1,10 +1,11 @@
 //! The JavaScript API, one file per JS class: [`ferry::Ferry`], [`observable::Observable`],
-//! [`conflicts::Conflict`], [`dead_letters::DeadLetter`]; the support dump in [`inspect`]; the options of `Ferry.open` in
+//! [`conflicts::Conflict`], [`dead_letters::DeadLetter`], [`first_page::FirstPage`]; the support dump in [`inspect`]; the options of `Ferry.open` in
 //! [`options`] and the shared TypeScript declarations in [`types`].
 
 pub mod conflicts;
 pub mod dead_letters;
 pub mod ferry;
+pub mod first_page;
 pub mod inspect;
 pub mod observable;
 pub mod options;

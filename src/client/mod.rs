@@ -130,6 +130,7 @@ impl Client {
             None => None,
         };
         let store = IdbStore::open(&options.name, cipher).await?;
+        store.set_indexes(options.indexes.clone());
         // The leader lock, when free, is taken before loading: then the load already is the
         // leader's (no reload once leading), and the replica coalesces from the start.
         // The package entry may have taken it already, and read everything under it.
@@ -225,6 +226,15 @@ impl Client {
         client.watch_link();
         client.watch_storage();
         client.clone().spawn_storage_check(true);
+        if client.is_leader() {
+            // Rows written under other declarations (or none) get their index keys, so the
+            // next page load's first page can come from the index. It runs beside the engine
+            // in small transactions; if it fails, that load waits for the records instead.
+            let store = client.store.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = store.keep_indexed().await;
+            });
+        }
         Ok(client)
     }
 

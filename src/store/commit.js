@@ -109,6 +109,11 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ke
             if (stored && stored.bv > row.bv) {
               row.bv = stored.bv;
               row.b = stored.b;
+              // A compact row is its base: with the stored base kept, so are its index keys.
+              if (row.s === undefined) {
+                if (stored.x === undefined) delete row.x;
+                else row.x = stored.x;
+              }
             }
             store.put(row);
             readDone();
@@ -140,7 +145,8 @@ export function commitBatch(db, scope, meta, metaStore, recordStore, records, ke
  * The `records` argument of `commitBatch` (`[key, row, key, row, ...]`) built from one text:
  * `text` holds every string of every row, cut at `cuts` (UTF-16 offsets, one per piece: the
  * collection, the id, then `b` and `s` as the row has them); `shapes` is `[bv, shape]` per
- * record, shape 0 a delete, 1 a full row, 2 a compact row (no `s`). See BulkRecordRows in
+ * record, shape 0 a delete, 1 a full row, 2 a compact row (no `s`), 3 and 4 the same with the
+ * index keys `x` (JSON) as the row's last piece. See BulkRecordRows in
  * src/store/rows.rs.
  */
 export function recordRows(text, cuts, shapes) {
@@ -159,7 +165,8 @@ export function recordRows(text, cuts, shapes) {
       continue;
     }
     const row = { c, i, bv: shapes[2 * r], b: next() };
-    if (shape === 1) row.s = next();
+    if (shape === 1 || shape === 3) row.s = next();
+    if (shape >= 3) row.x = JSON.parse(next());
     out[2 * r + 1] = row;
   }
   return out;
@@ -437,4 +444,150 @@ function settleWith(db, tx, done, reject, why) {
   // `QuotaExceededError`.
   tx.onerror = (e) => fail(tx.error || (e.target && e.target.error));
   db.addEventListener('close', onClose);
+}
+
+// The meta store's row naming the declared indexes every record row's `x` was built under
+// (`ferry_core::query::stored::signature`): the index answers queries only when it is the
+// signature of the declarations asking.
+const INDEXED_KEY = 'indexed';
+
+/** The stored index signature (null when none), read in its own readonly transaction. */
+export function indexSignature(db) {
+  return new Promise((resolve, reject) => {
+    let tx;
+    try {
+      tx = db.transaction([STORES.meta], 'readonly');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    let signature = null;
+    tx.objectStore(STORES.meta).get(INDEXED_KEY).onsuccess = (e) => {
+      signature = e.target.result ? e.target.result.sig : null;
+    };
+    settleWith(db, tx, () => resolve(signature), reject);
+  });
+}
+
+/**
+ * Brings every record row's index keys `x` up to `signature`'s declarations: walks the
+ * records store in readwrite transactions of `batch` rows (so other tabs' commits interleave),
+ * asks `keysOf(row)` for the row's keys (undefined: none) and rewrites only the rows whose
+ * keys differ; then stores `signature` (null: removes it, so the index answers nothing).
+ * Each row is read and rewritten within one transaction, so a concurrent commit is never
+ * overwritten by an older row. Resolves to the number of rows rewritten.
+ */
+export async function reindexRows(db, signature, keysOf, batch) {
+  let after;
+  let rewritten = 0;
+  for (;;) {
+    const step = await new Promise((resolve, reject) => {
+      let tx;
+      try {
+        tx = db.transaction([STORES.records], 'readwrite');
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      let seen = 0;
+      let last;
+      let done = false;
+      const range = after === undefined ? null : IDBKeyRange.lowerBound(after, true);
+      const cursor = tx.objectStore(STORES.records).openCursor(range);
+      cursor.onsuccess = () => {
+        const c = cursor.result;
+        if (!c) {
+          done = true;
+          return;
+        }
+        const row = c.value;
+        const keys = signature === null ? undefined : keysOf(row);
+        if (JSON.stringify(row.x) !== JSON.stringify(keys)) {
+          if (keys === undefined) delete row.x;
+          else row.x = keys;
+          c.update(row);
+          rewritten += 1;
+        }
+        last = c.primaryKey;
+        seen += 1;
+        if (seen < batch) c.continue();
+      };
+      settleWith(db, tx, () => resolve({ last, done: done || seen < batch }), reject);
+    });
+    if (step.done) break;
+    after = step.last;
+  }
+  await new Promise((resolve, reject) => {
+    let tx;
+    try {
+      tx = db.transaction([STORES.meta], 'readwrite');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const meta = tx.objectStore(STORES.meta);
+    if (signature === null) meta.delete(INDEXED_KEY);
+    else meta.put({ k: INDEXED_KEY, sig: signature });
+    settleWith(db, tx, resolve, reject);
+  });
+  return rewritten;
+}
+
+/**
+ * Reads one key range of the records' index keys in order (`desc`: from the top), at most
+ * `count` rows, in one readonly transaction. Resolves to `{rows, last, more}`: the rows in
+ * index order, the index key of the last one, and whether the range may hold more.
+ */
+export function readIndexRange(db, lo, loOpen, hi, hiOpen, desc, count) {
+  return new Promise((resolve, reject) => {
+    let tx;
+    try {
+      tx = db.transaction([STORES.records], 'readonly');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const rows = [];
+    let last;
+    let more = false;
+    let cursor;
+    try {
+      cursor = tx
+        .objectStore(STORES.records)
+        .index('by_key')
+        .openCursor(IDBKeyRange.bound(lo, hi, loOpen, hiOpen), desc ? 'prev' : 'next');
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    cursor.onsuccess = () => {
+      const c = cursor.result;
+      if (!c) return;
+      if (rows.length === count) {
+        more = true;
+        return;
+      }
+      rows.push(c.value);
+      last = c.key;
+      c.continue();
+    };
+    settleWith(db, tx, () => resolve({ rows, last, more }), reject);
+  });
+}
+
+/**
+ * Opens the database `name` at its current version for reading first pages, and reads its
+ * index signature at once: a readwrite transaction on the meta store (the engine's open
+ * issues one) would otherwise hold this read until the engine's whole load is done.
+ * Resolves to `{db, signature}`, or null when the database does not exist (or cannot be read).
+ */
+export async function openForReading(name) {
+  const db = await openExisting(name);
+  if (!db) return null;
+  try {
+    return { db, signature: await indexSignature(db) };
+  } catch {
+    db.close();
+    return null;
+  }
 }

@@ -34,6 +34,7 @@ pub mod schema;
 use crate::crypto::Cipher;
 use crate::platform::js_error_name;
 use ferry_core::ports::{Store, StoreError};
+use ferry_core::query::IndexDecl;
 use ferry_core::replica::{StoredState, WriteBatch};
 use ferry_core::role::Role;
 use indexed_db_futures::database::Database;
@@ -75,7 +76,32 @@ extern "C" {
     /// The `records` argument of `commitBatch` from [`BulkRecordRows`]; see `commit.js`.
     #[wasm_bindgen(js_name = recordRows)]
     fn record_rows(text: &str, cuts: &[u32], shapes: &[f64]) -> Array;
+    /// The stored index signature; see `commit.js`.
+    #[wasm_bindgen(js_name = indexSignature)]
+    pub(crate) fn index_signature(db: &web_sys::IdbDatabase) -> Promise;
+    /// One key range of the records' index keys, in order; see `commit.js`.
+    #[wasm_bindgen(js_name = readIndexRange)]
+    pub(crate) fn read_index_range(
+        db: &web_sys::IdbDatabase,
+        lo: &JsValue,
+        lo_open: bool,
+        hi: &JsValue,
+        hi_open: bool,
+        desc: bool,
+        count: u32,
+    ) -> Promise;
+    /// Rewrites the rows whose index keys differ, then stores the signature; see `commit.js`.
+    #[wasm_bindgen(js_name = reindexRows)]
+    fn reindex_rows(
+        db: &web_sys::IdbDatabase,
+        signature: Option<String>,
+        keys_of: &js_sys::Function,
+        batch: u32,
+    ) -> Promise;
 }
+
+/// How many rows one re-indexing transaction walks (other tabs' commits go between them).
+const REINDEX_BATCH: u32 = 2_000;
 
 struct Inner {
     name: String,
@@ -103,6 +129,8 @@ struct Inner {
     early_read: RefCell<Option<JsValue>>,
     /// Whether a load used them.
     loaded_early: Cell<bool>,
+    /// The declared indexes whose keys every written record row carries (`x`).
+    indexes: RefCell<Vec<IndexDecl>>,
 }
 
 /// An IndexedDB-backed store. Clones share one connection.
@@ -137,6 +165,7 @@ impl IdbStore {
             outbox_rows: RefCell::new(OutboxRows::default()),
             early_read: RefCell::new(None),
             loaded_early: Cell::new(false),
+            indexes: RefCell::new(Vec::new()),
         }));
         let db = store.db().await?;
         // A database without an identity is new (or predates identities): it is ours now.
@@ -194,6 +223,47 @@ impl IdbStore {
             *self.0.early_read.borrow_mut() = Some(raw);
         }
         fits
+    }
+
+    /// The declared indexes whose keys the record rows this handle writes carry (none with
+    /// encryption at rest: the keys would store the fields in clear).
+    pub fn set_indexes(&self, indexes: Vec<IndexDecl>) {
+        if !self.0.codec.is_sealed() {
+            *self.0.indexes.borrow_mut() = indexes;
+        }
+    }
+
+    /// Brings the stored index keys up to the declared indexes when the stored signature
+    /// says they were built under other declarations (a new database, an app that declared
+    /// or dropped an index, a database of an older schema): see `reindexRows` in
+    /// `commit.js`. Returns how many rows it rewrote.
+    pub async fn keep_indexed(&self) -> Result<u32, StoreError> {
+        let indexes = self.0.indexes.borrow().clone();
+        let wanted = (!self.0.codec.is_sealed()).then(|| ferry_core::query::signature(&indexes));
+        let db = self.db().await?;
+        let stored = JsFuture::from(index_signature(db.as_sys()))
+            .await
+            .map_err(|e| js_store_error("index check", &e))?
+            .as_string();
+        if stored == wanted {
+            return Ok(0);
+        }
+        let keys_of = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |row: JsValue| {
+            rows::plain_record(&row)
+                .and_then(|r| rows::index_keys(&indexes, &r))
+                .map_or(JsValue::UNDEFINED, |keys| {
+                    crate::interop::json_to_js(&serde_json::Value::Array(keys).to_string())
+                })
+        });
+        let rewritten = JsFuture::from(reindex_rows(
+            db.as_sys(),
+            wanted,
+            keys_of.as_ref().unchecked_ref(),
+            REINDEX_BATCH,
+        ))
+        .await
+        .map_err(|e| js_store_error("re-index", &e))?;
+        Ok(rewritten.as_f64().unwrap_or(0.0) as u32)
     }
 
     /// Whether the load used rows read before the module was ready.
@@ -271,7 +341,8 @@ impl IdbStore {
             }
             records
         } else {
-            let bulk = BulkRecordRows::build(batch.records.iter(), compact)?;
+            let bulk =
+                BulkRecordRows::build(batch.records.iter(), compact, &self.0.indexes.borrow())?;
             record_rows(&bulk.text, &bulk.cuts, &bulk.shapes)
         };
         let staged = self.0.outbox_rows.borrow().stage(&batch.outbox)?;

@@ -2,7 +2,7 @@
 //!
 //! | store | row |
 //! |-------|-----|
-//! | `records` | `{c, i, bv, b, s}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` (no `s`: the record is its base) |
+//! | `records` | `{c, i, bv, b, s, x}`: collection, id, base version (plain, for the commit contract), base record, `{state, hlc}` (no `s`: the record is its base), the keys of the collection's declared indexes (`x`, plain rows of live records only: see `ferry_core::query::stored`) |
 //! | `outbox` | `{e, v}`: entry id and the entry |
 //! | `meta` | `{k: "replica", cid, seq, hlc, dv, v}`: client id, next seq, clock and data version (plain) and the meta |
 //! | `conflicts`, `dead_letters` | `{k, v}` |
@@ -17,6 +17,7 @@ use ferry_core::hlc::Hlc;
 use ferry_core::policy::State;
 use ferry_core::ports::StoreError;
 use ferry_core::protocol::Record;
+use ferry_core::query::{row_keys, IndexDecl};
 use ferry_core::replica::{LocalRecord, Meta};
 use js_sys::{Object, Reflect, Uint8Array};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -41,8 +42,9 @@ struct RecordBodyRef<'a> {
 
 /// The plain (unsealed) `records` rows of a batch, for `recordRows` in `commit.js` to build:
 /// every string of every row in ONE text, cut at `cuts` (UTF-16 offsets, one per piece), and
-/// `[bv, shape]` per record (shape 0: delete, 1: full row, 2: compact row without `s`). One
-/// text crosses into JS instead of four strings and five property sets per record.
+/// `[bv, shape]` per record (shape 0: delete, 1: full row, 2: compact row without `s`; 3 and
+/// 4: 1 and 2 with the index keys `x` as a last JSON piece). One text crosses into JS
+/// instead of four strings and five property sets per record.
 #[derive(Default)]
 pub struct BulkRecordRows {
     pub text: String,
@@ -56,6 +58,7 @@ impl BulkRecordRows {
     pub fn build<'a>(
         records: impl ExactSizeIterator<Item = (&'a (String, String), &'a Option<LocalRecord>)>,
         compact: bool,
+        indexes: &[IndexDecl],
     ) -> Result<BulkRecordRows, StoreError> {
         let mut bytes = Vec::with_capacity(records.len() * 256);
         let mut cuts = Vec::with_capacity(records.len() * 4);
@@ -90,13 +93,55 @@ impl BulkRecordRows {
                 serde_json::to_writer(&mut bytes, &body).map_err(encode_error)?;
                 cut(&bytes, from, &mut cuts);
             }
-            shapes.extend([record.version() as f64, if whole { 1.0 } else { 2.0 }]);
+            let keys = index_keys(indexes, record);
+            if let Some(keys) = &keys {
+                let from = bytes.len();
+                serde_json::to_writer(&mut bytes, keys).map_err(encode_error)?;
+                cut(&bytes, from, &mut cuts);
+            }
+            let shape = if whole { 1.0 } else { 2.0 } + if keys.is_some() { 2.0 } else { 0.0 };
+            shapes.extend([record.version() as f64, shape]);
         }
         // Keys and JSON text are UTF-8 from Rust strings and serde_json.
         let text = String::from_utf8(bytes)
             .map_err(|_| StoreError::Other("a record row is not UTF-8".into()))?;
         Ok(BulkRecordRows { text, cuts, shapes })
     }
+}
+
+/// The keys a record's row carries under its collection's declared indexes (`None`: no
+/// index of its collection, or the record is deleted and no query returns it).
+pub fn index_keys(indexes: &[IndexDecl], record: &LocalRecord) -> Option<Vec<serde_json::Value>> {
+    if record.state.deleted {
+        return None;
+    }
+    let keys = row_keys(
+        indexes,
+        &record.collection,
+        &record.id,
+        &record.state.fields,
+    );
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// A plain (unsealed) `records` row decoded without awaiting anything; `None` for a sealed or
+/// malformed row.
+pub fn plain_record(row: &JsValue) -> Option<LocalRecord> {
+    let text = |k: &str| get(row, k).as_string();
+    let (c, i, b) = (text("c")?, text("i")?, text("b")?);
+    let s = get(row, "s");
+    let s = if s.is_undefined() {
+        "null".to_owned()
+    } else {
+        s.as_string()?
+    };
+    let json = format!(
+        "[{},{},{b},{s}]",
+        serde_json::Value::String(c),
+        serde_json::Value::String(i)
+    );
+    let row: PlainRecordRow = serde_json::from_str(&json).ok()?;
+    row.try_into().ok()
 }
 
 /// How many UTF-16 code units (JS string length) the UTF-8 text `bytes` holds.

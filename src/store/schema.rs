@@ -5,6 +5,7 @@
 //! | 1 | `records` (key `[c, i]`, index `by_collection` on `c`), `outbox` (key `e`), `meta` (key `k`) |
 //! | 2 | version 1 plus `conflicts` (key `k`) and `dead_letters` (key `k`) |
 //! | 3 | version 2 without the `by_collection` index (nothing read through it, and keeping it cost every record write an index update) |
+//! | 4 | version 3 plus the multi-entry index `by_key` on `records.x`: the keys of the declared indexes each row carries (`ferry_core::query::stored`); a row without `x` is in no entry, so it costs nothing where no index is declared |
 //!
 //! Upgrades add stores and drop unused indexes, never touching a row, so every row of an
 //! older version stays readable as it is; a version 1 database opens as version 3 with its
@@ -22,10 +23,12 @@ use indexed_db_futures::prelude::*;
 use indexed_db_futures::KeyPath;
 
 /// The schema version this build writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 pub const RECORDS: &str = "records";
 pub const BY_COLLECTION: &str = "by_collection";
+/// The multi-entry index over every row's declared-index keys (version 4).
+pub const BY_KEY: &str = "by_key";
 pub const OUTBOX: &str = "outbox";
 pub const META: &str = "meta";
 pub const CONFLICTS: &str = "conflicts";
@@ -33,7 +36,7 @@ pub const DEAD_LETTERS: &str = "dead_letters";
 /// Created and deleted within the upgrade to version 3 (see `upgrade`).
 const SCRATCH: &str = "ferry_upgrade_scratch";
 
-/// Every store a transaction may touch (versions 2 and 3).
+/// Every store a transaction may touch (versions 2 to 4).
 pub const ALL_STORES: [&str; 5] = [RECORDS, OUTBOX, META, CONFLICTS, DEAD_LETTERS];
 
 /// How long an open may stay blocked by another tab before it fails.
@@ -42,7 +45,7 @@ pub const DEFAULT_BLOCKED_TIMEOUT_MS: u32 = 10_000;
 /// How long to wait before each new attempt when an open was aborted (see [`open`]).
 const ABORTED_OPEN_RETRY_DELAYS_MS: [u32; 4] = [10, 50, 200, 500];
 
-/// Opens (creating or upgrading) the database `name` at `version` (1 to 3; tests open older ones).
+/// Opens (creating or upgrading) the database `name` at `version` (1 to 4; tests open older ones).
 ///
 /// An open that the browser aborts (`AbortError: The connection was closed`) is tried again a
 /// few times, shortly after: that is how Chromium answers an open issued while it clears the
@@ -136,6 +139,12 @@ fn upgrade(db: &Database, old: u32, new: u32) -> indexed_db_futures::Result<()> 
                 .create_index(BY_COLLECTION, KeyPath::One("c"))
                 .build()?;
         }
+        if new >= 4 {
+            records
+                .create_index(BY_KEY, KeyPath::One("x"))
+                .with_multi_entry(true)
+                .build()?;
+        }
         db.create_object_store(OUTBOX)
             .with_key_path(KeyPath::One("e"))
             .build()?;
@@ -151,13 +160,24 @@ fn upgrade(db: &Database, old: u32, new: u32) -> indexed_db_futures::Result<()> 
             .with_key_path(KeyPath::One("k"))
             .build()?;
     }
-    if old >= 1 && new >= 3 && old < 3 {
+    if (1..4).contains(&old) && new >= 3 {
         // IndexedDB hands out the upgrade's transaction only through an object store, and
         // the records store is not reachable from the database object: a scratch store
         // created (and deleted again) in this upgrade yields it.
         let scratch = db.create_object_store(SCRATCH).build()?;
         let tx = scratch.as_sys().transaction();
-        tx.object_store(RECORDS)?.delete_index(BY_COLLECTION)?;
+        let records = tx.object_store(RECORDS)?;
+        if old < 3 {
+            records.delete_index(BY_COLLECTION)?;
+        }
+        if new >= 4 {
+            // The rows written before have no `x`: they join the index when re-indexed
+            // (`IdbStore::keep_indexed`), and until then the stored signature says the
+            // index does not answer queries.
+            let params = web_sys::IdbIndexParameters::new();
+            params.set_multi_entry(true);
+            records.create_index_with_str_and_optional_parameters(BY_KEY, "x", &params)?;
+        }
         db.delete_object_store(SCRATCH)?;
     }
     Ok(())
