@@ -463,10 +463,15 @@ export class Ferry {
     // free and reads every row, and the engine carries on from there (it checks the schema
     // version, and opens the usual way when the read found nothing it can use).
     const name = given ? given.name : undefined;
-    const early = typeof name === 'string' && name !== '' ? earlyOpen(name, `ferry:${name}:leader`) : null;
+    // With `waitForRecords: false` the engine's load starts only after the app's first
+    // queries have issued their index reads (a task later), and without the early read:
+    // IndexedDB serves transactions in order, and a read queued behind the whole load's
+    // waits for it.
+    const deferEngine = given && given.waitForRecords === false;
+    const early = !deferEngine && typeof name === 'string' && name !== '' ? earlyOpen(name, `ferry:${name}:leader`) : null;
     if (early) overrides[EARLY_OPEN] = early;
     // With `waitForRecords: false`, a connection for first pages, opened now (see loading below).
-    const reading = given && given.waitForRecords === false && early ? openForReading(name) : null;
+    const reading = deferEngine && typeof name === 'string' && name !== '' ? openForReading(name) : null;
     const released = () => {
       // An open that failed before taking the lock over must not keep it from other tabs.
       if (early) {
@@ -484,10 +489,13 @@ export class Ferry {
       if (given && given.waitForRecords === false) {
         // Resolve now; the engine opens behind (see loading.js). Bad options still throw here.
         WasmFerry.checkOptions(engineOptions);
-        const opening = WasmFerry.open(engineOptions).catch((e) => {
-          released();
-          throw asFerryError(e);
-        });
+        await reading;
+        const opening = new Promise((resolve) => setTimeout(resolve, 0))
+          .then(() => WasmFerry.open(engineOptions))
+          .catch((e) => {
+            released();
+            throw asFerryError(e);
+          });
         const db = reading ?? Promise.resolve(null);
         ferry = new Ferry(CONSTRUCT, null, problem, log, { opening, options: engineOptions, db });
       } else {

@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+/// The most rows one read of a range asks for.
+const MAX_BATCH: usize = 2_000;
+
 /// A query's first page, planned from the open options; read it with [`FirstPage::read`].
 #[wasm_bindgen]
 pub struct FirstPage {
@@ -105,8 +108,16 @@ async fn read_page(
         let (mut lo, mut lo_open) = (json_to_js(&range.lo.to_string()), range.lo_open);
         let (mut hi, mut hi_open) = (json_to_js(&range.hi.to_string()), range.hi_open);
         let mut taken = 0;
+        // The first read asks for exactly the rows still wanted (an index that serves every
+        // condition needs no more); each later one asks for 4 times as many as the last,
+        // since the rows in between failed a condition the index does not serve.
+        let mut batch = 0usize;
         'range: loop {
-            let count = (plan.limit - taken).max(1) as u32;
+            batch = match batch {
+                0 => (plan.limit - taken).max(1),
+                b => (b * 4).min(MAX_BATCH).max(plan.limit - taken),
+            };
+            let count = batch as u32;
             let read = read_index_range(db, &lo, lo_open, &hi, hi_open, plan.desc, count);
             let got = JsFuture::from(read).await?;
             for row in field(&got, "rows").unchecked_into::<Array>().iter() {
