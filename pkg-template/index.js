@@ -241,11 +241,18 @@ class LateObservable {
       // there is one beyond the placeholder (an empty list is not a first page).
       if (this.#given) entry.next(this.#value);
     }
-    return () => {
+    const unsubscribe = () => {
       entry.closed = true;
       this.#waiting.delete(entry);
       if (entry.inner) entry.inner();
     };
+    unsubscribe.unsubscribe = unsubscribe;
+    return unsubscribe;
+  }
+
+  /** Frees the engine's observable once there (see "Lifetime" in the README). */
+  free() {
+    this.#source?.free?.();
   }
 
   getSnapshot() {

@@ -221,6 +221,7 @@ export async function benchScale({ site, serverTools, tmp, chromiumArgs, log, op
               if (first.error) throw new Error(first.error);
               if (first.rows !== 50 || first.firstN !== 0) throw new Error(`first page: ${JSON.stringify(first)}`);
               (S.first[engine] ||= []).push(first.sinceNav);
+              if (first.settledMs != null) ((S.settled ||= {})[engine] ||= []).push(first.settledMs);
               // (e) memory with the records open
               const cdp = await page.context().newCDPSession(page);
               await cdp.send('HeapProfiler.collectGarbage');
@@ -229,7 +230,7 @@ export async function benchScale({ site, serverTools, tmp, chromiumArgs, log, op
               const uaBytes = await page.evaluate(async () => (self.crossOriginIsolated && performance.measureUserAgentSpecificMemory ? (await performance.measureUserAgentSpecificMemory()).bytes : null));
               const wasm = engine === 'ferry' ? await page.evaluate(() => window.S.wasmMemory()) : 0;
               (S.memory[engine] ||= []).push({ ua: uaBytes, jsHeap: metrics.JSHeapUsedSize, wasm, heapPlusWasm: metrics.JSHeapUsedSize + wasm });
-              log(`scale ${size} rep ${rep + 1} ${engine}: first page ${first.sinceNav.toFixed(0)} ms; memory ${uaBytes == null ? '—' : (uaBytes / MB).toFixed(1)} MB (browser), JS heap ${(metrics.JSHeapUsedSize / MB).toFixed(1)} MB + wasm ${(wasm / MB).toFixed(1)} MB`);
+              log(`scale ${size} rep ${rep + 1} ${engine}: first page ${first.sinceNav.toFixed(0)} ms${first.settledMs != null ? ` (everything loaded at ${first.settledMs.toFixed(0)} ms)` : ''}; memory ${uaBytes == null ? '—' : (uaBytes / MB).toFixed(1)} MB (browser), JS heap ${(metrics.JSHeapUsedSize / MB).toFixed(1)} MB + wasm ${(wasm / MB).toFixed(1)} MB`);
               // (b) put → live page
               const pp = await withErrors(errors, page.evaluate((o) => window.S.putToLive(o), { kind: 'page', warmup: opts.warmup, n: opts.puts, tag: 'pp' }));
               (S.putPage[engine] ||= []).push(pp);

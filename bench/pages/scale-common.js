@@ -1,6 +1,6 @@
 // The in-page runners of the scale section (bench/lib/scale.mjs drives them). Each scale page
 // builds an adapter
-//   { name, open(), firstPage(), watchPage(onRows), watchAll(onRows), put(rec), seed(recs),
+//   { name, open(), firstPage(), settled()?, watchPage(onRows), watchAll(onRows), put(rec), seed(recs),
 //     count(), extra? }
 // where `firstPage` resolves with the first 50 records ordered by `n`, `watchPage`/`watchAll`
 // subscribe a live 50-row page / the whole list ordered by `n` (each returns an unsubscribe
@@ -141,7 +141,10 @@ export async function firstPageIfAsked(adapter) {
     const opened = performance.now();
     const rows = await adapter.firstPage();
     const end = performance.now();
-    window.FIRST = { sinceNav: end, openMs: opened, rows: rows.length, firstN: rows[0]?.n ?? null, lastN: rows.at(-1)?.n ?? null };
+    // An engine that answers before it has loaded everything (Ferry with waitForRecords:
+    // false) is measured for memory once it has: the driver reads memory after FIRST.
+    const settled = adapter.settled ? (await adapter.settled(), performance.now()) : null;
+    window.FIRST = { sinceNav: end, openMs: opened, settledMs: settled, rows: rows.length, firstN: rows[0]?.n ?? null, lastN: rows.at(-1)?.n ?? null };
   } catch (e) {
     window.FIRST = { error: String(e && e.stack ? e.stack : e) };
   }

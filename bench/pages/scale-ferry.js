@@ -38,6 +38,8 @@ const adapter = {
     const { value } = await when(ferry.query('notes', { orderBy: 'n', limit: PAGE }), () => true);
     return value;
   },
+  // Everything loaded (the memory figure is taken after it).
+  settled: () => ferry.loaded,
   watchPage: live({ orderBy: 'n', limit: PAGE }),
   watchAll: live({ orderBy: 'n' }),
   put: (rec) => ferry.put('notes', rec),

@@ -515,6 +515,12 @@ impl Store for IdbStore {
                     "the database was deleted or replaced under the running tab".into()
                 });
                 self.0.recreations.borrow_mut().push(reason);
+                // The rows were written with their index keys; the new database still needs
+                // the signature saying so before its index answers first pages.
+                let store = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = store.keep_indexed().await;
+                });
             }
             Err(_) => *self.0.outbox_rows.borrow_mut() = known,
         }

@@ -282,3 +282,48 @@ test('waitForRecords: false answers queries from the index while the records loa
     await context.close();
   }
 });
+
+test('an encrypted database stores no index keys and no signature, and its queries wait for the records', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server);
+    await page.evaluate(() => {
+      window.key = new Uint8Array(32).fill(7);
+    });
+    await page.evaluate(async (name) => {
+      window.openOptions = {
+        name,
+        url: '/v1',
+        live: false,
+        getToken: () => null,
+        encryptionKey: window.key,
+        collections: { tasks: { policy: 'last-writer-wins', indexes: ['n'] } },
+      };
+      window.ferry = await window.Ferry.open(window.openOptions);
+    }, uniqueName('sealed'));
+    await seed(page, 40);
+    const seen = await page.evaluate(async () => {
+      const { Ferry: Engine } = await import('/pkg/ferry.js');
+      const db = await new Promise((resolve) => {
+        const req = indexedDB.open(window.openOptions.name);
+        req.onsuccess = () => resolve(req.result);
+      });
+      const rows = await new Promise((resolve) => {
+        const req = db.transaction('records').objectStore('records').getAll();
+        req.onsuccess = () => resolve(req.result);
+      });
+      db.close();
+      return {
+        rows: rows.length,
+        withKeys: rows.filter((r) => r.x !== undefined).length,
+        plan: Engine.planFirstPage(window.openOptions, 'tasks', { orderBy: 'n', limit: 5 }) ?? null,
+      };
+    });
+    assert.ok(seen.rows > 0);
+    assert.equal(seen.withKeys, 0, 'no row holds index keys (they would hold field values in clear)');
+    assert.equal(seen.plan, null, 'no first page is planned from an index');
+    assert.equal(await storedSignature(page), null);
+  } finally {
+    await context.close();
+  }
+});
