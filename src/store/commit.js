@@ -34,13 +34,8 @@
  */
 export function commitBatch(db, scope, meta, metaStore, recordStore, records, keepNewerBases, others, identity, newIdentity) {
   return new Promise((resolve, reject) => {
-    let tx;
-    try {
-      tx = db.transaction(scope, 'readwrite');
-    } catch (e) {
-      reject(e);
-      return;
-    }
+    const tx = begin(db, scope, 'readwrite', reject);
+    if (!tx) return;
     let lost = false;
     settleWith(db, tx, () => resolve(), reject, () =>
       lost
@@ -226,13 +221,8 @@ export function readPart(db, keys) {
 function readRows(db, readRecords) {
   const stores = STORES;
   return new Promise((resolve, reject) => {
-    let tx;
-    try {
-      tx = db.transaction(stores.all, 'readonly');
-    } catch (e) {
-      reject(e);
-      return;
-    }
+    const tx = begin(db, stores.all, 'readonly', reject);
+    if (!tx) return;
     const out = {};
     tx.objectStore(stores.meta).get(META_KEY).onsuccess = (e) => {
       out.meta = e.target.result;
@@ -379,13 +369,8 @@ export function recordsAsJson(rows) {
  */
 export function databaseIdentity(db, metaStore, fresh) {
   return new Promise((resolve, reject) => {
-    let tx;
-    try {
-      tx = db.transaction([metaStore], fresh === undefined ? 'readonly' : 'readwrite');
-    } catch (e) {
-      reject(e);
-      return;
-    }
+    const tx = begin(db, [metaStore], fresh === undefined ? 'readonly' : 'readwrite', reject);
+    if (!tx) return;
     let identity = null;
     const store = tx.objectStore(metaStore);
     const read = store.get(IDENTITY_KEY);
@@ -398,6 +383,16 @@ export function databaseIdentity(db, metaStore, fresh) {
     };
     settleWith(db, tx, () => resolve(identity), reject);
   });
+}
+
+/** `db.transaction(stores, mode)`, or null once `reject` was told why it could not start. */
+function begin(db, stores, mode, reject) {
+  try {
+    return db.transaction(stores, mode);
+  } catch (e) {
+    reject(e);
+    return null;
+  }
 }
 
 /**
@@ -454,13 +449,8 @@ const INDEXED_KEY = 'indexed';
 /** The stored index signature (null when none), read in its own readonly transaction. */
 export function indexSignature(db) {
   return new Promise((resolve, reject) => {
-    let tx;
-    try {
-      tx = db.transaction([STORES.meta], 'readonly');
-    } catch (e) {
-      reject(e);
-      return;
-    }
+    const tx = begin(db, [STORES.meta], 'readonly', reject);
+    if (!tx) return;
     let signature = null;
     tx.objectStore(STORES.meta).get(INDEXED_KEY).onsuccess = (e) => {
       signature = e.target.result ? e.target.result.sig : null;
@@ -482,13 +472,8 @@ export async function reindexRows(db, signature, keysOf, batch) {
   let rewritten = 0;
   for (;;) {
     const step = await new Promise((resolve, reject) => {
-      let tx;
-      try {
-        tx = db.transaction([STORES.records], 'readwrite');
-      } catch (e) {
-        reject(e);
-        return;
-      }
+      const tx = begin(db, [STORES.records], 'readwrite', reject);
+      if (!tx) return;
       let seen = 0;
       let last;
       let done = false;
@@ -518,13 +503,8 @@ export async function reindexRows(db, signature, keysOf, batch) {
     after = step.last;
   }
   await new Promise((resolve, reject) => {
-    let tx;
-    try {
-      tx = db.transaction([STORES.meta], 'readwrite');
-    } catch (e) {
-      reject(e);
-      return;
-    }
+    const tx = begin(db, [STORES.meta], 'readwrite', reject);
+    if (!tx) return;
     const meta = tx.objectStore(STORES.meta);
     if (signature === null) meta.delete(INDEXED_KEY);
     else meta.put({ k: INDEXED_KEY, sig: signature });
@@ -540,13 +520,8 @@ export async function reindexRows(db, signature, keysOf, batch) {
  */
 export function readIndexRange(db, lo, loOpen, hi, hiOpen, desc, count) {
   return new Promise((resolve, reject) => {
-    let tx;
-    try {
-      tx = db.transaction([STORES.records], 'readonly');
-    } catch (e) {
-      reject(e);
-      return;
-    }
+    const tx = begin(db, [STORES.records], 'readonly', reject);
+    if (!tx) return;
     const rows = [];
     let last;
     let more = false;

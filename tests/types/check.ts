@@ -27,6 +27,9 @@ export async function usage(): Promise<void> {
     getToken: async (refresh: boolean) => (refresh ? 'new' : null),
     encryptionKey: new Uint8Array(32),
   });
+  const quick = await Ferry.open({ name: 'big', url: '/v1', collections: { notes: { indexes: ['updatedAt'] } }, waitForRecords: false });
+  const loaded: Promise<void> = quick.loaded;
+  await loaded;
   await ferry.put('notes', { id: 'n1', title: 'hi', tags: ['a'], meta: { n: 1 } });
   await ferry.patch('notes', 'n1', { title: null });
   await ferry.delete('notes', 'n1');
@@ -38,7 +41,7 @@ export async function usage(): Promise<void> {
   const snapshot: FerryRecord[] = rows.getSnapshot();
   const same: typeof rows = rows['@@observable']();
   const state: SyncState = ferry.syncState.getSnapshot();
-  const status: 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required' = state.status;
+  const status: 'loading' | 'offline' | 'idle' | 'syncing' | 'backoff' | 'error' | 'auth-required' = state.status;
   const plainlySynced: boolean = state.synced && !state.hasPendingWrites;
   const quota: number | null = state.storage.quota;
   ferry.conflicts.subscribe((list: Conflict[]) => list.forEach((c) => void c.resolve(c.fields.length ? 'local' : 'server')));
@@ -68,7 +71,7 @@ export async function usage(): Promise<void> {
   }
   const codes: readonly FerryErrorCode[] = FERRY_ERROR_CODES;
   const made = new FerryError('invalid_argument', 'made by an app');
-  void [one, snapshot, same, status, plainlySynced, quota, early, rate, codes, made];
+  void [quick, one, snapshot, same, status, plainlySynced, quota, early, rate, codes, made];
 }
 
 // Records typed by a schema of interfaces (no index signature needed).
@@ -124,6 +127,10 @@ export async function mistakes(ferry: Ferry): Promise<void> {
   await ferry.put('notes', { id: 'x', f: () => 1 });
   // @ts-expect-error unknown policy
   await Ferry.open({ name: 'a', url: '/v1', collections: { notes: { policy: 'newest' } } });
+  // @ts-expect-error waitForRecords is a boolean
+  await Ferry.open({ name: 'a', url: '/v1', collections: { notes: {} }, waitForRecords: 'no' });
+  // @ts-expect-error loaded is a promise, not a flag to set
+  ferry.loaded = Promise.resolve();
   // @ts-expect-error orderBy direction
   ferry.query('notes', { orderBy: ['title', 'up'] });
   // @ts-expect-error syncState is not a list

@@ -19,5 +19,6 @@ pub use live::{LiveRows, Step};
 pub use plan::{run, Records, Rows};
 pub use spec::{Bound, Condition, Order, QueryError, QuerySpec, INVALID_QUERY};
 pub use stored::{
-    index_name, row_keys, signature, stored_key, stored_plan, StoredPage, StoredPlan, StoredRange,
+    compare_stored, index_name, read_plan, row_keys, signature, stored_key, stored_plan,
+    StoredPage, StoredPlan, StoredRange,
 };

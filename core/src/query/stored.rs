@@ -18,6 +18,7 @@ use super::plan::{choose, finish, take, Key, Rows};
 use super::spec::QuerySpec;
 use crate::protocol::Fields;
 use serde_json::{json, Value};
+use std::cmp::Ordering;
 use std::ops::Bound as B;
 
 /// The stable name of an index in stored keys: `["collection",["field",...]]` as JSON, so
@@ -102,7 +103,11 @@ pub struct StoredPlan {
 /// no such index; the query waits for the records.
 pub fn stored_plan(spec: &QuerySpec, decls: &[IndexDecl]) -> Option<StoredPlan> {
     let limit = spec.limit?;
-    let choice = choose(spec, decls.iter().enumerate())?;
+    let own = decls
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.collection == spec.collection);
+    let choice = choose(spec, own)?;
     if !choice.ordered {
         return None;
     }
@@ -166,40 +171,84 @@ impl<'a> StoredPage<'a> {
     }
 }
 
+/// IndexedDB's key order (its `indexedDB.cmp`) over the keys [`stored_key`] makes: numbers
+/// before strings before arrays; arrays element by element, a prefix first; strings by
+/// UTF-16 code unit. Panics on a value that is not such a key.
+pub fn compare_stored(a: &Value, b: &Value) -> Ordering {
+    let rank = |v: &Value| match v {
+        Value::Number(_) => 0,
+        Value::String(_) => 1,
+        Value::Array(_) => 2,
+        other => panic!("not a stored key: {other}"),
+    };
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+            x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+        }
+        (Value::String(x), Value::String(y)) => x.encode_utf16().cmp(y.encode_utf16()),
+        (Value::Array(x), Value::Array(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                let o = compare_stored(p, q);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Reads `plan` the way a store reads it from its index, over `rows` (id and fields of the
+/// live records of the query's collection): every row's keys in key order, each range from
+/// its end in the query's direction, stopping at `limit` rows that meet the query. The
+/// memory store's answer, which the simulation checks against the brute-force model.
+pub fn read_plan<'r>(
+    spec: &QuerySpec,
+    decls: &[IndexDecl],
+    plan: &StoredPlan,
+    rows: impl Iterator<Item = (&'r str, &'r Fields)>,
+) -> Rows {
+    let mut keyed: Vec<(Value, &str, &Fields)> = rows
+        .flat_map(|(id, f)| {
+            row_keys(decls, &spec.collection, id, f)
+                .into_iter()
+                .map(move |k| (k, id, f))
+        })
+        .collect();
+    keyed.sort_by(|a, b| compare_stored(&a.0, &b.0));
+    let mut page = StoredPage::new(spec);
+    for r in &plan.ranges {
+        let inside = |k: &Value| {
+            let lo = compare_stored(k, &r.lo);
+            let hi = compare_stored(k, &r.hi);
+            (lo == Ordering::Greater || (lo == Ordering::Equal && !r.lo_open))
+                && (hi == Ordering::Less || (hi == Ordering::Equal && !r.hi_open))
+        };
+        let mut hits: Vec<&(Value, &str, &Fields)> =
+            keyed.iter().filter(|(k, ..)| inside(k)).collect();
+        if plan.desc {
+            hits.reverse();
+        }
+        let mut taken = 0;
+        for (_, id, f) in hits {
+            if page.offer(id, f) {
+                taken += 1;
+                if taken >= plan.limit {
+                    page.cut();
+                    break;
+                }
+            }
+        }
+    }
+    page.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::query::{run, Indexes, Order, Records};
-    use std::cmp::Ordering;
-
-    /// IndexedDB's key order over the JSON values `stored_key` makes: numbers < strings <
-    /// arrays; arrays element by element, a prefix first; strings by UTF-16 code unit.
-    fn idb_cmp(a: &Value, b: &Value) -> Ordering {
-        let rank = |v: &Value| match v {
-            Value::Number(_) => 0,
-            Value::String(_) => 1,
-            Value::Array(_) => 2,
-            other => panic!("not a key: {other}"),
-        };
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => x
-                .as_f64()
-                .unwrap()
-                .partial_cmp(&y.as_f64().unwrap())
-                .unwrap(),
-            (Value::String(x), Value::String(y)) => x.encode_utf16().cmp(y.encode_utf16()),
-            (Value::Array(x), Value::Array(y)) => {
-                for (p, q) in x.iter().zip(y) {
-                    let o = idb_cmp(p, q);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                x.len().cmp(&y.len())
-            }
-            _ => rank(a).cmp(&rank(b)),
-        }
-    }
 
     fn parts(values: &[Value]) -> Vec<KeyPart> {
         values.iter().map(|v| KeyPart::of(Some(v))).collect()
@@ -235,7 +284,8 @@ mod tests {
         entries.push((vec![KeyPart::Max], String::new()));
         for x in &entries {
             for y in &entries {
-                let stored = idb_cmp(&stored_key("i", &x.0, &x.1), &stored_key("i", &y.0, &y.1));
+                let stored =
+                    compare_stored(&stored_key("i", &x.0, &x.1), &stored_key("i", &y.0, &y.1));
                 assert_eq!(stored, x.cmp(y), "{x:?} vs {y:?}");
             }
         }
@@ -252,49 +302,18 @@ mod tests {
         }
     }
 
-    /// Reads `plan` over the stored keys of `rows` the way a store does (key order, each
-    /// range from its end in the query's direction, stopping at `limit` taken rows).
     fn read_stored(
         spec: &QuerySpec,
         decls: &[IndexDecl],
         rows: &Rows,
         plan: &StoredPlan,
     ) -> Vec<String> {
-        let mut keyed: Vec<(Value, &str, &Fields)> = rows
-            .0
-            .iter()
-            .flat_map(|(id, f)| {
-                row_keys(decls, &spec.collection, id, f)
-                    .into_iter()
-                    .map(move |k| (k, id.as_str(), f))
-            })
-            .collect();
-        keyed.sort_by(|a, b| idb_cmp(&a.0, &b.0));
-        let mut page = StoredPage::new(spec);
-        for r in &plan.ranges {
-            let inside = |k: &Value| {
-                let lo = idb_cmp(k, &r.lo);
-                let hi = idb_cmp(k, &r.hi);
-                (lo == Ordering::Greater || (lo == Ordering::Equal && !r.lo_open))
-                    && (hi == Ordering::Less || (hi == Ordering::Equal && !r.hi_open))
-            };
-            let mut hits: Vec<&(Value, &str, &Fields)> =
-                keyed.iter().filter(|(k, ..)| inside(k)).collect();
-            if plan.desc {
-                hits.reverse();
-            }
-            let mut taken = 0;
-            for (_, id, f) in hits {
-                if page.offer(id, f) {
-                    taken += 1;
-                    if taken >= plan.limit {
-                        page.cut();
-                        break;
-                    }
-                }
-            }
-        }
-        page.finish().rows.into_iter().map(|(_, id)| id).collect()
+        let rows = rows.0.iter().map(|(i, f)| (i.as_str(), f));
+        read_plan(spec, decls, plan, rows)
+            .rows
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
     }
 
     #[test]
@@ -415,6 +434,32 @@ mod tests {
             &decls
         )
         .is_some());
+    }
+
+    #[test]
+    fn a_query_is_planned_over_its_own_collections_indexes_only() {
+        let decls = vec![
+            IndexDecl {
+                collection: "notes".into(),
+                fields: vec!["title".into()],
+            },
+            IndexDecl {
+                collection: "tasks".into(),
+                fields: vec!["done".into(), "title".into()],
+            },
+        ];
+        let by_title = |collection: &str| QuerySpec {
+            order: Some(Order {
+                field: "title".into(),
+                desc: true,
+            }),
+            limit: Some(10),
+            ..QuerySpec::all(collection)
+        };
+        // No index of `tasks` yields title order without `done`: the notes index must not.
+        assert!(stored_plan(&by_title("tasks"), &decls).is_none());
+        let notes = stored_plan(&by_title("notes"), &decls).expect("notes' own index");
+        assert_eq!(notes.ranges[0].lo[0], json!(index_name(&decls[0])));
     }
 
     #[test]

@@ -191,6 +191,11 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
             c.check_cursor()?;
             perms::check_device_holds_only_readable(&world, c)?;
             live.follow_and_check(c.index, c.engine())?;
+            // A page load's first page, read from the durable rows (not every step: each
+            // check copies the device's stored state).
+            if steps % 16 == 0 {
+                live.check_stored(c.index, &c.store.snapshot())?;
+            }
         }
         if steps > total_ops * 20 {
             return Err(Violation::new("the run did not finish its operations"));
@@ -199,6 +204,7 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
     heal(&world, &mut clients, &mut report)?;
     for (c, live) in clients.iter().zip(live.iter_mut()) {
         live.follow_and_check(c.index, c.engine())?;
+        live.check_stored(c.index, &c.store.snapshot())?;
         perms::check_device_holds_only_readable(&world, c)?;
     }
     report.faults = world.faults.borrow().clone();

@@ -2,14 +2,21 @@
 //! (through declared indexes) that follow its replica's change sets after every step, as a
 //! browser tab's do, and each is compared with a brute-force answer over the replica's
 //! records. A change the replica does not report, an index that drifts or a live result
-//! that follows a change wrongly shows up as a difference.
+//! that follows a change wrongly shows up as a difference. The same queries are also read
+//! from the device's durable rows through their stored index keys (as a page load reads its
+//! first page before the records are loaded: `query::stored`) and compared with the
+//! brute-force answer over those rows.
 
 use super::check::Violation;
 use crate::changes::Changes;
 use crate::engine::Engine;
 use crate::ports::{Clock, Entropy, Store, TokenSource, Transport};
-use crate::query::{run, IndexDecl, Indexes, KeyPart, LiveRows, Order, QuerySpec, Step};
+use crate::protocol::Fields;
+use crate::query::{
+    read_plan, run, stored_plan, IndexDecl, Indexes, KeyPart, LiveRows, Order, QuerySpec, Step,
+};
 use crate::replica::Replica;
+use crate::replica::StoredState;
 use serde_json::json;
 
 fn spec(
@@ -38,6 +45,7 @@ fn decl(collection: &str, fields: &[&str]) -> IndexDecl {
 
 /// The live queries of one device.
 pub struct LiveQueries {
+    decls: Vec<IndexDecl>,
     indexes: Indexes,
     live: Vec<(QuerySpec, LiveRows)>,
 }
@@ -55,12 +63,14 @@ impl Default for LiveQueries {
             spec("notes", json!({}), ("title", false), 5),
             spec("tasks", json!({}), ("title", true), 1_000),
         ];
+        let decls = vec![
+            decl("tasks", &["done", "title"]),
+            decl("expenses", &["amount"]),
+            decl("notes", &["title"]),
+        ];
         LiveQueries {
-            indexes: Indexes::new(vec![
-                decl("tasks", &["done", "title"]),
-                decl("expenses", &["amount"]),
-                decl("notes", &["title"]),
-            ]),
+            indexes: Indexes::new(decls.clone()),
+            decls,
             live: specs
                 .into_iter()
                 .map(|q| (q, LiveRows::default()))
@@ -69,12 +79,22 @@ impl Default for LiveQueries {
     }
 }
 
-/// The rows by brute force: filter, sort, limit.
+/// The rows by brute force over the replica's records: filter, sort, limit.
 fn model(spec: &QuerySpec, replica: &Replica) -> Vec<String> {
-    let mut rows: Vec<(KeyPart, String)> = replica
+    let live = replica
         .live_records(&spec.collection)
-        .filter(|r| spec.matches(&r.state.fields))
-        .map(|r| spec.sort_key(&r.id, &r.state.fields))
+        .map(|r| (r.id.as_str(), &r.state.fields));
+    model_of(spec, live)
+}
+
+/// The rows by brute force over `live` (id and fields of each live record).
+fn model_of<'r>(
+    spec: &QuerySpec,
+    live: impl Iterator<Item = (&'r str, &'r Fields)>,
+) -> Vec<String> {
+    let mut rows: Vec<(KeyPart, String)> = live
+        .filter(|(_, f)| spec.matches(f))
+        .map(|(id, f)| spec.sort_key(id, f))
         .collect();
     rows.sort_by(|a, b| spec.cmp_keys(a, b));
     rows.into_iter()
@@ -84,6 +104,35 @@ fn model(spec: &QuerySpec, replica: &Replica) -> Vec<String> {
 }
 
 impl LiveQueries {
+    /// Reads every query an index yields in order with a limit from `durable`'s rows through
+    /// their stored index keys, and compares it with the brute-force answer over those rows.
+    pub fn check_stored(&self, device: usize, durable: &StoredState) -> Result<(), Violation> {
+        for (q, _) in &self.live {
+            let Some(plan) = stored_plan(q, &self.decls) else {
+                continue;
+            };
+            let live = || {
+                durable
+                    .records
+                    .iter()
+                    .filter(|r| r.collection == q.collection && !r.state.deleted)
+                    .map(|r| (r.id.as_str(), &r.state.fields))
+            };
+            let read: Vec<String> = read_plan(q, &self.decls, &plan, live())
+                .rows
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+            let want = model_of(q, live());
+            if read != want {
+                return Err(Violation::new(format!(
+                    "device {device}: {q:?} read through the stored index keys gives {read:?}, the stored rows say {want:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Follows what changed on `engine` since the last call, then compares every live
     /// result with the brute-force answer.
     pub fn follow_and_check<S: Store, T: Transport, A: TokenSource, C: Clock, E: Entropy>(
