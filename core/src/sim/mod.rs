@@ -193,7 +193,7 @@ pub fn run(config: SimConfig) -> Result<SimReport, Violation> {
             live.follow_and_check(c.index, c.engine())?;
             // A page load's first page, read from the durable rows (not every step: each
             // check copies the device's stored state).
-            if steps % 16 == 0 {
+            if steps.is_multiple_of(16) {
                 live.check_stored(c.index, &c.store.snapshot())?;
             }
         }
