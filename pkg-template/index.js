@@ -647,6 +647,8 @@ export class Ferry {
   close() {
     this.#background?.stop();
     this.#background = null;
-    return this.#later((engine) => engine.close());
+    // An engine that never opened (its reason is in `loaded`) has nothing to close.
+    if (!this.#inner && this.#loading) return this.#loading.opening.then((engine) => engine.close(), () => undefined);
+    return rejecting(() => this.#inner.close());
   }
 }

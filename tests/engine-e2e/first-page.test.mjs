@@ -327,3 +327,32 @@ test('an encrypted database stores no index keys and no signature, and its queri
     await context.close();
   }
 });
+
+test('waitForRecords: false with an engine that cannot open: loaded and writes reject with its reason, close resolves', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server);
+    const seen = await page.evaluate(async (name) => {
+      // A key of the wrong length passes the options check but fails the engine's open.
+      const ferry = await window.Ferry.open({
+        name,
+        url: '/v1',
+        live: false,
+        getToken: () => null,
+        encryptionKey: new Uint8Array(5),
+        collections: { tasks: { indexes: ['n'] } },
+        waitForRecords: false,
+      });
+      const reason = (p) => p.then(() => null, (e) => ({ code: e.code, ferry: e.name === 'FerryError' }));
+      const loaded = await reason(ferry.loaded);
+      const put = await reason(ferry.put('tasks', { id: 'a', n: 1 }));
+      const closed = await ferry.close().then(() => 'resolved', (e) => `rejected: ${e.code}`);
+      return { loaded, put, closed };
+    }, uniqueName('cannot-open'));
+    assert.ok(seen.loaded && seen.loaded.ferry, `loaded rejects with a FerryError: ${JSON.stringify(seen.loaded)}`);
+    assert.deepEqual(seen.put, seen.loaded, 'a write made meanwhile rejects with the same reason');
+    assert.equal(seen.closed, 'resolved');
+  } finally {
+    await context.close();
+  }
+});
