@@ -103,11 +103,11 @@ pub struct StoredPlan {
 /// no such index; the query waits for the records.
 pub fn stored_plan(spec: &QuerySpec, decls: &[IndexDecl]) -> Option<StoredPlan> {
     let limit = spec.limit?;
-    let own = decls
+    let mut own = decls
         .iter()
         .enumerate()
         .filter(|(_, d)| d.collection == spec.collection);
-    let choice = choose(spec, own)?;
+    let choice = choose(spec, &mut own)?;
     if !choice.ordered {
         return None;
     }
