@@ -494,7 +494,7 @@ export class Ferry {
       const engineOptions = given ? Object.assign(Object.create(given), overrides) : options;
       let ferry;
       if (given && given.waitForRecords === false) {
-        // Resolve now; the engine opens behind (see loading.js). Bad options still throw here.
+        // Resolve now; the engine opens behind (see LateObservable). Bad options still throw here.
         WasmFerry.checkOptions(engineOptions);
         await reading;
         const opening = new Promise((resolve) => setTimeout(resolve, 0))
@@ -513,6 +513,7 @@ export class Ferry {
       return ferry;
     } catch (e) {
       released();
+      if (reading) reading.then((found) => found && found.db.close());
       throw asFerryError(e);
     }
   }

@@ -328,7 +328,7 @@ test('an encrypted database stores no index keys and no signature, and its queri
   }
 });
 
-test('waitForRecords: false with an engine that cannot open: loaded and writes reject with its reason, close resolves', async () => {
+test('waitForRecords: false with an engine that cannot open: loaded and writes reject with its reason, close resolves; bad options reject open', async () => {
   const context = await browser.newContext();
   try {
     const page = await openPage(context, server);
@@ -347,11 +347,14 @@ test('waitForRecords: false with an engine that cannot open: loaded and writes r
       const loaded = await reason(ferry.loaded);
       const put = await reason(ferry.put('tasks', { id: 'a', n: 1 }));
       const closed = await ferry.close().then(() => 'resolved', (e) => `rejected: ${e.code}`);
-      return { loaded, put, closed };
+      // Options the engine would refuse are refused by `open` itself, before it resolves.
+      const badOptions = await reason(window.Ferry.open({ name, url: '/v1', collections: {}, waitForRecords: false }));
+      return { loaded, put, closed, badOptions };
     }, uniqueName('cannot-open'));
     assert.ok(seen.loaded && seen.loaded.ferry, `loaded rejects with a FerryError: ${JSON.stringify(seen.loaded)}`);
     assert.deepEqual(seen.put, seen.loaded, 'a write made meanwhile rejects with the same reason');
     assert.equal(seen.closed, 'resolved');
+    assert.deepEqual(seen.badOptions, { code: 'invalid_options', ferry: true });
   } finally {
     await context.close();
   }
