@@ -15,7 +15,7 @@ fi
 # wasm-bindgen writes a .gitignore of `*` into pkg/, which would make npm pack skip files.
 rm -f pkg/.gitignore pkg/package.json
 cp pkg-template/package.json pkg-template/README.md pkg/
-cp pkg-template/index.js pkg-template/index.d.ts pkg-template/react.js pkg-template/react.d.ts pkg-template/vue.js pkg-template/vue.d.ts \
+cp pkg-template/index.js pkg-template/errors.js pkg-template/observables.js pkg-template/support-log.js pkg-template/index.d.ts pkg-template/react.js pkg-template/react.d.ts pkg-template/vue.js pkg-template/vue.d.ts \
     pkg-template/devtools.js pkg-template/devtools.d.ts pkg/
 # Sync with the app closed: the service-worker entry (ferry-sync/sw) and the page side.
 cp pkg-template/sw.js pkg-template/sw.d.ts pkg-template/background.js pkg/

@@ -72,7 +72,7 @@ test('npm pack ships the API, the wasm, the licences and the changelog, and noth
     const { files } = packedTarball(work);
     const expected = [
       'package.json', 'README.md', 'CHANGELOG.md', 'LICENSE-MIT', 'LICENSE-APACHE',
-      'index.js', 'index.d.ts', 'error-codes.js', 'error-codes.d.ts', 'early-open.js',
+      'index.js', 'errors.js', 'observables.js', 'support-log.js', 'index.d.ts', 'error-codes.js', 'error-codes.d.ts', 'early-open.js',
       'react.js', 'react.d.ts', 'vue.js', 'vue.d.ts', 'devtools.js', 'devtools.d.ts', 'ferry.js', 'ferry_bg.wasm',
       'sw.js', 'sw.d.ts', 'background.js',
     ];
